@@ -1,0 +1,1 @@
+//! The host side of nooks: build, boot, measure, report.

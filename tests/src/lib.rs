@@ -1,0 +1,1 @@
+//! Integration tests for nooks live in `tests/tests/`; this library holds their shared helpers.
