@@ -2,3 +2,5 @@
 #![no_std]
 #![deny(missing_docs)]
 extern crate alloc;
+
+pub mod archive;
