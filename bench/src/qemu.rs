@@ -1,0 +1,219 @@
+//! Boots the kernel in QEMU: two e1000 NICs on one hub, `isa-debug-exit` for the
+//! verdict, the serial console streamed line by line, and a hard timeout.
+
+use anyhow::{Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// MAC addresses of the two NICs, NIC0 first.
+pub const MACS: [&str; 2] = ["52:54:00:12:34:01", "52:54:00:12:34:02"];
+
+/// One boot of the kernel.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// The kernel ELF (PVH).
+    pub kernel: PathBuf,
+    /// The boot archive passed as `-initrd`.
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Kill QEMU after this long and call it a hang.
+    pub timeout: Duration,
+    /// Echo serial lines to stderr as they arrive.
+    pub echo: bool,
+    /// Dump each NIC's traffic to `<prefix>-nic<N>.pcap`.
+    pub pcap_prefix: Option<PathBuf>,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+}
+
+impl Boot {
+    /// A boot with the defaults: 256 MiB, a 120 s timeout, no echo.
+    pub fn new(kernel: PathBuf, initrd: Option<PathBuf>, cmdline: impl Into<String>) -> Self {
+        Boot {
+            kernel,
+            initrd,
+            cmdline: cmdline.into(),
+            timeout: Duration::from_secs(120),
+            echo: false,
+            pcap_prefix: None,
+            memory_mib: 256,
+        }
+    }
+}
+
+/// How a boot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The kernel wrote 0x10 to isa-debug-exit (QEMU exit status 33).
+    Success,
+    /// The kernel wrote 0x11 (QEMU exit status 35): a failed test or a panic.
+    Failure,
+    /// QEMU exited some other way (a triple fault with `-no-reboot` exits 0).
+    Crashed(Option<i32>),
+    /// The timeout expired and QEMU was killed.
+    Timeout,
+}
+
+/// What a boot produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// How it ended.
+    pub verdict: Verdict,
+    /// Everything the kernel printed on the serial console.
+    pub log: String,
+    /// Wall time of the boot.
+    pub elapsed: Duration,
+}
+
+/// Whether this host can run KVM for real: the CPU must show vmx or svm (a
+/// `/dev/kvm` alone is not enough on these machines: it emulates every instruction).
+pub fn kvm_usable() -> bool {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let hw = flags
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    hw && std::path::Path::new("/dev/kvm").exists()
+}
+
+/// The accelerator arguments: KVM where the host has hardware virtualisation, TCG otherwise.
+/// `NOOKS_ACCEL=tcg|kvm` overrides.
+pub fn accel_args() -> Vec<String> {
+    let kvm = match std::env::var("NOOKS_ACCEL").as_deref() {
+        Ok("tcg") => false,
+        Ok("kvm") => true,
+        _ => kvm_usable(),
+    };
+    if kvm {
+        vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]
+    } else {
+        vec!["-accel".into(), "tcg".into(), "-cpu".into(), "max".into()]
+    }
+}
+
+/// The full QEMU command for a boot.
+pub fn command(boot: &Boot) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(accel_args());
+    cmd.args(["-M", "q35", "-smp", "1", "-m"])
+        .arg(boot.memory_mib.to_string());
+    cmd.args([
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+    ]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    for (i, mac) in MACS.iter().enumerate() {
+        cmd.arg("-netdev").arg(format!("hubport,id=n{i},hubid=0"));
+        cmd.arg("-device")
+            .arg(format!("e1000,netdev=n{i},mac={mac}"));
+        if let Some(prefix) = &boot.pcap_prefix {
+            cmd.arg("-object").arg(format!(
+                "filter-dump,id=dump{i},netdev=n{i},file={}-nic{i}.pcap",
+                prefix.display()
+            ));
+        }
+    }
+    cmd.arg("-kernel").arg(&boot.kernel);
+    if let Some(initrd) = &boot.initrd {
+        cmd.arg("-initrd").arg(initrd);
+    }
+    cmd.arg("-append").arg(&boot.cmdline);
+    cmd
+}
+
+/// Checks that QEMU is installed, with the exact command to install it if not.
+pub fn ensure_installed() -> Result<()> {
+    match Command::new("qemu-system-x86_64").arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => anyhow::bail!(
+            "qemu-system-x86_64 is not installed; install it with:\n  sudo apt-get update && sudo apt-get install -y qemu-system-x86"
+        ),
+    }
+}
+
+/// Boots, streams the serial console, enforces the timeout, and returns the verdict.
+pub fn run(boot: &Boot) -> Result<Outcome> {
+    ensure_installed()?;
+    let start = Instant::now();
+    let mut child = command(boot)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting qemu-system-x86_64")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let err_tx = tx.clone();
+    let out_reader = std::thread::spawn(move || pump(stdout, tx));
+    let err_reader = std::thread::spawn(move || pump(stderr, err_tx));
+
+    let mut log = String::new();
+    let status = loop {
+        while let Ok(line) = rx.try_recv() {
+            if boot.echo {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if start.elapsed() > boot.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = out_reader.join();
+    let _ = err_reader.join();
+    for line in rx.try_iter() {
+        if boot.echo {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let verdict = match status {
+        None => Verdict::Timeout,
+        Some(s) => match s.code() {
+            Some(33) => Verdict::Success,
+            Some(35) => Verdict::Failure,
+            code => Verdict::Crashed(code),
+        },
+    };
+    Ok(Outcome {
+        verdict,
+        log,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn pump(stream: impl std::io::Read, tx: mpsc::Sender<String>) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if tx.send(line.to_string()).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
