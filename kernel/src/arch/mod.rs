@@ -1,0 +1,145 @@
+//! x86-64 specifics: port I/O, control registers, the descriptor tables, and
+//! the interrupt controllers.
+
+pub mod gdt;
+pub mod idt;
+pub mod pic;
+
+use core::arch::asm;
+
+/// Reads a byte from an I/O port.
+///
+/// # Safety
+/// The port must belong to a device this code is entitled to drive.
+pub unsafe fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: the caller vouches for the port.
+    unsafe { asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes a byte to an I/O port.
+///
+/// # Safety
+/// As [`inb`].
+pub unsafe fn outb(port: u16, v: u8) {
+    // SAFETY: the caller vouches for the port.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Reads a dword from an I/O port.
+///
+/// # Safety
+/// As [`inb`].
+pub unsafe fn inl(port: u16) -> u32 {
+    let v: u32;
+    // SAFETY: the caller vouches for the port.
+    unsafe { asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes a dword to an I/O port.
+///
+/// # Safety
+/// As [`inb`].
+pub unsafe fn outl(port: u16, v: u32) {
+    // SAFETY: the caller vouches for the port.
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Whether RFLAGS.IF is set.
+pub fn interrupts_enabled() -> bool {
+    let flags: u64;
+    // SAFETY: reading RFLAGS has no side effects.
+    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) };
+    flags & (1 << 9) != 0
+}
+
+/// Clears RFLAGS.IF.
+pub fn interrupts_disable() {
+    // SAFETY: masking interrupts cannot break memory safety.
+    unsafe { asm!("cli", options(nomem, nostack)) };
+}
+
+/// Sets RFLAGS.IF.
+pub fn interrupts_enable() {
+    // SAFETY: the IDT is loaded before anyone calls this (see kernel_main).
+    unsafe { asm!("sti", options(nomem, nostack)) };
+}
+
+/// Enables interrupts and halts until the next one, atomically (no lost wake-up).
+pub fn wait_for_interrupt() {
+    // SAFETY: `sti; hlt` only waits; the IDT is loaded.
+    unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+}
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: rdtsc only reads a counter.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// CR2: the linear address of the last page fault.
+pub fn cr2() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// CR3: the physical address of the active top-level page table (and PCID).
+pub fn cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Loads CR3.
+///
+/// # Safety
+/// `value` must name a page table that maps the running code, its stack and
+/// everything the kernel touches next.
+pub unsafe fn write_cr3(value: u64) {
+    // SAFETY: the caller guarantees the new address space is consistent.
+    unsafe { asm!("mov cr3, {}", in(reg) value, options(nostack, preserves_flags)) };
+}
+
+/// Flushes one page's TLB entry.
+pub fn invlpg(addr: u64) {
+    // SAFETY: dropping a TLB entry is always safe.
+    unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) };
+}
+
+/// CR0.
+pub fn cr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Reads a model-specific register.
+///
+/// # Safety
+/// The MSR must exist on this CPU.
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller vouches the MSR exists.
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Ends the QEMU run through `isa-debug-exit`: 0x10 → exit status 33 (success),
+/// 0x11 → 35 (failure). Halts forever if the device is absent.
+pub fn exit_qemu(success: bool) -> ! {
+    // SAFETY: port 0xf4 is the isa-debug-exit device the runner always attaches.
+    unsafe { outl(0xf4, if success { 0x10 } else { 0x11 }) };
+    loop {
+        interrupts_disable();
+        // SAFETY: halting with interrupts off stops this CPU for good.
+        unsafe { asm!("hlt", options(nomem, nostack)) };
+    }
+}

@@ -1,0 +1,119 @@
+//! The nooks kernel.
+//!
+//! A small x86-64 kernel whose job is to run device drivers — ordinary C driver
+//! objects loaded at boot — inside lightweight protection domains, and to keep
+//! running when they fail. Design principles:
+//!
+//! - **Booted by QEMU through PVH**: `qemu-system-x86_64 -kernel` enters the
+//!   32-bit stub in [`boot`]; the command line and one boot module (an `ar`
+//!   archive of driver objects and the kernel's symbol map) come with it.
+//! - **Every fault is an event, not a reset**: exceptions are reported with
+//!   vector, error code, RIP, CR2 and symbol; [`fault::catch`] turns them into
+//!   values, which is what protection-domain containment is built on.
+//! - **The kernel owns its page tables**: a direct map, the image with real
+//!   section permissions (W^X), CR0.WP and EFER.NXE; no global pages, so
+//!   per-domain address spaces can differ.
+//! - **Interrupts never touch the interrupted stack**: every vector runs on an
+//!   IST stack and saves the SSE state, because the prebuilt `core` uses SSE and
+//!   the red zone.
+//! - **The host reads what the kernel says**: cargo-style ktest lines and
+//!   `{"nooks":...}` JSON records on COM1, verdicts through `isa-debug-exit`
+//!   (see docs/ARCHITECTURE.md).
+#![no_std]
+#![no_main]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod bootinfo;
+pub mod cmdline;
+pub mod fault;
+pub mod irq;
+pub mod ktest;
+pub mod log;
+pub mod memory;
+pub mod modules;
+pub mod pci;
+pub mod rt;
+pub mod serial;
+pub mod symbols;
+pub mod sync;
+pub mod timer;
+pub mod watchdog;
+
+mod tests;
+
+use crate::sync::IrqMutex;
+
+static BOOT_INFO: IrqMutex<Option<bootinfo::BootInfo>> = IrqMutex::new(None);
+
+/// What QEMU handed over at boot.
+pub fn boot_info() -> bootinfo::BootInfo {
+    BOOT_INFO.lock().expect("set at boot")
+}
+
+/// The kernel command line.
+pub fn cmdline() -> &'static str {
+    boot_info().cmdline()
+}
+
+/// Entered from the boot stub on the kernel stack, interrupts off.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(start_info: u32) -> ! {
+    serial::init();
+    println!("\nnooks kernel booting");
+    arch::gdt::init();
+    arch::idt::init();
+    arch::pic::init();
+    // SAFETY: %ebx from QEMU's PVH entry; the first GiB is identity-mapped.
+    let boot = unsafe { bootinfo::parse(u64::from(start_info)) }
+        .unwrap_or_else(|e| panic!("bad PVH start info: {e:?}"));
+    memory::init(&boot);
+    *BOOT_INFO.lock() = Some(boot);
+    timer::init();
+    arch::interrupts_enable();
+    timer::calibrate_tsc();
+    let (frames_total, frames_used) = memory::frames::stats();
+    info!(
+        "memory: {} MiB usable, {} KiB in use; TSC {} MHz",
+        frames_total * 4 / 1024,
+        frames_used * 4,
+        timer::tsc_hz() / 1_000_000
+    );
+    let modules = modules::init(&boot);
+    let functions = pci::enumerate();
+    pci::log_all(&functions);
+
+    let cmdline = boot.cmdline();
+    info!("command line: {cmdline}");
+    match cmdline::get(cmdline, "mode").unwrap_or("info") {
+        "test" => {
+            let ok = ktest::run(cmdline::get(cmdline, "filter"));
+            arch::exit_qemu(ok)
+        }
+        "info" => {
+            println!(
+                "{{\"nooks\":\"info\",\"memory_mib\":{},\"pci_functions\":{},\"e1000\":{},\"modules\":{},\"tsc_mhz\":{}}}",
+                frames_total * 4 / 1024,
+                functions.len(),
+                functions.iter().filter(|f| f.vendor == 0x8086 && f.device == 0x100e).count(),
+                modules.len(),
+                timer::tsc_hz() / 1_000_000
+            );
+            arch::exit_qemu(true)
+        }
+        "panic" => panic!("deliberate panic (mode=panic)"),
+        "fault" => {
+            // An unexpected page fault outside any catch frame: must be reported.
+            // SAFETY: deliberately invalid; the exception handler reports and panics.
+            let v = unsafe { core::ptr::read_volatile(0xdead_0000 as *const u64) };
+            panic!("read of an unmapped address returned {v}")
+        }
+        "hang" => loop {
+            arch::wait_for_interrupt();
+        },
+        other => panic!("unknown mode={other}"),
+    }
+}

@@ -1,0 +1,87 @@
+//! Memory: the physical frame allocator, the kernel's page tables, the heap.
+//!
+//! Virtual layout (all in the upper half):
+//!
+//! | range | what |
+//! |---|---|
+//! | `0xffff_8000_0000_0000 + phys` | the direct map of RAM (2 MiB pages, RW, NX) |
+//! | `0xffff_c000_0000_0000 ..` | `ioremap` (4 KiB pages, uncached, NX) |
+//! | `0xffff_ffff_8000_0000 + phys` | the kernel image (text RX, rodata R, data/bss RW+NX) |
+//! | `0xffff_ffff_a000_0000 .. 0xffff_ffff_c000_0000` | loaded driver objects without a domain |
+//! | `0xffff_ffff_c000_0000 .. 0xffff_ffff_f000_0000` | protection-domain windows |
+//!
+//! Driver objects are built with `-mcmodel=kernel`: they reach the kernel (and
+//! the kernel reaches them) with 32-bit signed displacements, so everything a
+//! driver runs in lives in the top 2 GiB beside the kernel image.
+
+pub mod frames;
+pub mod heap;
+pub mod paging;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Where the kernel image is linked: virtual = KERNEL_BASE + physical.
+pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+/// Base of the direct map of physical memory.
+pub const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
+/// Base of the `ioremap` area.
+pub const IOREMAP_BASE: u64 = 0xffff_c000_0000_0000;
+/// Area for driver objects loaded without isolation.
+pub const MODULE_AREA: (u64, u64) = (0xffff_ffff_a000_0000, 0xffff_ffff_c000_0000);
+/// Area for protection-domain windows.
+pub const DOMAIN_AREA: (u64, u64) = (0xffff_ffff_c000_0000, 0xffff_ffff_f000_0000);
+/// Size of a page.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Offset of the mapping through which physical memory is reached: 0 while the
+/// boot identity map is live, [`DIRECT_MAP`] once the kernel's tables are loaded.
+static PHYS_WINDOW: AtomicU64 = AtomicU64::new(0);
+
+/// The virtual address at which physical address `phys` can be accessed.
+pub fn phys_to_virt(phys: u64) -> u64 {
+    phys + PHYS_WINDOW.load(Ordering::Relaxed)
+}
+
+/// The physical address behind `virt` in the kernel's address space.
+pub fn virt_to_phys(virt: u64) -> Option<u64> {
+    paging::kernel_translate(virt).map(|(phys, _)| phys)
+}
+
+unsafe extern "C" {
+    static __boot_start: u8;
+    static __kernel_end: u8;
+}
+
+/// Physical range [start, end) of the loaded kernel image (boot stub included).
+pub fn kernel_image_phys() -> (u64, u64) {
+    let start = &raw const __boot_start as u64;
+    let end = &raw const __kernel_end as u64 - KERNEL_BASE;
+    (start, end)
+}
+
+/// Brings memory up: frames from the memory map (minus the kernel, the boot
+/// info and the modules), the kernel's own page tables, then the heap.
+pub fn init(boot: &crate::bootinfo::BootInfo) {
+    let mut reserved: [(u64, u64); 12] = [(0, 0); 12];
+    let mut n = 0;
+    let mut reserve = |start: u64, len: u64| {
+        if len > 0 && n < reserved.len() {
+            reserved[n] = (start & !(PAGE_SIZE - 1), (start + len + PAGE_SIZE - 1) & !(PAGE_SIZE - 1));
+            n += 1;
+        }
+    };
+    reserve(0, 0x10_0000); // real-mode area, BIOS, VGA
+    let (k0, k1) = kernel_image_phys();
+    reserve(k0, k1 - k0);
+    reserve(boot.start_info, PAGE_SIZE);
+    reserve(boot.memmap, PAGE_SIZE);
+    reserve(boot.modlist, PAGE_SIZE);
+    reserve(boot.cmdline.0, boot.cmdline.1 as u64 + 1);
+    for m in &boot.modules[..boot.nr_modules] {
+        reserve(m.paddr, m.size);
+    }
+    frames::init(boot.regions(), &reserved[..n]);
+    paging::init(boot.regions());
+    PHYS_WINDOW.store(DIRECT_MAP, Ordering::SeqCst);
+    heap::init();
+}
