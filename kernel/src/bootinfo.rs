@@ -115,13 +115,20 @@ pub unsafe fn parse(paddr: u64) -> Result<BootInfo, BootInfoError> {
     for i in 0..(si.memmap_entries as usize).min(MAX_REGIONS) {
         // SAFETY: entry i < memmap_entries of the table QEMU built.
         let e = unsafe { &*(phys_to_virt(si.memmap_paddr) as *const MemmapEntry).add(i) };
-        info.regions[i] = Region { start: e.addr, len: e.size, kind: e.kind };
+        info.regions[i] = Region {
+            start: e.addr,
+            len: e.size,
+            kind: e.kind,
+        };
         info.nr_regions += 1;
     }
     for i in 0..(si.nr_modules as usize).min(MAX_MODULES) {
         // SAFETY: entry i < nr_modules of the list QEMU built.
         let m = unsafe { &*(phys_to_virt(si.modlist_paddr) as *const ModlistEntry).add(i) };
-        info.modules[i] = Module { paddr: m.paddr, size: m.size };
+        info.modules[i] = Module {
+            paddr: m.paddr,
+            size: m.size,
+        };
         info.nr_modules += 1;
     }
     if si.cmdline_paddr != 0 {
@@ -147,7 +154,9 @@ impl BootInfo {
         let m = self.modules[..self.nr_modules].get(i)?;
         // SAFETY: QEMU placed the module there; the frame allocator never hands
         // out its frames (see memory::init), so it stays intact.
-        Some(unsafe { core::slice::from_raw_parts(phys_to_virt(m.paddr) as *const u8, m.size as usize) })
+        Some(unsafe {
+            core::slice::from_raw_parts(phys_to_virt(m.paddr) as *const u8, m.size as usize)
+        })
     }
 
     /// The kernel command line.
@@ -156,7 +165,9 @@ impl BootInfo {
             return "";
         }
         // SAFETY: the bytes were measured in `parse` and are never freed.
-        let bytes = unsafe { core::slice::from_raw_parts(phys_to_virt(self.cmdline.0) as *const u8, self.cmdline.1) };
+        let bytes = unsafe {
+            core::slice::from_raw_parts(phys_to_virt(self.cmdline.0) as *const u8, self.cmdline.1)
+        };
         core::str::from_utf8(bytes).unwrap_or("")
     }
 }

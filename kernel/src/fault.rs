@@ -37,7 +37,11 @@ pub struct Fault {
 impl Fault {
     /// A human name for the cause.
     pub fn cause(&self) -> &'static str {
-        if self.vector == WATCHDOG_VECTOR { "watchdog: runaway loop" } else { exception_name(self.vector) }
+        if self.vector == WATCHDOG_VECTOR {
+            "watchdog: runaway loop"
+        } else {
+            exception_name(self.vector)
+        }
     }
 }
 
@@ -128,7 +132,10 @@ pub fn catch<R, F: FnOnce() -> R>(f: F) -> Result<R, Fault> {
             slot.result = Some(f());
         }
     }
-    let mut slot = Slot { f: Some(f), result: None };
+    let mut slot = Slot {
+        f: Some(f),
+        result: None,
+    };
     let mut frame = CatchFrame {
         rbx: 0,
         rbp: 0,
@@ -146,7 +153,11 @@ pub fn catch<R, F: FnOnce() -> R>(f: F) -> Result<R, Fault> {
     // SAFETY: `frame` and `slot` outlive the call; the handler only redirects to
     // the state `nooks_catch_call` recorded in `frame`, which is a normal return.
     let faulted = unsafe {
-        nooks_catch_call(&mut frame, trampoline::<F, R>, (&mut slot as *mut Slot<F, R>).cast())
+        nooks_catch_call(
+            &mut frame,
+            trampoline::<F, R>,
+            (&mut slot as *mut Slot<F, R>).cast(),
+        )
     };
     CURRENT.store(frame.prev, Ordering::SeqCst);
     if faulted == 0 {
@@ -210,7 +221,11 @@ pub fn exception(tf: &mut TrapFrame) {
         vector: tf.vector,
         error: tf.error,
         rip: tf.rip,
-        cr2: if tf.vector == 14 { crate::arch::cr2() } else { 0 },
+        cr2: if tf.vector == 14 {
+            crate::arch::cr2()
+        } else {
+            0
+        },
         rsp: tf.rsp,
     };
     let recoverable = !matches!(tf.vector, 2 | 8 | 18);
@@ -227,7 +242,11 @@ pub fn exception(tf: &mut TrapFrame) {
         fault.rsp,
         crate::symbols::Symbolized(fault.rip)
     ));
-    panic!("unhandled {} at {:#x}", exception_name(fault.vector), fault.rip);
+    panic!(
+        "unhandled {} at {:#x}",
+        exception_name(fault.vector),
+        fault.rip
+    );
 }
 
 /// Called by the watchdog from the timer tick.
@@ -239,9 +258,18 @@ pub fn request_watchdog_fault() {
 /// to the interrupted context.
 pub fn after_tick(tf: &mut TrapFrame) {
     if WATCHDOG_PENDING.swap(false, Ordering::SeqCst) {
-        let fault = Fault { vector: WATCHDOG_VECTOR, error: 0, rip: tf.rip, cr2: 0, rsp: tf.rsp };
+        let fault = Fault {
+            vector: WATCHDOG_VECTOR,
+            error: 0,
+            rip: tf.rip,
+            cr2: 0,
+            rsp: tf.rsp,
+        };
         if !redirect(tf, fault) {
-            crate::warn!("watchdog fired with nothing armed to unwind to (rip={:#x})", tf.rip);
+            crate::warn!(
+                "watchdog fired with nothing armed to unwind to (rip={:#x})",
+                tf.rip
+            );
         }
     }
 }

@@ -16,7 +16,8 @@ struct Slot {
     ctx: usize,
 }
 
-static HANDLERS: IrqMutex<[[Option<Slot>; MAX_PER_LINE]; 16]> = IrqMutex::new([[None; MAX_PER_LINE]; 16]);
+static HANDLERS: IrqMutex<[[Option<Slot>; MAX_PER_LINE]; 16]> =
+    IrqMutex::new([[None; MAX_PER_LINE]; 16]);
 
 /// Why a handler could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,8 +57,10 @@ fn all() -> &'static [KTest] {
 
 /// Runs the tests whose name contains `filter`; returns whether all passed.
 pub fn run(filter: Option<&str>) -> bool {
-    let tests: alloc::vec::Vec<&KTest> =
-        all().iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))).collect();
+    let tests: alloc::vec::Vec<&KTest> = all()
+        .iter()
+        .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
+        .collect();
     crate::println!("\nrunning {} tests", tests.len());
     let (mut passed, mut failed) = (0, 0);
     for t in tests {
@@ -85,6 +87,8 @@ pub fn run(filter: Option<&str>) -> bool {
         }
     }
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    crate::println!("\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out");
+    crate::println!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out"
+    );
     failed == 0
 }

@@ -29,7 +29,14 @@ impl Level {
 pub fn log(level: Level, module: &str, args: core::fmt::Arguments<'_>) {
     let ms = crate::timer::millis();
     let module = module.strip_prefix("nooks_kernel::").unwrap_or(module);
-    crate::println!("[{:5}.{:03}] {} {}: {}", ms / 1000, ms % 1000, level.name(), module, args);
+    crate::println!(
+        "[{:5}.{:03}] {} {}: {}",
+        ms / 1000,
+        ms % 1000,
+        level.name(),
+        module,
+        args
+    );
 }
 
 /// Logs at info level.

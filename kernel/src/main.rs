@@ -98,7 +98,10 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
                 "{{\"nooks\":\"info\",\"memory_mib\":{},\"pci_functions\":{},\"e1000\":{},\"modules\":{},\"tsc_mhz\":{}}}",
                 frames_total * 4 / 1024,
                 functions.len(),
-                functions.iter().filter(|f| f.vendor == 0x8086 && f.device == 0x100e).count(),
+                functions
+                    .iter()
+                    .filter(|f| f.vendor == 0x8086 && f.device == 0x100e)
+                    .count(),
                 modules.len(),
                 timer::tsc_hz() / 1_000_000
             );

@@ -21,7 +21,10 @@ pub fn init(boot: &crate::bootinfo::BootInfo) -> Vec<Member<'static>> {
             members
         }
         Err(e) => {
-            crate::warn!("boot module 0 ({} bytes) is not an archive: {e}", bytes.len());
+            crate::warn!(
+                "boot module 0 ({} bytes) is not an archive: {e}",
+                bytes.len()
+            );
             Vec::new()
         }
     }
@@ -29,5 +32,8 @@ pub fn init(boot: &crate::bootinfo::BootInfo) -> Vec<Member<'static>> {
 
 /// The boot archive's members.
 pub fn members() -> Vec<Member<'static>> {
-    crate::boot_info().module(0).and_then(|b| archive::members(b).ok()).unwrap_or_default()
+    crate::boot_info()
+        .module(0)
+        .and_then(|b| archive::members(b).ok())
+        .unwrap_or_default()
 }

@@ -57,7 +57,11 @@ static FUNCTIONS: IrqMutex<Vec<Function>> = IrqMutex::new(Vec::new());
 static CONFIG_LOCK: IrqMutex<()> = IrqMutex::new(());
 
 fn address(bus: u8, dev: u8, func: u8, offset: u8) -> u32 {
-    0x8000_0000 | (u32::from(bus) << 16) | (u32::from(dev) << 11) | (u32::from(func) << 8) | u32::from(offset & 0xfc)
+    0x8000_0000
+        | (u32::from(bus) << 16)
+        | (u32::from(dev) << 11)
+        | (u32::from(func) << 8)
+        | u32::from(offset & 0xfc)
 }
 
 /// Reads a config-space dword.
@@ -117,7 +121,10 @@ fn probe_bars(bus: u8, dev: u8, func: u8) -> [Bar; 6] {
         }
         if orig & 1 == 1 {
             let size = (!(mask & !0x3)).wrapping_add(1) & 0xffff;
-            bars[i] = Bar::Io { port: orig & !0x3, size };
+            bars[i] = Bar::Io {
+                port: orig & !0x3,
+                size,
+            };
             i += 1;
         } else {
             let is64 = (orig >> 1) & 3 == 2;
@@ -132,7 +139,12 @@ fn probe_bars(bus: u8, dev: u8, func: u8) -> [Bar; 6] {
                 base |= u64::from(orig_hi) << 32;
                 size_mask = (size_mask & 0xffff_ffff) | (u64::from(mask_hi) << 32);
             }
-            bars[i] = Bar::Memory { base, size: (!size_mask).wrapping_add(1), is64, prefetchable: orig & 8 != 0 };
+            bars[i] = Bar::Memory {
+                base,
+                size: (!size_mask).wrapping_add(1),
+                is64,
+                prefetchable: orig & 8 != 0,
+            };
             i += if is64 { 2 } else { 1 };
         }
     }
@@ -167,7 +179,11 @@ pub fn enumerate() -> Vec<Function> {
                     class: ((class >> 24) as u8, (class >> 16) as u8, (class >> 8) as u8),
                     irq_line: int as u8,
                     irq_pin: (int >> 8) as u8,
-                    bars: if header == 0 { probe_bars(bus, dev, func) } else { [Bar::None; 6] },
+                    bars: if header == 0 {
+                        probe_bars(bus, dev, func)
+                    } else {
+                        [Bar::None; 6]
+                    },
                 });
             }
         }
@@ -183,7 +199,12 @@ pub fn functions() -> Vec<Function> {
 
 /// The functions with the given vendor and device IDs.
 pub fn find(vendor: u16, device: u16) -> Vec<Function> {
-    FUNCTIONS.lock().iter().filter(|f| f.vendor == vendor && f.device == device).copied().collect()
+    FUNCTIONS
+        .lock()
+        .iter()
+        .filter(|f| f.vendor == vendor && f.device == device)
+        .copied()
+        .collect()
 }
 
 /// Logs one line per function and BAR.
@@ -191,12 +212,26 @@ pub fn log_all(functions: &[Function]) {
     for f in functions {
         crate::info!(
             "{:02x}:{:02x}.{} {:04x}:{:04x} class {:02x}.{:02x}.{:02x} irq {} pin {}",
-            f.bus, f.dev, f.func, f.vendor, f.device, f.class.0, f.class.1, f.class.2, f.irq_line, f.irq_pin
+            f.bus,
+            f.dev,
+            f.func,
+            f.vendor,
+            f.device,
+            f.class.0,
+            f.class.1,
+            f.class.2,
+            f.irq_line,
+            f.irq_pin
         );
         for (i, bar) in f.bars.iter().enumerate() {
             match bar {
                 Bar::None => {}
-                Bar::Memory { base, size, is64, prefetchable } => crate::info!(
+                Bar::Memory {
+                    base,
+                    size,
+                    is64,
+                    prefetchable,
+                } => crate::info!(
                     "    BAR{i} mem {base:#x} size {size:#x}{}{}",
                     if *is64 { " 64-bit" } else { "" },
                     if *prefetchable { " prefetchable" } else { "" }

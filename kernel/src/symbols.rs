@@ -28,8 +28,12 @@ pub fn lookup(addr: u64) -> Option<(&'static str, u64)> {
     let mut best = None;
     for line in map()?.lines() {
         let mut parts = line.splitn(3, ' ');
-        let (Some(a), Some(s), Some(name)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let (Ok(a), Ok(s)) = (u64::from_str_radix(a, 16), u64::from_str_radix(s, 16)) else { continue };
+        let (Some(a), Some(s), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(a), Ok(s)) = (u64::from_str_radix(a, 16), u64::from_str_radix(s, 16)) else {
+            continue;
+        };
         if a > addr {
             break;
         }

@@ -19,7 +19,10 @@ unsafe impl<T: Send> Send for IrqMutex<T> {}
 impl<T> IrqMutex<T> {
     /// An unlocked mutex.
     pub const fn new(value: T) -> Self {
-        IrqMutex { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        IrqMutex {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     /// Disables interrupts and takes the lock; both are undone when the guard drops.
@@ -33,7 +36,10 @@ impl<T> IrqMutex<T> {
         {
             core::hint::spin_loop();
         }
-        IrqGuard { mutex: self, were_enabled }
+        IrqGuard {
+            mutex: self,
+            were_enabled,
+        }
     }
 }
 

@@ -9,7 +9,10 @@ static FIRED: AtomicU64 = AtomicU64::new(0);
 
 /// Arms the watchdog for `ms` milliseconds from now.
 pub fn arm(ms: u64) {
-    DEADLINE.store(crate::timer::ticks() + ms * crate::timer::HZ / 1000 + 1, Ordering::SeqCst);
+    DEADLINE.store(
+        crate::timer::ticks() + ms * crate::timer::HZ / 1000 + 1,
+        Ordering::SeqCst,
+    );
 }
 
 /// Disarms the watchdog.

@@ -26,7 +26,9 @@ impl core::fmt::Display for ArchiveError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ArchiveError::Malformed => f.write_str("not a well-formed ar archive"),
-            ArchiveError::MemberOutOfBounds => f.write_str("an archive member lies outside the archive"),
+            ArchiveError::MemberOutOfBounds => {
+                f.write_str("an archive member lies outside the archive")
+            }
         }
     }
 }
@@ -65,8 +67,20 @@ mod tests {
         let bytes = std::fs::read(dir.join("m.a")).unwrap();
         let m = members(&bytes).unwrap();
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0], Member { name: "a.o", data: b"first member" });
-        assert_eq!(m[1], Member { name: "b.map", data: b"odd-sized\n" });
+        assert_eq!(
+            m[0],
+            Member {
+                name: "a.o",
+                data: b"first member"
+            }
+        );
+        assert_eq!(
+            m[1],
+            Member {
+                name: "b.map",
+                data: b"odd-sized\n"
+            }
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -92,7 +92,10 @@ pub fn init() {
         let gdt = &raw mut GDT;
         (*gdt)[3] = low;
         (*gdt)[4] = base >> 32;
-        let ptr = DescriptorPointer { limit: (size_of::<[u64; 5]>() - 1) as u16, base: gdt as u64 };
+        let ptr = DescriptorPointer {
+            limit: (size_of::<[u64; 5]>() - 1) as u16,
+            base: gdt as u64,
+        };
         asm!(
             "lgdt [{ptr}]",
             "push {cs}",

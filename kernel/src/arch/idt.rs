@@ -172,7 +172,10 @@ pub fn init() {
                 _zero: 0,
             };
         }
-        let ptr = IdtPointer { limit: (size_of::<[Gate; 256]>() - 1) as u16, base: idt as u64 };
+        let ptr = IdtPointer {
+            limit: (size_of::<[Gate; 256]>() - 1) as u16,
+            base: idt as u64,
+        };
         asm!("lidt [{}]", in(reg) &ptr, options(nostack));
     }
 }

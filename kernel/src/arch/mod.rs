@@ -14,7 +14,9 @@ use core::arch::asm;
 pub unsafe fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: the caller vouches for the port.
-    unsafe { asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -24,7 +26,9 @@ pub unsafe fn inb(port: u16) -> u8 {
 /// As [`inb`].
 pub unsafe fn outb(port: u16, v: u8) {
     // SAFETY: the caller vouches for the port.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Reads a dword from an I/O port.
@@ -34,7 +38,9 @@ pub unsafe fn outb(port: u16, v: u8) {
 pub unsafe fn inl(port: u16) -> u32 {
     let v: u32;
     // SAFETY: the caller vouches for the port.
-    unsafe { asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -44,7 +50,9 @@ pub unsafe fn inl(port: u16) -> u32 {
 /// As [`inb`].
 pub unsafe fn outl(port: u16, v: u32) {
     // SAFETY: the caller vouches for the port.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Whether RFLAGS.IF is set.
@@ -77,7 +85,9 @@ pub fn wait_for_interrupt() {
 pub fn rdtsc() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: rdtsc only reads a counter.
-    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
@@ -128,7 +138,9 @@ pub fn cr0() -> u64 {
 pub unsafe fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: the caller vouches the MSR exists.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 

@@ -31,21 +31,33 @@ pub fn init() {
 
 /// Unmasks an IRQ line (0..15).
 pub fn unmask(line: u8) {
-    let (port, bit) = if line < 8 { (MASTER_DATA, line) } else { (SLAVE_DATA, line - 8) };
+    let (port, bit) = if line < 8 {
+        (MASTER_DATA, line)
+    } else {
+        (SLAVE_DATA, line - 8)
+    };
     // SAFETY: read-modify-write of the PIC's mask register.
     unsafe { outb(port, inb(port) & !(1 << bit)) };
 }
 
 /// Masks an IRQ line (0..15).
 pub fn mask(line: u8) {
-    let (port, bit) = if line < 8 { (MASTER_DATA, line) } else { (SLAVE_DATA, line - 8) };
+    let (port, bit) = if line < 8 {
+        (MASTER_DATA, line)
+    } else {
+        (SLAVE_DATA, line - 8)
+    };
     // SAFETY: read-modify-write of the PIC's mask register.
     unsafe { outb(port, inb(port) | (1 << bit)) };
 }
 
 /// Whether `line` (7 or 15) is really in service, i.e. not a spurious interrupt.
 pub fn in_service(line: u8) -> bool {
-    let (cmd, bit) = if line < 8 { (MASTER_CMD, line) } else { (SLAVE_CMD, line - 8) };
+    let (cmd, bit) = if line < 8 {
+        (MASTER_CMD, line)
+    } else {
+        (SLAVE_CMD, line - 8)
+    };
     // SAFETY: OCW3 "read ISR", then read it back.
     unsafe {
         outb(cmd, 0x0b);

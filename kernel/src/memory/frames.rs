@@ -123,7 +123,13 @@ pub fn alloc_contiguous(pages: u64, align: u64) -> Option<u64> {
         phys
     };
     // SAFETY: the run was free.
-    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, (pages * PAGE_SIZE) as usize) };
+    unsafe {
+        core::ptr::write_bytes(
+            phys_to_virt(phys) as *mut u8,
+            0,
+            (pages * PAGE_SIZE) as usize,
+        )
+    };
     Some(phys)
 }
 

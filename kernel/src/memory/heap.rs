@@ -18,7 +18,10 @@ static HEAP: KernelHeap = KernelHeap(IrqMutex::new(Heap::empty()));
 // SAFETY: delegates to linked_list_allocator's Heap under a lock.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        self.0
+            .lock()
+            .allocate_first_fit(layout)
+            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -34,7 +37,11 @@ pub fn init() {
     let phys = frames::alloc_contiguous(HEAP_SIZE / PAGE_SIZE, PAGE_SIZE)
         .unwrap_or_else(|| panic!("no {} MiB of contiguous RAM for the heap", HEAP_SIZE >> 20));
     // SAFETY: the run is ours alone and mapped RW by the direct map.
-    unsafe { HEAP.0.lock().init(phys_to_virt(phys) as *mut u8, HEAP_SIZE as usize) };
+    unsafe {
+        HEAP.0
+            .lock()
+            .init(phys_to_virt(phys) as *mut u8, HEAP_SIZE as usize)
+    };
 }
 
 /// (used, free) bytes.

@@ -66,7 +66,10 @@ pub fn init(boot: &crate::bootinfo::BootInfo) {
     let mut n = 0;
     let mut reserve = |start: u64, len: u64| {
         if len > 0 && n < reserved.len() {
-            reserved[n] = (start & !(PAGE_SIZE - 1), (start + len + PAGE_SIZE - 1) & !(PAGE_SIZE - 1));
+            reserved[n] = (
+                start & !(PAGE_SIZE - 1),
+                (start + len + PAGE_SIZE - 1) & !(PAGE_SIZE - 1),
+            );
             n += 1;
         }
     };

@@ -88,7 +88,9 @@ fn index(virt: u64, level: u32) -> usize {
 impl AddressSpace {
     /// An empty address space.
     pub fn new() -> Result<Self, MapError> {
-        Ok(AddressSpace { root: frames::alloc_frame().ok_or(MapError::OutOfFrames)? })
+        Ok(AddressSpace {
+            root: frames::alloc_frame().ok_or(MapError::OutOfFrames)?,
+        })
     }
 
     /// The PML4's physical address (what CR3 holds).
@@ -173,7 +175,10 @@ impl AddressSpace {
             }
             if level == 1 || e & flags::HUGE != 0 {
                 let page = 1u64 << (12 + 9 * (level - 1));
-                return Some(((e & ADDR_MASK & !(page - 1)) | (virt & (page - 1)), e & !ADDR_MASK));
+                return Some((
+                    (e & ADDR_MASK & !(page - 1)) | (virt & (page - 1)),
+                    e & !ADDR_MASK,
+                ));
             }
             t = table(e & ADDR_MASK);
         }
@@ -221,9 +226,21 @@ pub fn init(regions: &[Region]) {
     }
     // The kernel image, section by section.
     let sections = [
-        (&raw const __text_start as u64, &raw const __text_end as u64, flags::CODE),
-        (&raw const __rodata_start as u64, &raw const __rodata_end as u64, flags::RODATA),
-        (&raw const __data_start as u64, &raw const __data_end as u64, flags::DATA),
+        (
+            &raw const __text_start as u64,
+            &raw const __text_end as u64,
+            flags::CODE,
+        ),
+        (
+            &raw const __rodata_start as u64,
+            &raw const __rodata_end as u64,
+            flags::RODATA,
+        ),
+        (
+            &raw const __data_start as u64,
+            &raw const __data_end as u64,
+            flags::DATA,
+        ),
     ];
     for (start, end, f) in sections {
         let mut v = start;
