@@ -29,12 +29,15 @@ pub mod arch;
 pub mod boot;
 pub mod bootinfo;
 pub mod cmdline;
+pub mod driver;
+pub mod driver_api;
 pub mod fault;
 pub mod irq;
 pub mod ktest;
 pub mod log;
 pub mod memory;
 pub mod modules;
+pub mod net;
 pub mod pci;
 pub mod rt;
 pub mod serial;
@@ -42,6 +45,7 @@ pub mod symbols;
 pub mod sync;
 pub mod timer;
 pub mod watchdog;
+pub mod workload;
 
 mod tests;
 
@@ -107,6 +111,10 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
             );
             arch::exit_qemu(true)
         }
+        "net" => {
+            run_net(cmdline, &modules);
+            arch::exit_qemu(true)
+        }
         "panic" => panic!("deliberate panic (mode=panic)"),
         "fault" => {
             // An unexpected page fault outside any catch frame: must be reported.
@@ -119,4 +127,60 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         },
         other => panic!("unknown mode={other}"),
     }
+}
+
+/// `mode=net`: load every driver object of the boot archive, then move frames
+/// eth0 → eth1 if both exist.
+fn run_net(cmdline: &str, modules: &[nooks_loader::archive::Member<'static>]) {
+    let drivers = driver::load_all(modules);
+    info!(
+        "{} driver(s) loaded; network devices: {:?}",
+        drivers.len(),
+        net::names()
+    );
+    let frames = cmdline::get_u64(cmdline, "frames").unwrap_or(10_000) as u32;
+    let cfg = workload::Config {
+        frames,
+        min: cmdline::get_u64(cmdline, "min")
+            .unwrap_or(64)
+            .clamp(60, 1514) as u32,
+        max: cmdline::get_u64(cmdline, "max")
+            .unwrap_or(1514)
+            .clamp(60, 1514) as u32,
+        window: cmdline::get_u64(cmdline, "window")
+            .unwrap_or(64)
+            .clamp(1, 1024) as u32,
+        stall_ms: 3000,
+    };
+    if let (Some(tx), Some(rx), true) = (
+        net::find("eth0"),
+        net::find("eth1"),
+        frames > 0 && cfg.min <= cfg.max,
+    ) {
+        for dev in [tx, rx] {
+            if let Err(e) = net::open(dev) {
+                error!("opening a device failed: {e:?}");
+                return;
+            }
+        }
+        let t0 = timer::millis();
+        while !(net::carrier(tx) && net::carrier(rx)) && timer::millis() - t0 < 2000 {
+            arch::wait_for_interrupt();
+        }
+        info!("link: eth0 {} eth1 {}", net::carrier(tx), net::carrier(rx));
+        match workload::run(tx, rx, cfg) {
+            Ok(report) => workload::print(&cfg, &report),
+            Err(e) => error!("workload failed: {e:?}"),
+        }
+    }
+    let (blocks, bytes) = driver_api::mem::live();
+    println!(
+        "{{\"nooks\":\"alive\",\"drivers\":{},\"netdevs\":{},\"heap_blocks\":{},\"heap_bytes\":{},\"skbs\":{}}}",
+        drivers.len(),
+        net::names().len(),
+        blocks,
+        bytes,
+        net::skb::live()
+    );
+    info!("kernel still up");
 }

@@ -290,4 +290,15 @@ void *memcpy(void *dest, const void *src, size_t n);
 void *memmove(void *dest, const void *src, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 
+/* The kernel mirrors these layouts (kernel/src/driver_api/abi.rs). */
+_Static_assert(sizeof(struct pci_dev) == 64, "struct pci_dev layout");
+_Static_assert(sizeof(struct pci_device_id) == 32, "struct pci_device_id layout");
+_Static_assert(sizeof(struct pci_driver) == 32, "struct pci_driver layout");
+_Static_assert(sizeof(struct net_device_ops) == 40, "struct net_device_ops layout");
+_Static_assert(sizeof(struct net_device) == 128, "struct net_device layout");
+_Static_assert(__builtin_offsetof(struct net_device, priv) == 112, "net_device.priv offset");
+_Static_assert(sizeof(struct sk_buff) == 48, "struct sk_buff layout");
+_Static_assert(sizeof(struct timer_list) == 24, "struct timer_list layout");
+_Static_assert(sizeof(spinlock_t) == 8, "spinlock_t layout");
+
 #endif /* NOOKS_DRIVER_H */

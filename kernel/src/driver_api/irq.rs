@@ -1,0 +1,78 @@
+//! `request_irq`/`free_irq`: driver handlers on the PIC lines the firmware
+//! routed the devices to, shared lines included.
+
+use crate::sync::IrqMutex;
+use alloc::vec::Vec;
+
+type CHandler = unsafe extern "C" fn(i32, *mut u8) -> i32;
+
+#[derive(Clone, Copy)]
+struct Registration {
+    line: u8,
+    handler: CHandler,
+    dev_id: *mut u8,
+    live: bool,
+}
+
+// SAFETY: single CPU; dev_id is only handed back to the driver.
+unsafe impl Send for Registration {}
+
+static REGS: IrqMutex<Vec<Registration>> = IrqMutex::new(Vec::new());
+
+/// How many driver interrupt handlers ran.
+pub static CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn trampoline(index: usize) {
+    let Some(r) = REGS.lock().get(index).copied() else {
+        return;
+    };
+    if r.live {
+        CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the driver registered this handler for this line and dev_id.
+        unsafe { (r.handler)(i32::from(r.line), r.dev_id) };
+    }
+}
+
+pub unsafe extern "C" fn request_irq(
+    irq: u32,
+    handler: Option<CHandler>,
+    _flags: u64,
+    _name: *const u8,
+    dev_id: *mut u8,
+) -> i32 {
+    let (Some(handler), Ok(line)) = (handler, u8::try_from(irq)) else {
+        return -22;
+    };
+    let index = {
+        let mut regs = REGS.lock();
+        regs.push(Registration {
+            line,
+            handler,
+            dev_id,
+            live: true,
+        });
+        regs.len() - 1
+    };
+    match crate::irq::register(line, trampoline, index) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::warn!("request_irq({irq}): {e:?}");
+            REGS.lock()[index].live = false;
+            -16
+        }
+    }
+}
+
+pub extern "C" fn free_irq(irq: u32, dev_id: *mut u8) {
+    let found = REGS
+        .lock()
+        .iter()
+        .position(|r| r.live && u32::from(r.line) == irq && r.dev_id == dev_id);
+    match found {
+        Some(index) => {
+            REGS.lock()[index].live = false;
+            let _ = crate::irq::unregister(irq as u8, trampoline, index);
+        }
+        None => crate::warn!("free_irq({irq}, {dev_id:p}): no such handler"),
+    }
+}

@@ -1,0 +1,246 @@
+//! The PCI part of the driver API: drivers register with an ID table, the
+//! kernel probes them for every matching function, and resources and config
+//! space are reached through the `pci_dev` the kernel owns.
+
+use super::abi::{PciDev, PciDeviceId, PciDriver};
+use crate::pci::{Bar, Function};
+use crate::sync::IrqMutex;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+struct Binding {
+    pdev: *mut PciDev,
+    function: Function,
+    driver: *const PciDriver,
+    drvdata: u64,
+}
+
+// SAFETY: single CPU; the raw pointers are only dereferenced under the kernel's control.
+unsafe impl Send for Binding {}
+
+static BINDINGS: IrqMutex<Vec<Binding>> = IrqMutex::new(Vec::new());
+
+fn function_of(pdev: *const PciDev) -> Option<Function> {
+    BINDINGS
+        .lock()
+        .iter()
+        .find(|b| b.pdev as *const PciDev == pdev)
+        .map(|b| b.function)
+}
+
+const ANY: u32 = !0;
+
+fn matches(id: &PciDeviceId, f: &Function) -> bool {
+    (id.vendor == ANY || id.vendor == u32::from(f.vendor))
+        && (id.device == ANY || id.device == u32::from(f.device))
+}
+
+/// Pointers to the `pci_dev`s bound to a driver object (for the kernel's bookkeeping).
+pub fn bound_devices() -> Vec<(*mut PciDev, Function)> {
+    BINDINGS
+        .lock()
+        .iter()
+        .map(|b| (b.pdev, b.function))
+        .collect()
+}
+
+pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
+    if drv.is_null() {
+        return -22;
+    }
+    // SAFETY: the driver passes its own pci_driver; read its fields once.
+    let (ids, probe) = unsafe { ((*drv).id_table, (*drv).probe) };
+    let Some(probe) = probe else { return -22 };
+    if ids.is_null() {
+        return -22;
+    }
+    for f in crate::pci::functions() {
+        let already = BINDINGS.lock().iter().any(|b| {
+            b.function.bus == f.bus && b.function.dev == f.dev && b.function.func == f.func
+        });
+        if already {
+            continue;
+        }
+        let mut i = 0;
+        let id = loop {
+            // SAFETY: the table ends with an all-zero entry; bound the walk anyway.
+            let id = unsafe { &*ids.add(i) };
+            if (id.vendor == 0 && id.device == 0) || i >= 64 {
+                break None;
+            }
+            if matches(id, &f) {
+                break Some(id as *const PciDeviceId);
+            }
+            i += 1;
+        };
+        let Some(id) = id else { continue };
+        let mut starts = [0u64; 6];
+        for (slot, bar) in starts.iter_mut().zip(f.bars.iter()) {
+            *slot = match *bar {
+                Bar::Memory { base, .. } => base,
+                Bar::Io { port, .. } => u64::from(port),
+                Bar::None => 0,
+            };
+        }
+        let pdev = Box::into_raw(Box::new(PciDev {
+            vendor: f.vendor,
+            device: f.device,
+            bus: f.bus,
+            devfn: (f.dev << 3) | f.func,
+            irq: f.irq_line,
+            pad0: 0,
+            resource_start: starts,
+            nooks_private: 0,
+        }));
+        BINDINGS.lock().push(Binding {
+            pdev,
+            function: f,
+            driver: drv,
+            drvdata: 0,
+        });
+        // SAFETY: calling the driver's probe with a pci_dev it may keep.
+        let r = unsafe { probe(pdev, id) };
+        if r != 0 {
+            crate::warn!(
+                "probe of {:02x}:{:02x}.{} failed: {}",
+                f.bus,
+                f.dev,
+                f.func,
+                r
+            );
+            BINDINGS.lock().retain(|b| b.pdev != pdev);
+            // SAFETY: allocated above; the failed probe must not keep it.
+            drop(unsafe { Box::from_raw(pdev) });
+        }
+    }
+    0
+}
+
+pub unsafe extern "C" fn pci_unregister_driver(drv: *mut PciDriver) {
+    let mine: Vec<*mut PciDev> = BINDINGS
+        .lock()
+        .iter()
+        .filter(|b| b.driver == drv as *const _)
+        .map(|b| b.pdev)
+        .collect();
+    // SAFETY: the driver passes its own pci_driver.
+    let remove = unsafe { drv.as_ref().and_then(|d| d.remove) };
+    for pdev in mine {
+        if let Some(remove) = remove {
+            // SAFETY: calling the driver's remove for a device it probed.
+            unsafe { remove(pdev) };
+        }
+        BINDINGS.lock().retain(|b| b.pdev != pdev);
+    }
+}
+
+pub extern "C" fn pci_enable_device(pdev: *mut PciDev) -> i32 {
+    match function_of(pdev) {
+        Some(f) => {
+            f.enable(0x3);
+            0
+        }
+        None => -19,
+    }
+}
+
+pub extern "C" fn pci_disable_device(pdev: *mut PciDev) {
+    if let Some(f) = function_of(pdev) {
+        let cmd = f.read32(0x04);
+        f.write32(0x04, cmd & 0xffff & !0x7);
+    }
+}
+
+pub extern "C" fn pci_set_master(pdev: *mut PciDev) {
+    if let Some(f) = function_of(pdev) {
+        f.enable(0x4);
+    }
+}
+
+fn bar(pdev: *mut PciDev, bar: i32) -> Option<Bar> {
+    let f = function_of(pdev)?;
+    f.bars.get(usize::try_from(bar).ok()?).copied()
+}
+
+pub extern "C" fn pci_resource_start(pdev: *mut PciDev, n: i32) -> u64 {
+    match bar(pdev, n) {
+        Some(Bar::Memory { base, .. }) => base,
+        Some(Bar::Io { port, .. }) => u64::from(port),
+        _ => 0,
+    }
+}
+
+pub extern "C" fn pci_resource_len(pdev: *mut PciDev, n: i32) -> u64 {
+    match bar(pdev, n) {
+        Some(Bar::Memory { size, .. }) => size,
+        Some(Bar::Io { size, .. }) => u64::from(size),
+        _ => 0,
+    }
+}
+
+fn config_ok(where_: i32, width: i32) -> Option<u8> {
+    let w = u8::try_from(where_).ok()?;
+    (i32::from(w) % width == 0 && i32::from(w) + width <= 256).then_some(w)
+}
+
+pub unsafe extern "C" fn pci_read_config_dword(
+    pdev: *mut PciDev,
+    where_: i32,
+    val: *mut u32,
+) -> i32 {
+    let (Some(f), Some(w)) = (function_of(pdev), config_ok(where_, 4)) else {
+        return -22;
+    };
+    // SAFETY: the driver passes a pointer to its own u32.
+    unsafe { val.write(f.read32(w)) };
+    0
+}
+
+pub extern "C" fn pci_write_config_dword(pdev: *mut PciDev, where_: i32, val: u32) -> i32 {
+    let (Some(f), Some(w)) = (function_of(pdev), config_ok(where_, 4)) else {
+        return -22;
+    };
+    f.write32(w, val);
+    0
+}
+
+pub unsafe extern "C" fn pci_read_config_word(
+    pdev: *mut PciDev,
+    where_: i32,
+    val: *mut u16,
+) -> i32 {
+    let (Some(f), Some(w)) = (function_of(pdev), config_ok(where_, 2)) else {
+        return -22;
+    };
+    let dword = f.read32(w & !3);
+    // SAFETY: the driver passes a pointer to its own u16.
+    unsafe { val.write((dword >> (8 * (w & 2))) as u16) };
+    0
+}
+
+pub extern "C" fn pci_write_config_word(pdev: *mut PciDev, where_: i32, val: u16) -> i32 {
+    let (Some(f), Some(w)) = (function_of(pdev), config_ok(where_, 2)) else {
+        return -22;
+    };
+    let shift = 8 * u32::from(w & 2);
+    let dword = f.read32(w & !3);
+    f.write32(
+        w & !3,
+        (dword & !(0xffff << shift)) | (u32::from(val) << shift),
+    );
+    0
+}
+
+pub extern "C" fn pci_set_drvdata(pdev: *mut PciDev, data: u64) {
+    if let Some(b) = BINDINGS.lock().iter_mut().find(|b| b.pdev == pdev) {
+        b.drvdata = data;
+    }
+}
+
+pub extern "C" fn pci_get_drvdata(pdev: *mut PciDev) -> u64 {
+    BINDINGS
+        .lock()
+        .iter()
+        .find(|b| b.pdev == pdev)
+        .map_or(0, |b| b.drvdata)
+}

@@ -1,0 +1,60 @@
+//! Driver timers, run from the timer interrupt when they expire.
+
+use super::abi::TimerList;
+use crate::sync::IrqMutex;
+use alloc::vec::Vec;
+
+struct Pending(*mut TimerList);
+// SAFETY: single CPU; the pointer is the driver's timer, used under the lock.
+unsafe impl Send for Pending {}
+
+static PENDING: IrqMutex<Vec<Pending>> = IrqMutex::new(Vec::new());
+
+pub unsafe extern "C" fn timer_setup(
+    t: *mut TimerList,
+    f: Option<unsafe extern "C" fn(*mut TimerList)>,
+    _flags: u32,
+) {
+    if let Some(t) = unsafe { t.as_mut() } {
+        t.function = f;
+        t.expires = 0;
+    }
+}
+
+pub unsafe extern "C" fn mod_timer(t: *mut TimerList, expires: u64) -> i32 {
+    if t.is_null() {
+        return 0;
+    }
+    // SAFETY: the driver passes its own timer.
+    unsafe { (*t).expires = expires };
+    let mut p = PENDING.lock();
+    let was = p.iter().any(|x| x.0 == t);
+    if !was {
+        p.push(Pending(t));
+    }
+    i32::from(was)
+}
+
+pub extern "C" fn del_timer_sync(t: *mut TimerList) -> i32 {
+    let mut p = PENDING.lock();
+    let before = p.len();
+    p.retain(|x| x.0 != t);
+    i32::from(p.len() != before)
+}
+
+/// Runs expired timers (called from the timer tick).
+pub fn run_expired(now: u64) {
+    loop {
+        let due = {
+            let mut p = PENDING.lock();
+            // SAFETY: pending timers are alive until del_timer_sync.
+            let i = p.iter().position(|x| unsafe { (*x.0).expires } <= now);
+            i.map(|i| p.remove(i).0)
+        };
+        let Some(t) = due else { break };
+        // SAFETY: the driver's timer and the callback it set.
+        if let Some(f) = unsafe { (*t).function } {
+            unsafe { f(t) };
+        }
+    }
+}

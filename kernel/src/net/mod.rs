@@ -1,0 +1,179 @@
+//! The network layer, just big enough: a registry of network devices with
+//! their queue and carrier state and a receive queue each, and the skb pool.
+//!
+//! The kernel never trusts fields of a `net_device` for its own bookkeeping:
+//! devices are looked up by pointer in the registry, and the state the stack
+//! relies on (queue stopped, carrier, received frames) lives here.
+
+pub mod skb;
+
+use crate::driver_api::abi::{NETDEV_TX_OK, NetDevice, SkBuff};
+use crate::sync::IrqMutex;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// A registered network device.
+pub struct Device {
+    /// The driver's `net_device`.
+    pub dev: *mut NetDevice,
+    /// `eth0`, `eth1`, ...
+    pub name: String,
+    /// The transmit queue is stopped (the driver's ring is full).
+    pub stopped: bool,
+    /// Link is up.
+    pub carrier: bool,
+    /// Opened with `ndo_open`.
+    pub up: bool,
+    /// Frames received and not yet consumed.
+    pub rx: VecDeque<*mut SkBuff>,
+}
+
+// SAFETY: single CPU; the pointers are only used under the registry lock or
+// by the driver that owns them.
+unsafe impl Send for Device {}
+
+static DEVICES: IrqMutex<Vec<Device>> = IrqMutex::new(Vec::new());
+static NEXT_INDEX: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetError {
+    /// No such device.
+    NoDevice,
+    /// The driver lacks the operation.
+    NotSupported,
+    /// The driver returned an error code.
+    Driver(i32),
+    /// The transmit queue is stopped.
+    Busy,
+}
+
+/// Registers a device; returns its name.
+pub fn register(dev: *mut NetDevice) -> String {
+    let name = alloc::format!(
+        "eth{}",
+        NEXT_INDEX.fetch_add(1, core::sync::atomic::Ordering::SeqCst)
+    );
+    DEVICES.lock().push(Device {
+        dev,
+        name: name.clone(),
+        stopped: true,
+        carrier: false,
+        up: false,
+        rx: VecDeque::new(),
+    });
+    name
+}
+
+/// Removes a device; returns its undelivered frames.
+pub fn unregister(dev: *mut NetDevice) -> Vec<*mut SkBuff> {
+    let mut d = DEVICES.lock();
+    match d.iter().position(|x| x.dev == dev) {
+        Some(i) => d.remove(i).rx.into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Runs `f` on the device registered for `dev`.
+pub fn with<R>(dev: *const NetDevice, f: impl FnOnce(&mut Device) -> R) -> Option<R> {
+    DEVICES
+        .lock()
+        .iter_mut()
+        .find(|x| x.dev as *const _ == dev)
+        .map(f)
+}
+
+/// The device named `name`.
+pub fn find(name: &str) -> Option<*mut NetDevice> {
+    DEVICES
+        .lock()
+        .iter()
+        .find(|x| x.name == name)
+        .map(|x| x.dev)
+}
+
+/// Names of the registered devices.
+pub fn names() -> Vec<String> {
+    DEVICES.lock().iter().map(|x| x.name.clone()).collect()
+}
+
+fn ops(dev: *mut NetDevice) -> Option<&'static crate::driver_api::abi::NetDeviceOps> {
+    // SAFETY: a registered device's net_device stays alive until unregister;
+    // its ops table is the driver's static data.
+    unsafe { (*dev).netdev_ops.as_ref() }
+}
+
+/// Brings a device up (`ndo_open`).
+pub fn open(dev: *mut NetDevice) -> Result<(), NetError> {
+    with(dev, |_| ()).ok_or(NetError::NoDevice)?;
+    let open = ops(dev)
+        .and_then(|o| o.ndo_open)
+        .ok_or(NetError::NotSupported)?;
+    // SAFETY: calling the driver's own ndo_open on its own device.
+    let r = unsafe { open(dev) };
+    if r != 0 {
+        return Err(NetError::Driver(r));
+    }
+    with(dev, |d| d.up = true);
+    Ok(())
+}
+
+/// Takes a device down (`ndo_stop`), dropping its undelivered frames.
+pub fn close(dev: *mut NetDevice) -> Result<(), NetError> {
+    let stop = ops(dev)
+        .and_then(|o| o.ndo_stop)
+        .ok_or(NetError::NotSupported)?;
+    // SAFETY: calling the driver's own ndo_stop on its own device.
+    let r = unsafe { stop(dev) };
+    let dropped: Vec<*mut SkBuff> = with(dev, |d| {
+        d.up = false;
+        d.rx.drain(..).collect()
+    })
+    .unwrap_or_default();
+    for s in dropped {
+        skb::free(s);
+    }
+    if r != 0 {
+        Err(NetError::Driver(r))
+    } else {
+        Ok(())
+    }
+}
+
+/// Hands a frame to the driver (`ndo_start_xmit`). On `Busy` the caller keeps the skb.
+pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
+    if with(dev, |d| d.stopped).ok_or(NetError::NoDevice)? {
+        return Err(NetError::Busy);
+    }
+    let xmit = ops(dev)
+        .and_then(|o| o.ndo_start_xmit)
+        .ok_or(NetError::NotSupported)?;
+    // SAFETY: the driver's ndo_start_xmit with a live skb it now owns.
+    match unsafe { xmit(skb, dev) } {
+        NETDEV_TX_OK => Ok(()),
+        _ => Err(NetError::Busy),
+    }
+}
+
+/// Queues a received frame on its device (called by `netif_rx`).
+pub fn receive(skb: *mut SkBuff) -> bool {
+    // SAFETY: a live skb handed over by the driver.
+    let dev = unsafe { (*skb).dev };
+    with(dev, |d| d.rx.push_back(skb)).is_some()
+}
+
+/// Takes the oldest received frame of a device.
+pub fn next_received(dev: *mut NetDevice) -> Option<*mut SkBuff> {
+    with(dev, |d| d.rx.pop_front()).flatten()
+}
+
+/// Whether the device's transmit queue is stopped.
+pub fn stopped(dev: *mut NetDevice) -> bool {
+    with(dev, |d| d.stopped).unwrap_or(true)
+}
+
+/// Whether the device's link is up.
+pub fn carrier(dev: *mut NetDevice) -> bool {
+    with(dev, |d| d.carrier).unwrap_or(false)
+}
