@@ -46,6 +46,20 @@ pub fn build_kernel() -> Result<PathBuf> {
     Ok(elf)
 }
 
+/// Builds a C driver under `drivers/<name>` with its Makefile (the driver ABI
+/// flags live there) into `build/drivers/<name>.o`; returns the object's path.
+pub fn build_driver(name: &str) -> Result<PathBuf> {
+    let out = build_dir().join("drivers");
+    std::fs::create_dir_all(&out)?;
+    let mut cmd = Command::new("make");
+    cmd.arg("-s")
+        .arg("-C")
+        .arg(repo_root().join("drivers").join(name))
+        .arg(format!("OUT={}", out.display()));
+    run(&mut cmd).with_context(|| format!("building drivers/{name}"))?;
+    Ok(out.join(format!("{name}.o")))
+}
+
 /// The cargo that runs us, so nested builds use the same toolchain.
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
