@@ -1,2 +1,80 @@
 //! nooks-cc: compiler-assisted software fault isolation for driver objects.
+//!
+//! An x86-64 ELF relocatable object goes in; an equivalent one comes out,
+//! rebuilt through Cranelift IR. One module per stage:
+//!
+//! 1. [`read`]: sections, symbols, relocations, line table;
+//! 2. [`decode`]: iced-x86 instructions and basic blocks per function;
+//! 3. [`lift`]: Cranelift IR, registers as Variables, the frame on an emulated stack;
+//! 4. [`instrument`]: the SFI pass (`--isolation sfi`);
+//! 5. [`emit`]: compile, carry data over, write the object.
+//!
+//! The output stays an ordinary relocatable object: each function keeps its
+//! name and a SysV signature (6 register and 12 stack words in, rax:rdx out),
+//! so native code calls rewritten functions — and rewritten code calls native
+//! ones — exactly as before. The object carries its own emulated stack
+//! (`__nooks_estack`, pointer `__nooks_esp`), so linking needs no runtime.
+//!
+//! ```no_run
+//! let input = std::fs::read("driver.o")?;
+//! let out = nooks_sfi_compiler::rewrite(&input, &nooks_sfi_compiler::Options::default())?;
+//! std::fs::write("driver.rewritten.o", out.object)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod decode;
+pub mod emit;
+pub mod error;
+pub mod instrument;
+pub mod lift;
+pub mod read;
+
+pub use emit::{Rewritten, Stats};
+pub use error::{ErrorKind, Result, RewriteError};
+
+/// Which protection the output gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// A pure rewrite: same behaviour, no checks.
+    #[default]
+    None,
+    /// Stores sandboxed, privileged instructions virtualised, invariants checked.
+    Sfi,
+}
+
+/// What to produce.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Protection.
+    pub isolation: Isolation,
+    /// Keep the lifted Cranelift IR of each function.
+    pub emit_clif: bool,
+    /// Keep the output disassembly of each function.
+    pub emit_asm: bool,
+}
+
+/// Rewrites an object file's bytes.
+pub fn rewrite(bytes: &[u8], opts: &Options) -> Result<Rewritten> {
+    let input = read::read(bytes)?;
+    emit::rewrite(&input, opts)
+}
+
+/// The flags the compiler driver passes to the C compiler: general registers
+/// only (no SSE for the lifter to meet), no red zone, no jump tables (all
+/// control flow visible), no hot/cold splitting (functions stay contiguous),
+/// no stack protector or CET, and line info.
+pub const DRIVER_CFLAGS: &[&str] = &[
+    "-ffreestanding",
+    "-mgeneral-regs-only",
+    "-mno-red-zone",
+    "-fno-pic",
+    "-fno-jump-tables",
+    "-fno-reorder-blocks-and-partition",
+    "-fno-stack-protector",
+    "-fno-asynchronous-unwind-tables",
+    "-fcf-protection=none",
+    "-fno-common",
+    "-g",
+];

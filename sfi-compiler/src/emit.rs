@@ -1,0 +1,430 @@
+//! Stages 5 and 6, compile and emit: declare everything in a Cranelift
+//! `ObjectModule`, compile each lifted function, carry the data sections over
+//! with their relocations retargeted at the rewritten functions, and write an
+//! ordinary ELF relocatable object. Original data symbols are re-created at
+//! their offsets inside the carried-over sections, so native code linking
+//! against the object finds them where it always did.
+
+use crate::decode;
+use crate::error::{ErrorKind, Result, RewriteError};
+use crate::lift::{self, Env, Lifter};
+use crate::read::{Input, Kind};
+use crate::{Isolation, Options};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, isa};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, default_libcall_names};
+use cranelift_object::object::write::{Symbol as OutSymbol, SymbolSection};
+use cranelift_object::object::{SymbolFlags, SymbolKind, SymbolScope};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+use std::collections::HashMap;
+
+/// Size of the emulated stack each rewritten object carries.
+pub const ESTACK_SIZE: usize = 1 << 20;
+
+/// What a rewrite produced.
+#[derive(Debug, Default)]
+pub struct Rewritten {
+    /// The output object.
+    pub object: Vec<u8>,
+    /// Lifted IR per function (with `emit_clif`).
+    pub clif: Vec<(String, String)>,
+    /// Output disassembly per function (with `emit_asm`).
+    pub asm: Vec<(String, String)>,
+    /// Statistics.
+    pub stats: Stats,
+}
+
+/// Counts for reports and benchmarks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Functions rewritten.
+    pub functions: usize,
+    /// Input instructions lifted.
+    pub instructions: usize,
+    /// Stores in the lifted code.
+    pub stores: usize,
+    /// Bytes of input text.
+    pub input_text: usize,
+    /// Bytes of output text.
+    pub output_text: usize,
+}
+
+fn codegen(e: impl std::fmt::Display, function: &str) -> RewriteError {
+    RewriteError {
+        function: Some(function.to_string()),
+        ..RewriteError::new(ErrorKind::Codegen(e.to_string()))
+    }
+}
+
+fn isa() -> Result<isa::OwnedTargetIsa> {
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v).map_err(|e| codegen(e, "(settings)"))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "is_pic", "false")?;
+    set(&mut flags, "unwind_info", "false")?;
+    set(&mut flags, "preserve_frame_pointers", "true")?;
+    let triple: target_lexicon::Triple = "x86_64-unknown-linux-gnu"
+        .parse()
+        .map_err(|e| codegen(e, "(triple)"))?;
+    let builder = isa::lookup(triple).map_err(|e| codegen(e, "(isa)"))?;
+    builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| codegen(e, "(isa)"))
+}
+
+/// Rewrites a parsed input.
+pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
+    let isa = isa()?;
+    let call_conv = isa.default_call_conv();
+    let builder = ObjectBuilder::new(isa, "nooks-rewritten", default_libcall_names())
+        .map_err(|e| codegen(e, "(object)"))?;
+    let mut module = ObjectModule::new(builder);
+    let m = |e: cranelift_module::ModuleError| RewriteError::new(ErrorKind::Codegen(e.to_string()));
+
+    for (idx, s) in input.sections.iter().enumerate() {
+        if matches!(
+            s.name.as_str(),
+            ".init_array" | ".fini_array" | ".ctors" | ".dtors" | ".tdata" | ".tbss"
+        ) && s.size > 0
+        {
+            return Err(RewriteError::new(ErrorKind::UnsupportedSection(format!(
+                "{} (section {idx})",
+                s.name
+            ))));
+        }
+    }
+
+    // The emulated stack and its pointer.
+    let estack = module
+        .declare_data("__nooks_estack", Linkage::Local, true, false)
+        .map_err(m)?;
+    let esp = module
+        .declare_data("__nooks_esp", Linkage::Local, true, false)
+        .map_err(m)?;
+
+    // Data sections and COMMON blocks.
+    let mut sections = HashMap::new();
+    for (idx, s) in input.sections.iter().enumerate() {
+        if matches!(s.kind, Kind::Rodata | Kind::Data | Kind::Bss) {
+            let id = module
+                .declare_data(
+                    &format!("__nooks_sec{idx}"),
+                    Linkage::Local,
+                    s.kind != Kind::Rodata,
+                    false,
+                )
+                .map_err(m)?;
+            sections.insert(idx, id);
+        }
+    }
+    let mut commons = HashMap::new();
+    for (i, s) in input.symbols.iter().enumerate() {
+        if s.is_common {
+            let linkage = if s.is_global {
+                Linkage::Export
+            } else {
+                Linkage::Local
+            };
+            commons.insert(
+                i,
+                module
+                    .declare_data(&s.name, linkage, true, false)
+                    .map_err(m)?,
+            );
+        }
+    }
+
+    // Imports: a symbol ever called (PLT32) is a function, anything else data.
+    let called: std::collections::HashSet<usize> = input
+        .sections
+        .iter()
+        .flat_map(|s| &s.relocs)
+        .filter(|r| r.r_type == 4)
+        .map(|r| r.symbol)
+        .collect();
+    let native_sig = lift::native_signature(call_conv);
+    let inner_sig = lift::inner_signature(call_conv);
+    let mut import_funcs = HashMap::new();
+    let mut import_data = HashMap::new();
+    for (i, s) in input.symbols.iter().enumerate() {
+        if !s.is_undefined
+            || import_funcs.contains_key(&s.name)
+            || import_data.contains_key(&s.name)
+        {
+            continue;
+        }
+        if called.contains(&i) {
+            import_funcs.insert(
+                s.name.clone(),
+                module
+                    .declare_function(&s.name, Linkage::Import, &native_sig)
+                    .map_err(m)?,
+            );
+        } else {
+            import_data.insert(
+                s.name.clone(),
+                module
+                    .declare_data(&s.name, Linkage::Import, false, false)
+                    .map_err(m)?,
+            );
+        }
+    }
+
+    // Functions: a native (SysV) entry under the original name, an inner entry beside it.
+    let mut native = HashMap::new();
+    let mut inner = HashMap::new();
+    let mut func_at = HashMap::new();
+    for f in &input.functions {
+        let s = &input.symbols[f.symbol];
+        let linkage = if s.is_weak {
+            Linkage::Preemptible
+        } else if s.is_global {
+            Linkage::Export
+        } else {
+            Linkage::Local
+        };
+        native.insert(
+            f.symbol,
+            module
+                .declare_function(&f.name, linkage, &native_sig)
+                .map_err(m)?,
+        );
+        inner.insert(
+            f.symbol,
+            module
+                .declare_function(
+                    &format!("{}.nooks_inner", f.name),
+                    Linkage::Local,
+                    &inner_sig,
+                )
+                .map_err(m)?,
+        );
+        func_at.insert((f.section, f.offset), f.symbol);
+    }
+
+    let env = Env {
+        input,
+        native,
+        inner,
+        func_at,
+        import_funcs,
+        import_data,
+        sections,
+        commons,
+        esp,
+    };
+    let mut out = Rewritten::default();
+    let mut ctx = module.make_context();
+    let mut fbc = FunctionBuilderContext::new();
+    for f in &input.functions {
+        let decoded = decode::decode(input, f)?;
+        out.stats.functions += 1;
+        out.stats.instructions += decoded.insns.len();
+        out.stats.input_text += f.size as usize;
+
+        ctx.func.signature = inner_sig.clone();
+        ctx.func.name = cranelift_codegen::ir::UserFuncName::user(0, env.inner[&f.symbol].as_u32());
+        let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let stores = Lifter::new(b, &env, &mut module, f).lift(&decoded)?;
+        out.stats.stores += stores;
+        if opts.isolation == Isolation::Sfi {
+            crate::instrument::instrument(&mut ctx.func)?;
+        }
+        define(
+            &mut module,
+            &mut ctx,
+            env.inner[&f.symbol],
+            &f.name,
+            opts,
+            &mut out,
+        )?;
+
+        ctx.func.signature = native_sig.clone();
+        ctx.func.name =
+            cranelift_codegen::ir::UserFuncName::user(0, env.native[&f.symbol].as_u32());
+        let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        lift::native_entry(b, &mut module, esp, env.inner[&f.symbol]);
+        define(
+            &mut module,
+            &mut ctx,
+            env.native[&f.symbol],
+            &f.name,
+            opts,
+            &mut out,
+        )?;
+    }
+
+    define_data(&mut module, &env, estack)?;
+
+    let mut product = module.finish();
+    // Re-create the original data symbols inside the carried-over sections.
+    for (i, s) in input.symbols.iter().enumerate() {
+        let Some(sec) = s.section else { continue };
+        if s.is_function
+            || s.is_section
+            || s.name.is_empty()
+            || input.sections[sec].kind == Kind::Text
+        {
+            continue;
+        }
+        let Some(&data) = env.sections.get(&sec) else {
+            continue;
+        };
+        let Some((sid, _)) = product.data_objects[data] else {
+            continue;
+        };
+        let holder = product.object.symbol(sid);
+        let (section, value) = (holder.section, holder.value);
+        let _ = i;
+        product.object.add_symbol(OutSymbol {
+            name: s.name.as_bytes().to_vec(),
+            value: value + s.value,
+            size: s.size,
+            kind: SymbolKind::Data,
+            scope: if s.is_global {
+                SymbolScope::Linkage
+            } else {
+                SymbolScope::Compilation
+            },
+            weak: s.is_weak,
+            section: match section {
+                SymbolSection::Section(id) => SymbolSection::Section(id),
+                other => other,
+            },
+            flags: SymbolFlags::None,
+        });
+    }
+    out.object = product
+        .emit()
+        .map_err(|e| RewriteError::new(ErrorKind::Output(e.to_string())))?;
+    Ok(out)
+}
+
+fn define(
+    module: &mut ObjectModule,
+    ctx: &mut Context,
+    id: FuncId,
+    name: &str,
+    opts: &Options,
+    out: &mut Rewritten,
+) -> Result<()> {
+    if opts.emit_clif {
+        out.clif
+            .push((name.to_string(), ctx.func.display().to_string()));
+    }
+    ctx.set_disasm(opts.emit_asm);
+    module
+        .define_function(id, ctx)
+        .map_err(|e| codegen(format!("{e:?}"), name))?;
+    if let Some(code) = ctx.compiled_code() {
+        out.stats.output_text += code.code_buffer().len();
+        if let Some(asm) = &code.vcode {
+            out.asm.push((name.to_string(), asm.clone()));
+        }
+    }
+    module.clear_context(ctx);
+    Ok(())
+}
+
+fn define_data(module: &mut ObjectModule, env: &Env<'_>, estack: DataId) -> Result<()> {
+    let m = |e: cranelift_module::ModuleError| RewriteError::new(ErrorKind::Codegen(e.to_string()));
+    let input = env.input;
+    let mut d = DataDescription::new();
+    d.define_zeroinit(ESTACK_SIZE);
+    d.set_align(16);
+    module.define_data(estack, &d).map_err(m)?;
+
+    let mut d = DataDescription::new();
+    d.define(vec![0u8; 8].into_boxed_slice());
+    d.set_align(8);
+    let gv = module.declare_data_in_data(estack, &mut d);
+    d.write_data_addr(0, gv, ESTACK_SIZE as i64);
+    module.define_data(env.esp, &d).map_err(m)?;
+
+    for (&i, &id) in &env.commons {
+        let s = &input.symbols[i];
+        let mut d = DataDescription::new();
+        d.define_zeroinit(s.size as usize);
+        d.set_align(s.value.max(1));
+        module.define_data(id, &d).map_err(m)?;
+    }
+
+    for (&idx, &id) in &env.sections {
+        let s = &input.sections[idx];
+        let mut d = DataDescription::new();
+        if s.kind == Kind::Bss {
+            d.define_zeroinit(s.size as usize);
+        } else {
+            d.define(s.data.clone().into_boxed_slice());
+        }
+        d.set_align(s.align);
+        let err = |what: String| {
+            RewriteError::new(ErrorKind::UnsupportedRelocation(format!(
+                "{what} in {}",
+                s.name
+            )))
+        };
+        for r in &s.relocs {
+            if r.r_type != 1 {
+                return Err(err(format!("type {} at {:#x}", r.r_type, r.offset)));
+            }
+            let sym = &input.symbols[r.symbol];
+            let off = r.offset as u32;
+            if sym.is_undefined {
+                if let Some(&f) = env.import_funcs.get(&sym.name) {
+                    if r.addend != 0 {
+                        return Err(err(format!(
+                            "offset {} into function {}",
+                            r.addend, sym.name
+                        )));
+                    }
+                    let fr = module.declare_func_in_data(f, &mut d);
+                    d.write_function_addr(off, fr);
+                } else {
+                    let gv = module.declare_data_in_data(env.import_data[&sym.name], &mut d);
+                    d.write_data_addr(off, gv, r.addend);
+                }
+                continue;
+            }
+            if sym.is_common {
+                let gv = module.declare_data_in_data(env.commons[&r.symbol], &mut d);
+                d.write_data_addr(off, gv, r.addend);
+                continue;
+            }
+            let Some(sec) = sym.section else {
+                return Err(err(format!("absolute symbol {}", sym.name)));
+            };
+            let at = sym.value as i64 + r.addend;
+            match input.sections[sec].kind {
+                Kind::Text => {
+                    let f = u64::try_from(at)
+                        .ok()
+                        .and_then(|o| env.func_at.get(&(sec, o)));
+                    let Some(&f) = f else {
+                        return Err(err(format!(
+                            "pointer into the middle of code at {:#x}",
+                            r.offset
+                        )));
+                    };
+                    let fr = module.declare_func_in_data(env.native[&f], &mut d);
+                    d.write_function_addr(off, fr);
+                }
+                Kind::Other => {
+                    return Err(err(format!(
+                        "pointer into unloaded section {}",
+                        input.sections[sec].name
+                    )));
+                }
+                _ => {
+                    let gv = module.declare_data_in_data(env.sections[&sec], &mut d);
+                    d.write_data_addr(off, gv, at);
+                }
+            }
+        }
+        module.define_data(id, &d).map_err(m)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The one error type of nooks-cc: where the input could not be rewritten and
+//! why, precise enough to find the instruction in the source.
+
+use std::fmt;
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Not an ELF file, not x86-64, or not relocatable.
+    BadInput(String),
+    /// An instruction nooks-cc cannot rewrite (or must refuse, for privileged ones).
+    UnsupportedInstruction,
+    /// A relocation type or target nooks-cc cannot carry over.
+    UnsupportedRelocation(String),
+    /// Control flow nooks-cc cannot follow (a jump into the middle of another function...).
+    UnsupportedControlFlow(String),
+    /// A section nooks-cc cannot carry over.
+    UnsupportedSection(String),
+    /// Cranelift refused the lifted code (a bug in the lifter).
+    Codegen(String),
+    /// Writing the output failed.
+    Output(String),
+}
+
+/// An error with its location in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// The function it happened in.
+    pub function: Option<String>,
+    /// Offset of the instruction from the function start.
+    pub offset: Option<u64>,
+    /// `file:line` from the input's DWARF, when it has any.
+    pub line: Option<String>,
+    /// The instruction, disassembled.
+    pub disassembly: Option<String>,
+}
+
+impl RewriteError {
+    /// An error with no location.
+    pub fn new(kind: ErrorKind) -> Self {
+        RewriteError {
+            kind,
+            function: None,
+            offset: None,
+            line: None,
+            disassembly: None,
+        }
+    }
+}
+
+impl fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ErrorKind::BadInput(s) => write!(f, "bad input: {s}")?,
+            ErrorKind::UnsupportedInstruction => write!(f, "unsupported instruction")?,
+            ErrorKind::UnsupportedRelocation(s) => write!(f, "unsupported relocation: {s}")?,
+            ErrorKind::UnsupportedControlFlow(s) => write!(f, "unsupported control flow: {s}")?,
+            ErrorKind::UnsupportedSection(s) => write!(f, "unsupported section: {s}")?,
+            ErrorKind::Codegen(s) => write!(f, "code generation failed: {s}")?,
+            ErrorKind::Output(s) => write!(f, "writing the output failed: {s}")?,
+        }
+        if let Some(func) = &self.function {
+            write!(f, " in {func}")?;
+            if let Some(off) = self.offset {
+                write!(f, "+{off:#x}")?;
+            }
+        }
+        if let Some(line) = &self.line {
+            write!(f, " ({line})")?;
+        }
+        if let Some(d) = &self.disassembly {
+            write!(f, ": `{d}`")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RewriteError {}
+
+/// The result type of nooks-cc's library.
+pub type Result<T> = std::result::Result<T, RewriteError>;

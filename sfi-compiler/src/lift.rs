@@ -1,0 +1,1873 @@
+//! Stage 3, lift: one function's x86-64 instructions into Cranelift IR.
+//!
+//! - Registers are `cranelift-frontend` Variables (i64); partial-register
+//!   writes merge exactly (8/16-bit) or zero-extend (32-bit).
+//! - Flags are i8 Variables computed at each flag-setting instruction; a
+//!   consumer in the same block reads the producer's operands directly instead
+//!   (a `cmp`+`jl` becomes one `icmp slt`), and Cranelift's optimiser drops the
+//!   flag computations nobody reads.
+//! - The original frame lives on the emulated stack: RSP is a Variable; the
+//!   inner function receives the caller's emulated RSP as its first argument.
+//!   Real return addresses never sit in emulated-stack memory.
+//! - Every store goes through [`Lifter::store`]; the SFI pass (`instrument`)
+//!   is a separate pass over the finished IR.
+
+use crate::decode::{Decoded, Field, Insn, error_at};
+use crate::error::{ErrorKind, Result, RewriteError};
+use crate::read::{Function, Input, Kind};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I8, I16, I32, I64};
+use cranelift_codegen::ir::{
+    self, AtomicRmwOp, Block, InstBuilder, MemFlagsData, TrapCode, Value, types,
+};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_module::{DataId, FuncId, Module};
+use iced_x86::{ConditionCode, Mnemonic, OpKind, Register};
+use std::collections::HashMap;
+
+/// Number of caller stack words a native entry copies onto the emulated stack
+/// (and a call to native code passes): 12 words, i.e. 18 integer arguments.
+pub const STACK_ARGS: usize = 12;
+
+/// What the lifter needs to know about the whole object.
+pub struct Env<'a> {
+    /// The parsed input.
+    pub input: &'a Input,
+    /// Native (SysV) entry of each function, by symbol index.
+    pub native: HashMap<usize, FuncId>,
+    /// Inner entry of each function, by symbol index.
+    pub inner: HashMap<usize, FuncId>,
+    /// Function symbol at (section, offset).
+    pub func_at: HashMap<(usize, u64), usize>,
+    /// Imported functions by name.
+    pub import_funcs: HashMap<String, FuncId>,
+    /// Imported data by name.
+    pub import_data: HashMap<String, DataId>,
+    /// Carried-over data sections (and COMMON blocks, by symbol), by index.
+    pub sections: HashMap<usize, DataId>,
+    /// COMMON symbols' data objects.
+    pub commons: HashMap<usize, DataId>,
+    /// `__nooks_esp`: the emulated stack pointer at the native boundary.
+    pub esp: DataId,
+}
+
+/// A reference to something the rewritten code addresses.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Func(usize),
+    ImportFunc(FuncId),
+    Data(DataId, i64),
+}
+
+#[derive(Clone, Copy)]
+enum Producer {
+    /// a - b (cmp, sub): every condition is one icmp.
+    Sub { a: Value, b: Value },
+    /// A logical result (and, or, xor, test): CF = OF = 0.
+    Logic { res: Value },
+}
+
+struct Flags {
+    cf: Variable,
+    zf: Variable,
+    sf: Variable,
+    of: Variable,
+    pf: Variable,
+}
+
+/// Lifts one function.
+pub struct Lifter<'a, 'b, M: Module> {
+    b: FunctionBuilder<'b>,
+    env: &'a Env<'a>,
+    module: &'a mut M,
+    f: &'a Function,
+    regs: [Variable; 16],
+    flags: Flags,
+    producer: Option<Producer>,
+    blocks: HashMap<u64, Block>,
+    terminated: bool,
+    funcs: HashMap<FuncId, ir::FuncRef>,
+    datas: HashMap<DataId, ir::GlobalValue>,
+    native_sig: ir::SigRef,
+    /// Stores emitted (statistics).
+    pub stores: usize,
+}
+
+fn ty_of(bytes: usize) -> types::Type {
+    match bytes {
+        1 => I8,
+        2 => I16,
+        4 => I32,
+        _ => I64,
+    }
+}
+
+fn reg_index(r: Register) -> Option<usize> {
+    let full = r.full_register();
+    let order = [
+        Register::RAX,
+        Register::RCX,
+        Register::RDX,
+        Register::RBX,
+        Register::RSP,
+        Register::RBP,
+        Register::RSI,
+        Register::RDI,
+        Register::R8,
+        Register::R9,
+        Register::R10,
+        Register::R11,
+        Register::R12,
+        Register::R13,
+        Register::R14,
+        Register::R15,
+    ];
+    order.iter().position(|&x| x == full)
+}
+
+const RAX: usize = 0;
+const RCX: usize = 1;
+const RDX: usize = 2;
+const RSP: usize = 4;
+const RBP: usize = 5;
+const RSI: usize = 6;
+const RDI: usize = 7;
+const R8: usize = 8;
+const R9: usize = 9;
+const ARG_REGS: [usize; 6] = [RDI, RSI, RDX, RCX, R8, R9];
+
+/// The SysV signature of a native entry: 6 register + STACK_ARGS stack words in, rax:rdx out.
+pub fn native_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Signature {
+    let mut sig = ir::Signature::new(call_conv);
+    for _ in 0..6 + STACK_ARGS {
+        sig.params.push(ir::AbiParam::new(I64));
+    }
+    sig.returns.push(ir::AbiParam::new(I64));
+    sig.returns.push(ir::AbiParam::new(I64));
+    sig
+}
+
+/// The signature of an inner entry: emulated RSP + 6 registers in, rax:rdx out.
+pub fn inner_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Signature {
+    let mut sig = ir::Signature::new(call_conv);
+    for _ in 0..7 {
+        sig.params.push(ir::AbiParam::new(I64));
+    }
+    sig.returns.push(ir::AbiParam::new(I64));
+    sig.returns.push(ir::AbiParam::new(I64));
+    sig
+}
+
+fn mem() -> MemFlagsData {
+    MemFlagsData::new()
+}
+
+impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
+    /// Prepares a lifter writing into `b`.
+    pub fn new(
+        mut b: FunctionBuilder<'b>,
+        env: &'a Env<'a>,
+        module: &'a mut M,
+        f: &'a Function,
+    ) -> Self {
+        let regs = std::array::from_fn(|_| b.declare_var(I64));
+        let flags = Flags {
+            cf: b.declare_var(I8),
+            zf: b.declare_var(I8),
+            sf: b.declare_var(I8),
+            of: b.declare_var(I8),
+            pf: b.declare_var(I8),
+        };
+        let call_conv = module.isa().default_call_conv();
+        let native_sig = b.import_signature(native_signature(call_conv));
+        Lifter {
+            b,
+            env,
+            module,
+            f,
+            regs,
+            flags,
+            producer: None,
+            blocks: HashMap::new(),
+            terminated: false,
+            funcs: HashMap::new(),
+            datas: HashMap::new(),
+            native_sig,
+            stores: 0,
+        }
+    }
+
+    fn err(&self, insn: &Insn, kind: ErrorKind) -> RewriteError {
+        error_at(self.env.input, self.f, insn.ip, Some(&insn.instr), kind)
+    }
+
+    fn unsupported(&self, insn: &Insn) -> RewriteError {
+        self.err(insn, ErrorKind::UnsupportedInstruction)
+    }
+
+    fn func_ref(&mut self, id: FuncId) -> ir::FuncRef {
+        if let Some(r) = self.funcs.get(&id) {
+            return *r;
+        }
+        let r = self.module.declare_func_in_func(id, self.b.func);
+        self.funcs.insert(id, r);
+        r
+    }
+
+    fn data_gv(&mut self, id: DataId) -> ir::GlobalValue {
+        if let Some(g) = self.datas.get(&id) {
+            return *g;
+        }
+        let g = self.module.declare_data_in_func(id, self.b.func);
+        self.datas.insert(id, g);
+        g
+    }
+
+    // ---- registers ---------------------------------------------------------
+
+    fn get64(&mut self, i: usize) -> Value {
+        self.b.use_var(self.regs[i])
+    }
+
+    fn set64(&mut self, i: usize, v: Value) {
+        self.b.def_var(self.regs[i], v);
+    }
+
+    fn read_reg(&mut self, r: Register) -> Option<Value> {
+        let i = reg_index(r)?;
+        let full = self.get64(i);
+        let size = r.size();
+        let high = matches!(r, Register::AH | Register::BH | Register::CH | Register::DH);
+        Some(match (size, high) {
+            (8, _) => full,
+            (1, true) => {
+                let s = self.b.ins().ushr_imm_u(full, 8);
+                self.b.ins().ireduce(I8, s)
+            }
+            (n, _) => self.b.ins().ireduce(ty_of(n), full),
+        })
+    }
+
+    fn write_reg(&mut self, r: Register, v: Value) -> Option<()> {
+        let i = reg_index(r)?;
+        let size = r.size();
+        let high = matches!(r, Register::AH | Register::BH | Register::CH | Register::DH);
+        let v = match (size, high) {
+            (8, _) => v,
+            (4, _) => self.b.ins().uextend(I64, v),
+            (n, high) => {
+                let old = self.get64(i);
+                let wide = self.b.ins().uextend(I64, v);
+                let (mask, shifted) = if high {
+                    (!0xff00i64, self.b.ins().ishl_imm_u(wide, 8))
+                } else {
+                    (!((1i64 << (8 * n)) - 1), wide)
+                };
+                let kept = self.b.ins().band_imm_s(old, mask);
+                self.b.ins().bor(kept, shifted)
+            }
+        };
+        self.set64(i, v);
+        Some(())
+    }
+
+    // ---- addresses and operands --------------------------------------------
+
+    fn target(&self, insn: &Insn, symbol: usize, offset: i64) -> Result<Target> {
+        let input = self.env.input;
+        let s = input
+            .symbols
+            .get(symbol)
+            .ok_or_else(|| self.err(insn, ErrorKind::BadInput("bad symbol index".into())))?;
+        if s.is_undefined {
+            if let Some(id) = self.env.import_funcs.get(&s.name) {
+                if offset != 0 {
+                    return Err(self.err(
+                        insn,
+                        ErrorKind::UnsupportedRelocation(format!(
+                            "offset {offset} into function {}",
+                            s.name
+                        )),
+                    ));
+                }
+                return Ok(Target::ImportFunc(*id));
+            }
+            let id = self.env.import_data.get(&s.name).ok_or_else(|| {
+                self.err(
+                    insn,
+                    ErrorKind::UnsupportedRelocation(format!("unknown import {}", s.name)),
+                )
+            })?;
+            return Ok(Target::Data(*id, offset));
+        }
+        if s.is_common {
+            return Ok(Target::Data(self.env.commons[&symbol], offset));
+        }
+        let Some(sec) = s.section else {
+            return Err(self.err(
+                insn,
+                ErrorKind::UnsupportedRelocation(format!("absolute symbol {}", s.name)),
+            ));
+        };
+        let at = s.value as i64 + offset;
+        match input.sections[sec].kind {
+            Kind::Text => {
+                let f = u64::try_from(at)
+                    .ok()
+                    .and_then(|o| self.env.func_at.get(&(sec, o)));
+                match f {
+                    Some(&f) => Ok(Target::Func(f)),
+                    None => Err(self.err(
+                        insn,
+                        ErrorKind::UnsupportedRelocation(format!(
+                            "reference into the middle of code ({}+{at:#x})",
+                            input.sections[sec].name
+                        )),
+                    )),
+                }
+            }
+            Kind::Other => Err(self.err(
+                insn,
+                ErrorKind::UnsupportedRelocation(format!(
+                    "reference to unloaded section {}",
+                    input.sections[sec].name
+                )),
+            )),
+            _ => Ok(Target::Data(self.env.sections[&sec], at)),
+        }
+    }
+
+    /// The address (or value) a relocated field denotes.
+    fn reloc_value(&mut self, insn: &Insn) -> Result<Value> {
+        let r = insn.reloc.expect("called for relocated instructions");
+        let offset = match r.reloc.r_type {
+            2 | 4 => r.reloc.addend + r.to_end as i64, // PC32, PLT32: S + A + (next - P)
+            1 | 10 | 11 => r.reloc.addend,             // 64, 32, 32S: S + A
+            t => {
+                return Err(self.err(
+                    insn,
+                    ErrorKind::UnsupportedRelocation(format!("type {t} in code")),
+                ));
+            }
+        };
+        let t = self.target(insn, r.reloc.symbol, offset)?;
+        Ok(self.target_value(t))
+    }
+
+    fn target_value(&mut self, t: Target) -> Value {
+        match t {
+            Target::Func(sym) => {
+                let id = self.env.native[&sym];
+                let fr = self.func_ref(id);
+                self.b.ins().func_addr(I64, fr)
+            }
+            Target::ImportFunc(id) => {
+                let fr = self.func_ref(id);
+                self.b.ins().func_addr(I64, fr)
+            }
+            Target::Data(id, off) => {
+                let gv = self.data_gv(id);
+                let base = self.b.ins().symbol_value(I64, gv);
+                if off == 0 {
+                    base
+                } else {
+                    self.b.ins().iadd_imm_s(base, off)
+                }
+            }
+        }
+    }
+
+    fn mem_addr(&mut self, insn: &Insn) -> Result<Value> {
+        let i = &insn.instr;
+        if i.segment_prefix() == Register::FS
+            || i.segment_prefix() == Register::GS
+            || i.memory_segment() == Register::FS
+            || i.memory_segment() == Register::GS
+        {
+            return Err(self.err(insn, ErrorKind::UnsupportedInstruction));
+        }
+        let relocated_disp = matches!(insn.reloc, Some(r) if r.field == Field::Displacement);
+        let base = i.memory_base();
+        if base == Register::RIP || base == Register::EIP {
+            if !relocated_disp {
+                return Err(self.err(
+                    insn,
+                    ErrorKind::UnsupportedRelocation(
+                        "RIP-relative reference without a relocation".into(),
+                    ),
+                ));
+            }
+            return self.reloc_value(insn);
+        }
+        let mut addr = if relocated_disp {
+            self.reloc_value(insn)?
+        } else {
+            self.b.ins().iconst(I64, i.memory_displacement64() as i64)
+        };
+        if base != Register::None {
+            let bi = reg_index(base).ok_or_else(|| self.unsupported(insn))?;
+            if base.size() != 8 {
+                return Err(self.unsupported(insn));
+            }
+            let v = self.get64(bi);
+            addr = self.b.ins().iadd(addr, v);
+        }
+        let index = i.memory_index();
+        if index != Register::None {
+            let ii = reg_index(index).ok_or_else(|| self.unsupported(insn))?;
+            let v = self.get64(ii);
+            let scaled = match i.memory_index_scale() {
+                1 => v,
+                s => self.b.ins().imul_imm_s(v, s as i64),
+            };
+            addr = self.b.ins().iadd(addr, scaled);
+        }
+        Ok(addr)
+    }
+
+    fn op_size(&self, insn: &Insn, n: u32) -> usize {
+        let i = &insn.instr;
+        match i.op_kind(n) {
+            OpKind::Register => i.op_register(n).size(),
+            OpKind::Memory => i.memory_size().size(),
+            _ => {
+                if n > 0 {
+                    self.op_size(insn, 0)
+                } else {
+                    8
+                }
+            }
+        }
+    }
+
+    fn read_op(&mut self, insn: &Insn, n: u32, ty: types::Type) -> Result<Value> {
+        let i = &insn.instr;
+        match i.op_kind(n) {
+            OpKind::Register => self
+                .read_reg(i.op_register(n))
+                .ok_or_else(|| self.unsupported(insn)),
+            OpKind::Memory => {
+                let a = self.mem_addr(insn)?;
+                Ok(self.b.ins().load(ty, mem(), a, 0))
+            }
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64 => {
+                if matches!(insn.reloc, Some(r) if r.field == Field::Immediate) {
+                    let v = self.reloc_value(insn)?;
+                    Ok(if ty == I64 {
+                        v
+                    } else {
+                        self.b.ins().ireduce(ty, v)
+                    })
+                } else {
+                    let imm = i.immediate(n) as i64;
+                    Ok(self.b.ins().iconst(ty, imm_for(ty, imm)))
+                }
+            }
+            _ => Err(self.unsupported(insn)),
+        }
+    }
+
+    fn write_op(&mut self, insn: &Insn, n: u32, v: Value) -> Result<()> {
+        let i = &insn.instr;
+        match i.op_kind(n) {
+            OpKind::Register => self
+                .write_reg(i.op_register(n), v)
+                .ok_or_else(|| self.unsupported(insn)),
+            OpKind::Memory => {
+                let a = self.mem_addr(insn)?;
+                self.store(v, a);
+                Ok(())
+            }
+            _ => Err(self.unsupported(insn)),
+        }
+    }
+
+    /// Every store the rewritten code makes goes through here.
+    pub fn store(&mut self, v: Value, addr: Value) {
+        self.stores += 1;
+        self.b.ins().store(mem(), v, addr, 0);
+    }
+
+    fn push(&mut self, v: Value) {
+        let rsp = self.get64(RSP);
+        let rsp = self.b.ins().iadd_imm_s(rsp, -8);
+        self.set64(RSP, rsp);
+        self.store(v, rsp);
+    }
+
+    fn pop(&mut self) -> Value {
+        let rsp = self.get64(RSP);
+        let v = self.b.ins().load(I64, mem(), rsp, 0);
+        let rsp2 = self.b.ins().iadd_imm_s(rsp, 8);
+        self.set64(RSP, rsp2);
+        v
+    }
+
+    // ---- flags ---------------------------------------------------------------
+
+    fn bool_var(&mut self, var: Variable, v: Value) {
+        self.b.def_var(var, v);
+    }
+
+    fn set_szp(&mut self, res: Value) {
+        let ty = self.b.func.dfg.value_type(res);
+        let zf = self.b.ins().icmp_imm_s(IntCC::Equal, res, 0);
+        let sf = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, res, 0);
+        let low = if ty == I8 {
+            res
+        } else {
+            self.b.ins().ireduce(I8, res)
+        };
+        let pop = self.b.ins().popcnt(low);
+        let odd = self.b.ins().band_imm_s(pop, 1);
+        let pf = self.b.ins().icmp_imm_s(IntCC::Equal, odd, 0);
+        self.bool_var(self.flags.zf, zf);
+        self.bool_var(self.flags.sf, sf);
+        self.bool_var(self.flags.pf, pf);
+    }
+
+    fn flags_logic(&mut self, res: Value) {
+        self.set_szp(res);
+        let zero = self.b.ins().iconst(I8, 0);
+        self.bool_var(self.flags.cf, zero);
+        self.bool_var(self.flags.of, zero);
+        self.producer = Some(Producer::Logic { res });
+    }
+
+    fn flags_add(&mut self, a: Value, b: Value, res: Value, carry_in: Option<Value>) {
+        self.set_szp(res);
+        let lt = self.b.ins().icmp(IntCC::UnsignedLessThan, res, a);
+        let cf = match carry_in {
+            None => lt,
+            Some(c) => {
+                let eq = self.b.ins().icmp(IntCC::Equal, res, a);
+                let eqc = self.b.ins().band(eq, c);
+                self.b.ins().bor(lt, eqc)
+            }
+        };
+        let x1 = self.b.ins().bxor(a, res);
+        let x2 = self.b.ins().bxor(b, res);
+        let x = self.b.ins().band(x1, x2);
+        let of = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+        self.bool_var(self.flags.cf, cf);
+        self.bool_var(self.flags.of, of);
+        self.producer = None;
+    }
+
+    fn flags_sub(&mut self, a: Value, b: Value, res: Value, borrow_in: Option<Value>) {
+        self.set_szp(res);
+        let lt = self.b.ins().icmp(IntCC::UnsignedLessThan, a, b);
+        let cf = match borrow_in {
+            None => lt,
+            Some(c) => {
+                let eq = self.b.ins().icmp(IntCC::Equal, a, b);
+                let eqc = self.b.ins().band(eq, c);
+                self.b.ins().bor(lt, eqc)
+            }
+        };
+        let x1 = self.b.ins().bxor(a, b);
+        let x2 = self.b.ins().bxor(a, res);
+        let x = self.b.ins().band(x1, x2);
+        let of = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+        self.bool_var(self.flags.cf, cf);
+        self.bool_var(self.flags.of, of);
+        self.producer = if borrow_in.is_none() {
+            Some(Producer::Sub { a, b })
+        } else {
+            None
+        };
+    }
+
+    fn cond(&mut self, cc: ConditionCode) -> Value {
+        use ConditionCode as C;
+        if let Some(p) = self.producer {
+            let direct = match p {
+                Producer::Sub { a, b } => {
+                    let icc = match cc {
+                        C::b => Some(IntCC::UnsignedLessThan),
+                        C::ae => Some(IntCC::UnsignedGreaterThanOrEqual),
+                        C::e => Some(IntCC::Equal),
+                        C::ne => Some(IntCC::NotEqual),
+                        C::be => Some(IntCC::UnsignedLessThanOrEqual),
+                        C::a => Some(IntCC::UnsignedGreaterThan),
+                        C::l => Some(IntCC::SignedLessThan),
+                        C::ge => Some(IntCC::SignedGreaterThanOrEqual),
+                        C::le => Some(IntCC::SignedLessThanOrEqual),
+                        C::g => Some(IntCC::SignedGreaterThan),
+                        _ => None,
+                    };
+                    icc.map(|icc| self.b.ins().icmp(icc, a, b))
+                }
+                Producer::Logic { res } => {
+                    let icc = match cc {
+                        C::e | C::be => Some(IntCC::Equal),
+                        C::ne | C::a => Some(IntCC::NotEqual),
+                        C::s | C::l => Some(IntCC::SignedLessThan),
+                        C::ns | C::ge => Some(IntCC::SignedGreaterThanOrEqual),
+                        C::le => Some(IntCC::SignedLessThanOrEqual),
+                        C::g => Some(IntCC::SignedGreaterThan),
+                        _ => None,
+                    };
+                    icc.map(|icc| self.b.ins().icmp_imm_s(icc, res, 0))
+                }
+            };
+            if let Some(v) = direct {
+                return v;
+            }
+        }
+        let f = |s: &mut Self, v: Variable| s.b.use_var(v);
+        let (cf, zf, sf, of, pf) = (
+            self.flags.cf,
+            self.flags.zf,
+            self.flags.sf,
+            self.flags.of,
+            self.flags.pf,
+        );
+        let not = |s: &mut Self, v: Value| s.b.ins().bxor_imm_s(v, 1);
+        match cc {
+            C::o => f(self, of),
+            C::no => {
+                let v = f(self, of);
+                not(self, v)
+            }
+            C::b => f(self, cf),
+            C::ae => {
+                let v = f(self, cf);
+                not(self, v)
+            }
+            C::e => f(self, zf),
+            C::ne => {
+                let v = f(self, zf);
+                not(self, v)
+            }
+            C::be => {
+                let (c, z) = (f(self, cf), f(self, zf));
+                self.b.ins().bor(c, z)
+            }
+            C::a => {
+                let (c, z) = (f(self, cf), f(self, zf));
+                let o = self.b.ins().bor(c, z);
+                not(self, o)
+            }
+            C::s => f(self, sf),
+            C::ns => {
+                let v = f(self, sf);
+                not(self, v)
+            }
+            C::p => f(self, pf),
+            C::np => {
+                let v = f(self, pf);
+                not(self, v)
+            }
+            C::l => {
+                let (s, o) = (f(self, sf), f(self, of));
+                self.b.ins().bxor(s, o)
+            }
+            C::ge => {
+                let (s, o) = (f(self, sf), f(self, of));
+                let x = self.b.ins().bxor(s, o);
+                not(self, x)
+            }
+            C::le => {
+                let (s, o, z) = (f(self, sf), f(self, of), f(self, zf));
+                let x = self.b.ins().bxor(s, o);
+                self.b.ins().bor(x, z)
+            }
+            C::g => {
+                let (s, o, z) = (f(self, sf), f(self, of), f(self, zf));
+                let x = self.b.ins().bxor(s, o);
+                let y = self.b.ins().bor(x, z);
+                not(self, y)
+            }
+            C::None => self.b.ins().iconst(I8, 1),
+        }
+    }
+
+    // ---- control flow ----------------------------------------------------------
+
+    fn block_at(&mut self, ip: u64) -> Block {
+        if let Some(b) = self.blocks.get(&ip) {
+            return *b;
+        }
+        let b = self.b.create_block();
+        self.blocks.insert(ip, b);
+        b
+    }
+
+    fn call_args(&mut self) -> Vec<Value> {
+        ARG_REGS.iter().map(|&r| self.get64(r)).collect()
+    }
+
+    fn set_results(&mut self, inst: ir::Inst) {
+        let rs = self.b.inst_results(inst).to_vec();
+        self.set64(RAX, rs[0]);
+        self.set64(RDX, rs[1]);
+        self.producer = None;
+    }
+
+    /// A call to a rewritten function of this object: straight to its inner
+    /// entry, passing the emulated RSP (stack arguments are already there).
+    fn call_inner(&mut self, sym: usize, rsp_at_call: Value) {
+        let id = self.env.inner[&sym];
+        let fr = self.func_ref(id);
+        let mut args = vec![rsp_at_call];
+        args.extend(self.call_args());
+        let inst = self.b.ins().call(fr, &args);
+        self.set_results(inst);
+    }
+
+    /// A call to native code (an import or any indirect target): publish the
+    /// emulated RSP for callbacks, copy the stack arguments.
+    fn call_native(
+        &mut self,
+        callee: Result<ir::FuncRef>,
+        rsp_at_call: Value,
+        addr: Option<Value>,
+    ) -> Result<()> {
+        let gv = self.data_gv(self.env.esp);
+        let esp_addr = self.b.ins().symbol_value(I64, gv);
+        self.b.ins().store(mem(), rsp_at_call, esp_addr, 0);
+        let mut args = self.call_args();
+        for k in 0..STACK_ARGS {
+            let v = self.b.ins().load(I64, mem(), rsp_at_call, (8 * k) as i32);
+            args.push(v);
+        }
+        let inst = match addr {
+            Some(a) => self.b.ins().call_indirect(self.native_sig, a, &args),
+            None => self.b.ins().call(callee?, &args),
+        };
+        self.set_results(inst);
+        Ok(())
+    }
+
+    fn ret(&mut self) {
+        let (rax, rdx) = (self.get64(RAX), self.get64(RDX));
+        self.b.ins().return_(&[rax, rdx]);
+        self.terminated = true;
+    }
+
+    /// Calls (or, for a tail jump, calls and returns through) a branch target.
+    fn branch_call(&mut self, insn: &Insn, rsp_at_call: Value) -> Result<()> {
+        let i = &insn.instr;
+        match i.op0_kind() {
+            OpKind::NearBranch64 | OpKind::NearBranch32 => {
+                let target = if insn.reloc.is_some() {
+                    let r = insn.reloc.unwrap();
+                    self.target(insn, r.reloc.symbol, r.reloc.addend + r.to_end as i64)?
+                } else {
+                    let t = i.near_branch_target();
+                    match self.env.func_at.get(&(self.f.section, t)) {
+                        Some(&s) => Target::Func(s),
+                        None => {
+                            return Err(self.err(
+                                insn,
+                                ErrorKind::UnsupportedControlFlow(
+                                    "branch into the middle of another function".into(),
+                                ),
+                            ));
+                        }
+                    }
+                };
+                match target {
+                    Target::Func(s) => {
+                        self.call_inner(s, rsp_at_call);
+                        Ok(())
+                    }
+                    Target::ImportFunc(id) => {
+                        let fr = self.func_ref(id);
+                        self.call_native(Ok(fr), rsp_at_call, None)
+                    }
+                    Target::Data(..) => Err(self.err(
+                        insn,
+                        ErrorKind::UnsupportedControlFlow("call into data".into()),
+                    )),
+                }
+            }
+            OpKind::Register | OpKind::Memory => {
+                let a = self.read_op(insn, 0, I64)?;
+                self.call_native(Err(self.unsupported(insn)), rsp_at_call, Some(a))
+            }
+            _ => Err(self.unsupported(insn)),
+        }
+    }
+
+    // ---- the function ------------------------------------------------------------
+
+    /// Lifts the decoded function into the builder's function (the inner entry).
+    pub fn lift(mut self, d: &Decoded) -> Result<usize> {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let params = self.b.block_params(entry).to_vec();
+        let rsp = self.b.ins().iadd_imm_s(params[0], -8);
+        self.set64(RSP, rsp);
+        for (k, &r) in ARG_REGS.iter().enumerate() {
+            self.set64(r, params[k + 1]);
+        }
+        for &s in &d.block_starts {
+            self.block_at(s);
+        }
+        let first = self.block_at(self.f.offset);
+        self.b.ins().jump(first, &[]);
+        self.terminated = true;
+        for insn in &d.insns {
+            if let Some(&blk) = self.blocks.get(&insn.ip) {
+                if !self.terminated {
+                    self.b.ins().jump(blk, &[]);
+                }
+                self.b.switch_to_block(blk);
+                self.terminated = false;
+                self.producer = None;
+            } else if self.terminated {
+                // Unreachable bytes after a terminator without a label: skip.
+                continue;
+            }
+            self.b
+                .set_srcloc(ir::SourceLoc::new((insn.ip - self.f.offset) as u32));
+            self.insn(insn)?;
+        }
+        if !self.terminated {
+            // Falling off the end of the function: the original would run into
+            // whatever follows; stop instead.
+            self.b.ins().trap(TrapCode::unwrap_user(1));
+        }
+        self.b.seal_all_blocks();
+        let stores = self.stores;
+        let config = self.module.isa().frontend_config();
+        self.b.finalize(config);
+        Ok(stores)
+    }
+
+    fn binop(&mut self, insn: &Insn, op: Mnemonic) -> Result<()> {
+        let w = self.op_size(insn, 0);
+        let ty = ty_of(w);
+        let a = self.read_op(insn, 0, ty)?;
+        let b = self.read_op(insn, 1, ty)?;
+        let res = match op {
+            Mnemonic::Add => {
+                let r = self.b.ins().iadd(a, b);
+                self.flags_add(a, b, r, None);
+                r
+            }
+            Mnemonic::Adc => {
+                let c = self.b.use_var(self.flags.cf);
+                let cw = self.b.ins().uextend(ty, c);
+                let t = self.b.ins().iadd(a, b);
+                let r = self.b.ins().iadd(t, cw);
+                self.flags_add(a, b, r, Some(c));
+                r
+            }
+            Mnemonic::Sub | Mnemonic::Cmp => {
+                let r = self.b.ins().isub(a, b);
+                self.flags_sub(a, b, r, None);
+                r
+            }
+            Mnemonic::Sbb => {
+                let c = self.b.use_var(self.flags.cf);
+                let cw = self.b.ins().uextend(ty, c);
+                let t = self.b.ins().isub(a, b);
+                let r = self.b.ins().isub(t, cw);
+                self.flags_sub(a, b, r, Some(c));
+                r
+            }
+            Mnemonic::And | Mnemonic::Test => {
+                let r = self.b.ins().band(a, b);
+                self.flags_logic(r);
+                r
+            }
+            Mnemonic::Or => {
+                let r = self.b.ins().bor(a, b);
+                self.flags_logic(r);
+                r
+            }
+            Mnemonic::Xor => {
+                let r = self.b.ins().bxor(a, b);
+                self.flags_logic(r);
+                r
+            }
+            _ => return Err(self.unsupported(insn)),
+        };
+        if !matches!(op, Mnemonic::Cmp | Mnemonic::Test) {
+            self.write_op(insn, 0, res)?;
+        }
+        Ok(())
+    }
+
+    /// A `lock`-prefixed read-modify-write on memory: atomic in the output too.
+    fn atomic_binop(&mut self, insn: &Insn, op: Mnemonic) -> Result<()> {
+        let w = self.op_size(insn, 0);
+        let ty = ty_of(w);
+        let addr = self.mem_addr(insn)?;
+        self.stores += 1;
+        let b = match op {
+            Mnemonic::Inc | Mnemonic::Dec => self.b.ins().iconst(ty, 1),
+            Mnemonic::Not | Mnemonic::Neg => return Err(self.unsupported(insn)),
+            _ => self.read_op(insn, 1, ty)?,
+        };
+        let rmw = match op {
+            Mnemonic::Add | Mnemonic::Inc => AtomicRmwOp::Add,
+            Mnemonic::Sub | Mnemonic::Dec => AtomicRmwOp::Sub,
+            Mnemonic::And => AtomicRmwOp::And,
+            Mnemonic::Or => AtomicRmwOp::Or,
+            Mnemonic::Xor => AtomicRmwOp::Xor,
+            _ => return Err(self.unsupported(insn)),
+        };
+        let old = self.b.ins().atomic_rmw(ty, mem(), rmw, addr, b);
+        match op {
+            Mnemonic::Add | Mnemonic::Inc => {
+                let r = self.b.ins().iadd(old, b);
+                let cf = self.b.use_var(self.flags.cf);
+                self.flags_add(old, b, r, None);
+                if op == Mnemonic::Inc {
+                    self.b.def_var(self.flags.cf, cf);
+                }
+            }
+            Mnemonic::Sub | Mnemonic::Dec => {
+                let r = self.b.ins().isub(old, b);
+                let cf = self.b.use_var(self.flags.cf);
+                self.flags_sub(old, b, r, None);
+                if op == Mnemonic::Dec {
+                    self.b.def_var(self.flags.cf, cf);
+                    self.producer = None;
+                }
+            }
+            Mnemonic::And => {
+                let r = self.b.ins().band(old, b);
+                self.flags_logic(r);
+            }
+            Mnemonic::Or => {
+                let r = self.b.ins().bor(old, b);
+                self.flags_logic(r);
+            }
+            _ => {
+                let r = self.b.ins().bxor(old, b);
+                self.flags_logic(r);
+            }
+        }
+        Ok(())
+    }
+
+    fn shift(&mut self, insn: &Insn, op: Mnemonic) -> Result<()> {
+        let w = self.op_size(insn, 0);
+        let ty = ty_of(w);
+        let bits = (w * 8) as i64;
+        let a = self.read_op(insn, 0, ty)?;
+        let count = if insn.instr.op_count() > 1 {
+            let c = self.read_op(insn, 1, I8)?;
+            self.b.ins().band_imm_s(c, if w == 8 { 63 } else { 31 })
+        } else {
+            self.b.ins().iconst(I8, 1)
+        };
+        let cnt = self.b.ins().uextend(ty, count);
+        let res = match op {
+            Mnemonic::Shl | Mnemonic::Sal => self.b.ins().ishl(a, cnt),
+            Mnemonic::Shr => self.b.ins().ushr(a, cnt),
+            Mnemonic::Sar => self.b.ins().sshr(a, cnt),
+            Mnemonic::Rol => self.b.ins().rotl(a, cnt),
+            Mnemonic::Ror => self.b.ins().rotr(a, cnt),
+            _ => return Err(self.unsupported(insn)),
+        };
+        // Flags change only when the (masked) count is non-zero.
+        let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, count, 0);
+        let one = self.b.ins().iconst(ty, 1);
+        let cf_new = match op {
+            Mnemonic::Shl | Mnemonic::Sal => {
+                // last bit out: a >> (bits - count)
+                let bw = self.b.ins().iconst(ty, bits);
+                let sh = self.b.ins().isub(bw, cnt);
+                let t = self.b.ins().ushr(a, sh);
+                let t = self.b.ins().band(t, one);
+                self.b.ins().ireduce_or(I8, t)
+            }
+            Mnemonic::Shr | Mnemonic::Sar => {
+                let cm1 = self.b.ins().isub(cnt, one);
+                let t = if op == Mnemonic::Shr {
+                    self.b.ins().ushr(a, cm1)
+                } else {
+                    self.b.ins().sshr(a, cm1)
+                };
+                let t = self.b.ins().band(t, one);
+                self.b.ins().ireduce_or(I8, t)
+            }
+            Mnemonic::Rol => {
+                let t = self.b.ins().band(res, one);
+                self.b.ins().ireduce_or(I8, t)
+            }
+            _ => {
+                let t = self.b.ins().ushr_imm_u(res, bits - 1);
+                let t = self.b.ins().band(t, one);
+                self.b.ins().ireduce_or(I8, t)
+            }
+        };
+        let msb = |s: &mut Self, v: Value| {
+            let t = s.b.ins().ushr_imm_u(v, bits - 1);
+            let t = s.b.ins().band_imm_s(t, 1);
+            s.b.ins().ireduce_or(I8, t)
+        };
+        let of_new = match op {
+            Mnemonic::Shl | Mnemonic::Sal => {
+                let m = msb(self, res);
+                self.b.ins().bxor(m, cf_new)
+            }
+            Mnemonic::Shr => msb(self, a),
+            Mnemonic::Sar => self.b.ins().iconst(I8, 0),
+            Mnemonic::Rol => {
+                let m = msb(self, res);
+                self.b.ins().bxor(m, cf_new)
+            }
+            _ => {
+                let m = msb(self, res);
+                let t = self.b.ins().ushr_imm_u(res, bits - 2);
+                let t = self.b.ins().band_imm_s(t, 1);
+                let m2 = self.b.ins().ireduce_or(I8, t);
+                self.b.ins().bxor(m, m2)
+            }
+        };
+        let (cf_old, of_old) = (self.b.use_var(self.flags.cf), self.b.use_var(self.flags.of));
+        let cf = self.b.ins().select(nz, cf_new, cf_old);
+        let of = self.b.ins().select(nz, of_new, of_old);
+        if matches!(
+            op,
+            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar
+        ) {
+            let (z0, s0, p0) = (
+                self.b.use_var(self.flags.zf),
+                self.b.use_var(self.flags.sf),
+                self.b.use_var(self.flags.pf),
+            );
+            self.set_szp(res);
+            let (z1, s1, p1) = (
+                self.b.use_var(self.flags.zf),
+                self.b.use_var(self.flags.sf),
+                self.b.use_var(self.flags.pf),
+            );
+            let z = self.b.ins().select(nz, z1, z0);
+            let s = self.b.ins().select(nz, s1, s0);
+            let p = self.b.ins().select(nz, p1, p0);
+            self.b.def_var(self.flags.zf, z);
+            self.b.def_var(self.flags.sf, s);
+            self.b.def_var(self.flags.pf, p);
+        }
+        self.b.def_var(self.flags.cf, cf);
+        self.b.def_var(self.flags.of, of);
+        self.producer = None;
+        self.write_op(insn, 0, res)
+    }
+}
+
+trait ReduceOr {
+    fn ireduce_or(self, ty: types::Type, v: Value) -> Value;
+}
+
+impl<'f, T: InstBuilder<'f>> ReduceOr for T {
+    fn ireduce_or(self, ty: types::Type, v: Value) -> Value {
+        let vt = self.data_flow_graph().value_type(v);
+        if vt == ty { v } else { self.ireduce(ty, v) }
+    }
+}
+
+fn imm_for(ty: types::Type, imm: i64) -> i64 {
+    match ty {
+        I8 => imm as i8 as i64 & 0xff,
+        I16 => imm as i16 as i64 & 0xffff,
+        I32 => imm as i32 as i64 & 0xffff_ffff,
+        _ => imm,
+    }
+}
+
+impl<M: Module> Lifter<'_, '_, M> {
+    /// Lifts one instruction.
+    fn insn(&mut self, insn: &Insn) -> Result<()> {
+        use Mnemonic as X;
+        let i = insn.instr;
+        let locked = i.has_lock_prefix();
+        match i.mnemonic() {
+            X::Nop
+            | X::Endbr64
+            | X::Pause
+            | X::Prefetchnta
+            | X::Prefetcht0
+            | X::Prefetcht1
+            | X::Prefetcht2
+            | X::Prefetchw => {}
+            X::Mfence | X::Lfence | X::Sfence => {
+                self.b.ins().fence();
+            }
+            X::Mov => {
+                let ty = ty_of(self.op_size(insn, 0));
+                let v = self.read_op(insn, 1, ty)?;
+                self.write_op(insn, 0, v)?;
+            }
+            X::Movzx | X::Movsx | X::Movsxd => {
+                let dst = ty_of(self.op_size(insn, 0));
+                let src_ty = ty_of(self.op_size(insn, 1));
+                let v = self.read_op(insn, 1, src_ty)?;
+                let v = if src_ty == dst {
+                    v
+                } else if i.mnemonic() == X::Movzx {
+                    self.b.ins().uextend(dst, v)
+                } else {
+                    self.b.ins().sextend(dst, v)
+                };
+                self.write_op(insn, 0, v)?;
+            }
+            X::Lea => {
+                let a = self.mem_addr(insn)?;
+                let ty = ty_of(self.op_size(insn, 0));
+                let v = if ty == I64 {
+                    a
+                } else {
+                    self.b.ins().ireduce(ty, a)
+                };
+                self.write_op(insn, 0, v)?;
+            }
+            m @ (X::Add | X::Sub | X::And | X::Or | X::Xor) if locked => {
+                self.atomic_binop(insn, m)?
+            }
+            m @ (X::Inc | X::Dec) if locked => self.atomic_binop(insn, m)?,
+            m
+            @ (X::Add | X::Adc | X::Sub | X::Sbb | X::And | X::Or | X::Xor | X::Cmp | X::Test) => {
+                self.binop(insn, m)?
+            }
+            X::Inc | X::Dec => {
+                let ty = ty_of(self.op_size(insn, 0));
+                let a = self.read_op(insn, 0, ty)?;
+                let one = self.b.ins().iconst(ty, 1);
+                let cf = self.b.use_var(self.flags.cf);
+                let r = if i.mnemonic() == X::Inc {
+                    let r = self.b.ins().iadd(a, one);
+                    self.flags_add(a, one, r, None);
+                    r
+                } else {
+                    let r = self.b.ins().isub(a, one);
+                    self.flags_sub(a, one, r, None);
+                    r
+                };
+                self.b.def_var(self.flags.cf, cf); // inc/dec keep CF
+                self.producer = None;
+                self.write_op(insn, 0, r)?;
+            }
+            X::Not => {
+                let ty = ty_of(self.op_size(insn, 0));
+                let a = self.read_op(insn, 0, ty)?;
+                let r = self.b.ins().bnot(a);
+                self.write_op(insn, 0, r)?;
+            }
+            X::Neg => {
+                let ty = ty_of(self.op_size(insn, 0));
+                let a = self.read_op(insn, 0, ty)?;
+                let zero = self.b.ins().iconst(ty, 0);
+                let r = self.b.ins().ineg(a);
+                self.flags_sub(zero, a, r, None);
+                self.producer = None;
+                self.write_op(insn, 0, r)?;
+            }
+            m @ (X::Shl | X::Sal | X::Shr | X::Sar | X::Rol | X::Ror) => self.shift(insn, m)?,
+            X::Shld | X::Shrd => self.double_shift(insn)?,
+            X::Imul => self.imul(insn)?,
+            X::Mul => self.mul(insn)?,
+            X::Div | X::Idiv => self.div(insn)?,
+            X::Cbw | X::Cwde | X::Cdqe => {
+                let (from, to) = match i.mnemonic() {
+                    X::Cbw => (Register::AL, Register::AX),
+                    X::Cwde => (Register::AX, Register::EAX),
+                    _ => (Register::EAX, Register::RAX),
+                };
+                let v = self.read_reg(from).expect("accumulator");
+                let v = self.b.ins().sextend(ty_of(to.size()), v);
+                self.write_reg(to, v);
+            }
+            X::Cwd | X::Cdq | X::Cqo => {
+                let (src, dst) = match i.mnemonic() {
+                    X::Cwd => (Register::AX, Register::DX),
+                    X::Cdq => (Register::EAX, Register::EDX),
+                    _ => (Register::RAX, Register::RDX),
+                };
+                let v = self.read_reg(src).expect("accumulator");
+                let bits = (src.size() * 8) as i64;
+                let s = self.b.ins().sshr_imm_u(v, bits - 1);
+                self.write_reg(dst, s);
+            }
+            X::Bswap => {
+                let ty = ty_of(self.op_size(insn, 0));
+                let a = self.read_op(insn, 0, ty)?;
+                let r = self.b.ins().bswap(a);
+                self.write_op(insn, 0, r)?;
+            }
+            X::Bsf | X::Bsr | X::Tzcnt | X::Lzcnt | X::Popcnt => self.bitscan(insn)?,
+            X::Bt | X::Bts | X::Btr | X::Btc => self.bit_test(insn)?,
+            X::Xchg => self.xchg(insn)?,
+            X::Cmpxchg => self.cmpxchg(insn)?,
+            X::Xadd => self.xadd(insn)?,
+            X::Push => {
+                let v = self.read_op(insn, 0, I64)?;
+                self.push(v);
+            }
+            X::Pop => {
+                let v = self.pop();
+                self.write_op(insn, 0, v)?;
+            }
+            X::Leave => {
+                let rbp = self.get64(RBP);
+                self.set64(RSP, rbp);
+                let v = self.pop();
+                self.set64(RBP, v);
+            }
+            X::Setb
+            | X::Setae
+            | X::Sete
+            | X::Setne
+            | X::Setbe
+            | X::Seta
+            | X::Sets
+            | X::Setns
+            | X::Setp
+            | X::Setnp
+            | X::Setl
+            | X::Setge
+            | X::Setle
+            | X::Setg
+            | X::Seto
+            | X::Setno => {
+                let c = self.cond(i.condition_code());
+                self.write_op(insn, 0, c)?;
+            }
+            X::Cmovb
+            | X::Cmovae
+            | X::Cmove
+            | X::Cmovne
+            | X::Cmovbe
+            | X::Cmova
+            | X::Cmovs
+            | X::Cmovns
+            | X::Cmovp
+            | X::Cmovnp
+            | X::Cmovl
+            | X::Cmovge
+            | X::Cmovle
+            | X::Cmovg
+            | X::Cmovo
+            | X::Cmovno => {
+                let ty = ty_of(self.op_size(insn, 0));
+                let c = self.cond(i.condition_code());
+                let src = self.read_op(insn, 1, ty)?;
+                let dst = self.read_op(insn, 0, ty)?;
+                let v = self.b.ins().select(c, src, dst);
+                self.write_op(insn, 0, v)?;
+            }
+            X::Jb
+            | X::Jae
+            | X::Je
+            | X::Jne
+            | X::Jbe
+            | X::Ja
+            | X::Js
+            | X::Jns
+            | X::Jp
+            | X::Jnp
+            | X::Jl
+            | X::Jge
+            | X::Jle
+            | X::Jg
+            | X::Jo
+            | X::Jno => {
+                let c = self.cond(i.condition_code());
+                let t = i.near_branch_target();
+                if insn.reloc.is_some() || !self.blocks.contains_key(&t) {
+                    return Err(self.err(
+                        insn,
+                        ErrorKind::UnsupportedControlFlow(
+                            "conditional branch out of the function".into(),
+                        ),
+                    ));
+                }
+                let taken = self.block_at(t);
+                let fall = self.block_at(i.next_ip());
+                self.b.ins().brif(c, taken, &[], fall, &[]);
+                self.terminated = true;
+            }
+            X::Jmp => match i.op0_kind() {
+                OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16
+                    if insn.reloc.is_none()
+                        && self.blocks.contains_key(&i.near_branch_target()) =>
+                {
+                    let blk = self.block_at(i.near_branch_target());
+                    self.b.ins().jump(blk, &[]);
+                    self.terminated = true;
+                }
+                _ => {
+                    // A tail call (direct, or through a pointer: jump tables are off).
+                    let rsp = self.get64(RSP);
+                    let rsp_at_call = self.b.ins().iadd_imm_s(rsp, 8);
+                    self.branch_call(insn, rsp_at_call)?;
+                    self.ret();
+                }
+            },
+            X::Call => {
+                let rsp = self.get64(RSP);
+                self.branch_call(insn, rsp)?;
+            }
+            X::Ret => {
+                if i.op_count() > 0 {
+                    return Err(self.unsupported(insn));
+                }
+                self.ret();
+            }
+            X::Ud2 | X::Int3 => {
+                self.b.ins().trap(TrapCode::unwrap_user(2));
+                self.terminated = true;
+            }
+            X::Movsb | X::Movsw | X::Movsd | X::Movsq if i.op0_kind() == OpKind::MemoryESRDI => {
+                self.string_op(insn, true)?
+            }
+            X::Stosb | X::Stosw | X::Stosd | X::Stosq => self.string_op(insn, false)?,
+            _ => return Err(self.unsupported(insn)),
+        }
+        Ok(())
+    }
+
+    fn double_shift(&mut self, insn: &Insn) -> Result<()> {
+        let w = self.op_size(insn, 0);
+        let ty = ty_of(w);
+        let bits = (w * 8) as i64;
+        let a = self.read_op(insn, 0, ty)?;
+        let b = self.read_op(insn, 1, ty)?;
+        let c = self.read_op(insn, 2, I8)?;
+        let c = self.b.ins().band_imm_s(c, if w == 8 { 63 } else { 31 });
+        let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, c, 0);
+        let cnt = self.b.ins().uextend(ty, c);
+        let bw = self.b.ins().iconst(ty, bits);
+        let inv = self.b.ins().isub(bw, cnt);
+        let (x, y) = if insn.instr.mnemonic() == Mnemonic::Shld {
+            (self.b.ins().ishl(a, cnt), self.b.ins().ushr(b, inv))
+        } else {
+            (self.b.ins().ushr(a, cnt), self.b.ins().ishl(b, inv))
+        };
+        let r = self.b.ins().bor(x, y);
+        let r = self.b.ins().select(nz, r, a);
+        self.set_szp(r);
+        self.producer = None;
+        self.write_op(insn, 0, r)
+    }
+
+    fn imul(&mut self, insn: &Insn) -> Result<()> {
+        let i = &insn.instr;
+        if i.op_count() == 1 {
+            return self.mul(insn);
+        }
+        let ty = ty_of(self.op_size(insn, 0));
+        let (a, b) = if i.op_count() == 2 {
+            (self.read_op(insn, 0, ty)?, self.read_op(insn, 1, ty)?)
+        } else {
+            (self.read_op(insn, 1, ty)?, self.read_op(insn, 2, ty)?)
+        };
+        let lo = self.b.ins().imul(a, b);
+        let hi = self.b.ins().smulhi(a, b);
+        let sign = self.b.ins().sshr_imm_u(lo, (ty.bits() - 1) as i64);
+        let ovf = self.b.ins().icmp(IntCC::NotEqual, hi, sign);
+        self.b.def_var(self.flags.cf, ovf);
+        self.b.def_var(self.flags.of, ovf);
+        self.set_szp(lo);
+        self.producer = None;
+        self.write_op(insn, 0, lo)
+    }
+
+    /// One-operand mul/imul: rdx:rax (or narrower) = rax * src.
+    fn mul(&mut self, insn: &Insn) -> Result<()> {
+        let w = self.op_size(insn, 0);
+        let ty = ty_of(w);
+        let signed = insn.instr.mnemonic() == Mnemonic::Imul;
+        let src = self.read_op(insn, 0, ty)?;
+        let acc = self
+            .read_reg(match w {
+                1 => Register::AL,
+                2 => Register::AX,
+                4 => Register::EAX,
+                _ => Register::RAX,
+            })
+            .expect("accumulator");
+        let lo = self.b.ins().imul(acc, src);
+        let hi = if signed {
+            self.b.ins().smulhi(acc, src)
+        } else {
+            self.b.ins().umulhi(acc, src)
+        };
+        let ovf = if signed {
+            let sign = self.b.ins().sshr_imm_u(lo, (ty.bits() - 1) as i64);
+            self.b.ins().icmp(IntCC::NotEqual, hi, sign)
+        } else {
+            self.b.ins().icmp_imm_s(IntCC::NotEqual, hi, 0)
+        };
+        self.b.def_var(self.flags.cf, ovf);
+        self.b.def_var(self.flags.of, ovf);
+        self.producer = None;
+        match w {
+            1 => {
+                let l = self.b.ins().uextend(I16, lo);
+                let h = self.b.ins().uextend(I16, hi);
+                let h = self.b.ins().ishl_imm_u(h, 8);
+                let ax = self.b.ins().bor(l, h);
+                self.write_reg(Register::AX, ax);
+            }
+            2 => {
+                self.write_reg(Register::AX, lo);
+                self.write_reg(Register::DX, hi);
+            }
+            4 => {
+                self.write_reg(Register::EAX, lo);
+                self.write_reg(Register::EDX, hi);
+            }
+            _ => {
+                self.set64(RAX, lo);
+                self.set64(RDX, hi);
+            }
+        }
+        Ok(())
+    }
+
+    /// div/idiv. Narrow forms divide in 64 bits exactly. The 64-bit form takes a
+    /// fast path when RDX is the zero/sign extension of RAX (what gcc emits); a
+    /// quotient that does not fit traps as #DE would; the general unsigned
+    /// 128/64 case runs a shift-subtract loop.
+    fn div(&mut self, insn: &Insn) -> Result<()> {
+        let w = self.op_size(insn, 0);
+        let ty = ty_of(w);
+        let signed = insn.instr.mnemonic() == Mnemonic::Idiv;
+        let d = self.read_op(insn, 0, ty)?;
+        let de = TrapCode::INTEGER_DIVISION_BY_ZERO;
+        if w < 8 {
+            // Dividend: ax (w=1), dx:ax, edx:eax.
+            let dividend = match w {
+                1 => {
+                    let ax = self.read_reg(Register::AX).expect("ax");
+                    if signed {
+                        self.b.ins().sextend(I64, ax)
+                    } else {
+                        self.b.ins().uextend(I64, ax)
+                    }
+                }
+                _ => {
+                    let (lo_r, hi_r) = if w == 2 {
+                        (Register::AX, Register::DX)
+                    } else {
+                        (Register::EAX, Register::EDX)
+                    };
+                    let lo = self.read_reg(lo_r).expect("lo");
+                    let hi = self.read_reg(hi_r).expect("hi");
+                    let lo = self.b.ins().uextend(I64, lo);
+                    let hi = if signed {
+                        self.b.ins().sextend(I64, hi)
+                    } else {
+                        self.b.ins().uextend(I64, hi)
+                    };
+                    let hi = self.b.ins().ishl_imm_u(hi, (w * 8) as i64);
+                    self.b.ins().bor(hi, lo)
+                }
+            };
+            let dv = if signed {
+                self.b.ins().sextend(I64, d)
+            } else {
+                self.b.ins().uextend(I64, d)
+            };
+            let zero = self.b.ins().icmp_imm_s(IntCC::Equal, dv, 0);
+            self.b.ins().trapnz(zero, de);
+            let (q, r) = if signed {
+                // i64::MIN / -1 cannot occur: the dividend has at most 32+32 bits... except w=4
+                // with edx:eax = i64::MIN; guard it as #DE.
+                let min = self.b.ins().icmp_imm_s(IntCC::Equal, dividend, i64::MIN);
+                let m1 = self.b.ins().icmp_imm_s(IntCC::Equal, dv, -1);
+                let both = self.b.ins().band(min, m1);
+                self.b.ins().trapnz(both, de);
+                (
+                    self.b.ins().sdiv(dividend, dv),
+                    self.b.ins().srem(dividend, dv),
+                )
+            } else {
+                (
+                    self.b.ins().udiv(dividend, dv),
+                    self.b.ins().urem(dividend, dv),
+                )
+            };
+            // The quotient must fit the operand width.
+            let qn = self.b.ins().ireduce(ty, q);
+            let back = if signed {
+                self.b.ins().sextend(I64, qn)
+            } else {
+                self.b.ins().uextend(I64, qn)
+            };
+            let fits = self.b.ins().icmp(IntCC::Equal, back, q);
+            self.b.ins().trapz(fits, de);
+            let rn = self.b.ins().ireduce(ty, r);
+            match w {
+                1 => {
+                    self.write_reg(Register::AL, qn);
+                    self.write_reg(Register::AH, rn);
+                }
+                2 => {
+                    self.write_reg(Register::AX, qn);
+                    self.write_reg(Register::DX, rn);
+                }
+                _ => {
+                    self.write_reg(Register::EAX, qn);
+                    self.write_reg(Register::EDX, rn);
+                }
+            }
+            return Ok(());
+        }
+        let lo = self.get64(RAX);
+        let hi = self.get64(RDX);
+        let expected_hi = if signed {
+            self.b.ins().sshr_imm_u(lo, 63)
+        } else {
+            self.b.ins().iconst(I64, 0)
+        };
+        let simple = self.b.ins().icmp(IntCC::Equal, hi, expected_hi);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        self.b.append_block_param(done, I64);
+        self.b.ins().brif(simple, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(fast);
+        self.b.seal_block(fast);
+        let (q, r) = if signed {
+            (self.b.ins().sdiv(lo, d), self.b.ins().srem(lo, d))
+        } else {
+            (self.b.ins().udiv(lo, d), self.b.ins().urem(lo, d))
+        };
+        self.b.ins().jump(done, &[q.into(), r.into()]);
+
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
+        if signed {
+            // gcc only emits idiv after cqo; anything else is beyond this lifter.
+            self.b.ins().trap(TrapCode::unwrap_user(3));
+        } else {
+            // #DE unless hi < d; then 64 steps of shift-subtract.
+            let ok = self.b.ins().icmp(IntCC::UnsignedLessThan, hi, d);
+            self.b.ins().trapz(ok, de);
+            let head = self.b.create_block();
+            for _ in 0..4 {
+                self.b.append_block_param(head, I64); // r, q, lo, n
+            }
+            let zero = self.b.ins().iconst(I64, 0);
+            let n = self.b.ins().iconst(I64, 64);
+            self.b
+                .ins()
+                .jump(head, &[hi.into(), zero.into(), lo.into(), n.into()]);
+            self.b.switch_to_block(head);
+            let p = self.b.block_params(head).to_vec();
+            let (r0, q0, l0, n0) = (p[0], p[1], p[2], p[3]);
+            let top = self.b.ins().ushr_imm_u(r0, 63);
+            let r1 = self.b.ins().ishl_imm_u(r0, 1);
+            let lbit = self.b.ins().ushr_imm_u(l0, 63);
+            let r1 = self.b.ins().bor(r1, lbit);
+            let l1 = self.b.ins().ishl_imm_u(l0, 1);
+            let ge = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, r1, d);
+            let carry = self.b.ins().icmp_imm_s(IntCC::NotEqual, top, 0);
+            let take = self.b.ins().bor(ge, carry);
+            let rsub = self.b.ins().isub(r1, d);
+            let r2 = self.b.ins().select(take, rsub, r1);
+            let q1 = self.b.ins().ishl_imm_u(q0, 1);
+            let bit = self.b.ins().uextend(I64, take);
+            let q2 = self.b.ins().bor(q1, bit);
+            let n1 = self.b.ins().iadd_imm_s(n0, -1);
+            let more = self.b.ins().icmp_imm_s(IntCC::NotEqual, n1, 0);
+            let out = self.b.create_block();
+            self.b.ins().brif(
+                more,
+                head,
+                &[r2.into(), q2.into(), l1.into(), n1.into()],
+                out,
+                &[],
+            );
+            self.b.seal_block(head);
+            self.b.switch_to_block(out);
+            self.b.seal_block(out);
+            self.b.ins().jump(done, &[q2.into(), r2.into()]);
+        }
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+        let p = self.b.block_params(done).to_vec();
+        self.set64(RAX, p[0]);
+        self.set64(RDX, p[1]);
+        self.producer = None;
+        Ok(())
+    }
+
+    fn bitscan(&mut self, insn: &Insn) -> Result<()> {
+        let ty = ty_of(self.op_size(insn, 0));
+        let src = self.read_op(insn, 1, ty)?;
+        let bits = ty.bits() as i64;
+        let is_zero = self.b.ins().icmp_imm_s(IntCC::Equal, src, 0);
+        let r = match insn.instr.mnemonic() {
+            Mnemonic::Popcnt => {
+                let r = self.b.ins().popcnt(src);
+                self.b.def_var(self.flags.zf, is_zero);
+                r
+            }
+            Mnemonic::Tzcnt => {
+                self.b.def_var(self.flags.cf, is_zero);
+                self.b.ins().ctz(src)
+            }
+            Mnemonic::Lzcnt => {
+                self.b.def_var(self.flags.cf, is_zero);
+                self.b.ins().clz(src)
+            }
+            m => {
+                // bsf/bsr leave the destination unchanged for a zero source.
+                let old = self.read_op(insn, 0, ty)?;
+                let v = if m == Mnemonic::Bsf {
+                    self.b.ins().ctz(src)
+                } else {
+                    let c = self.b.ins().clz(src);
+                    let top = self.b.ins().iconst(ty, bits - 1);
+                    self.b.ins().isub(top, c)
+                };
+                self.b.def_var(self.flags.zf, is_zero);
+                self.b.ins().select(is_zero, old, v)
+            }
+        };
+        self.producer = None;
+        self.write_op(insn, 0, r)
+    }
+
+    fn bit_test(&mut self, insn: &Insn) -> Result<()> {
+        let i = &insn.instr;
+        let w = self.op_size(insn, 0);
+        let ty = ty_of(w);
+        let bits = (w * 8) as i64;
+        let m = i.mnemonic();
+        // Bit offset; a register offset on a memory operand addresses a bit string.
+        let (addr, bit) = if i.op1_kind() == OpKind::Register {
+            let off = self.read_op(insn, 1, ty)?;
+            let off = if ty == I64 {
+                off
+            } else {
+                self.b.ins().sextend(I64, off)
+            };
+            if i.op0_kind() == OpKind::Memory {
+                let base = self.mem_addr(insn)?;
+                let words = self.b.ins().sshr_imm_u(off, bits.trailing_zeros() as i64);
+                let bytes = self.b.ins().imul_imm_s(words, w as i64);
+                (
+                    Some(self.b.ins().iadd(base, bytes)),
+                    self.b.ins().band_imm_s(off, bits - 1),
+                )
+            } else {
+                (None, self.b.ins().band_imm_s(off, bits - 1))
+            }
+        } else {
+            let imm = (i.immediate(1) as i64) & (bits - 1);
+            let a = if i.op0_kind() == OpKind::Memory {
+                Some(self.mem_addr(insn)?)
+            } else {
+                None
+            };
+            (a, self.b.ins().iconst(I64, imm))
+        };
+        let val = match addr {
+            Some(a) => self.b.ins().load(ty, mem(), a, 0),
+            None => self.read_op(insn, 0, ty)?,
+        };
+        let bit_t = if ty == I64 {
+            bit
+        } else {
+            self.b.ins().ireduce(ty, bit)
+        };
+        let shifted = self.b.ins().ushr(val, bit_t);
+        let one = self.b.ins().band_imm_s(shifted, 1);
+        let cf = self.b.ins().ireduce_or(I8, one);
+        self.b.def_var(self.flags.cf, cf);
+        self.producer = None;
+        if m == Mnemonic::Bt {
+            return Ok(());
+        }
+        let onev = self.b.ins().iconst(ty, 1);
+        let mask = self.b.ins().ishl(onev, bit_t);
+        let r = match m {
+            Mnemonic::Bts => self.b.ins().bor(val, mask),
+            Mnemonic::Btr => {
+                let nm = self.b.ins().bnot(mask);
+                self.b.ins().band(val, nm)
+            }
+            _ => self.b.ins().bxor(val, mask),
+        };
+        match addr {
+            Some(a) => {
+                self.store(r, a);
+                Ok(())
+            }
+            None => self.write_op(insn, 0, r),
+        }
+    }
+
+    fn xchg(&mut self, insn: &Insn) -> Result<()> {
+        let ty = ty_of(self.op_size(insn, 0));
+        let i = &insn.instr;
+        if i.op0_kind() == OpKind::Register && i.op1_kind() == OpKind::Register {
+            let a = self.read_op(insn, 0, ty)?;
+            let b = self.read_op(insn, 1, ty)?;
+            self.write_reg(i.op0_register(), b);
+            self.write_reg(i.op1_register(), a);
+            return Ok(());
+        }
+        let (mem_n, reg) = if i.op0_kind() == OpKind::Memory {
+            (0, i.op1_register())
+        } else {
+            (1, i.op0_register())
+        };
+        let _ = mem_n;
+        let addr = self.mem_addr(insn)?;
+        self.stores += 1;
+        let v = self.read_reg(reg).ok_or_else(|| self.unsupported(insn))?;
+        let old = self
+            .b
+            .ins()
+            .atomic_rmw(ty, mem(), AtomicRmwOp::Xchg, addr, v);
+        self.write_reg(reg, old);
+        Ok(())
+    }
+
+    fn cmpxchg(&mut self, insn: &Insn) -> Result<()> {
+        let ty = ty_of(self.op_size(insn, 0));
+        let i = &insn.instr;
+        let acc_reg = match ty.bytes() {
+            1 => Register::AL,
+            2 => Register::AX,
+            4 => Register::EAX,
+            _ => Register::RAX,
+        };
+        let expected = self.read_reg(acc_reg).expect("accumulator");
+        let new = self.read_op(insn, 1, ty)?;
+        let old = if i.op0_kind() == OpKind::Memory {
+            let addr = self.mem_addr(insn)?;
+            self.stores += 1;
+            self.b.ins().atomic_cas(mem(), addr, expected, new)
+        } else {
+            let cur = self.read_op(insn, 0, ty)?;
+            let eq = self.b.ins().icmp(IntCC::Equal, cur, expected);
+            let v = self.b.ins().select(eq, new, cur);
+            self.write_op(insn, 0, v)?;
+            cur
+        };
+        let r = self.b.ins().isub(expected, old);
+        self.flags_sub(expected, old, r, None);
+        // On failure the accumulator gets the current value (on success it already equals it).
+        self.write_reg(acc_reg, old);
+        Ok(())
+    }
+
+    fn xadd(&mut self, insn: &Insn) -> Result<()> {
+        let ty = ty_of(self.op_size(insn, 0));
+        let i = &insn.instr;
+        let reg = i.op1_register();
+        let v = self.read_reg(reg).ok_or_else(|| self.unsupported(insn))?;
+        let old = if i.op0_kind() == OpKind::Memory {
+            let addr = self.mem_addr(insn)?;
+            self.stores += 1;
+            self.b
+                .ins()
+                .atomic_rmw(ty, mem(), AtomicRmwOp::Add, addr, v)
+        } else {
+            let cur = self.read_op(insn, 0, ty)?;
+            let sum = self.b.ins().iadd(cur, v);
+            self.write_op(insn, 0, sum)?;
+            cur
+        };
+        let sum = self.b.ins().iadd(old, v);
+        self.flags_add(old, v, sum, None);
+        self.write_reg(reg, old);
+        Ok(())
+    }
+
+    /// `movs`/`stos`, with or without `rep` (DF is always clear in C code).
+    fn string_op(&mut self, insn: &Insn, is_movs: bool) -> Result<()> {
+        let w = insn.instr.memory_size().size().max(1);
+        let ty = ty_of(w);
+        let rep = insn.instr.has_rep_prefix() || insn.instr.has_repe_prefix();
+        let body = |s: &mut Self| {
+            let rdi = s.get64(RDI);
+            let v = if is_movs {
+                let rsi = s.get64(RSI);
+                let v = s.b.ins().load(ty, mem(), rsi, 0);
+                let rsi2 = s.b.ins().iadd_imm_s(rsi, w as i64);
+                s.set64(RSI, rsi2);
+                v
+            } else {
+                s.read_reg(match w {
+                    1 => Register::AL,
+                    2 => Register::AX,
+                    4 => Register::EAX,
+                    _ => Register::RAX,
+                })
+                .expect("accumulator")
+            };
+            s.store(v, rdi);
+            let rdi2 = s.b.ins().iadd_imm_s(rdi, w as i64);
+            s.set64(RDI, rdi2);
+        };
+        if !rep {
+            body(self);
+            return Ok(());
+        }
+        let head = self.b.create_block();
+        let blk = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(head, &[]);
+        self.b.switch_to_block(head);
+        let rcx = self.get64(RCX);
+        self.b.ins().brif(rcx, blk, &[], exit, &[]);
+        self.b.switch_to_block(blk);
+        body(self);
+        let rcx = self.get64(RCX);
+        let rcx2 = self.b.ins().iadd_imm_s(rcx, -1);
+        self.set64(RCX, rcx2);
+        self.b.ins().jump(head, &[]);
+        self.b.seal_block(blk);
+        self.b.seal_block(head);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        Ok(())
+    }
+}
+
+/// Builds the native (SysV) entry of a function: copy the caller's stack
+/// arguments onto the emulated stack, call the inner entry, restore the
+/// emulated stack pointer.
+pub fn native_entry<M: Module>(
+    mut b: FunctionBuilder<'_>,
+    module: &mut M,
+    esp: DataId,
+    inner: FuncId,
+) {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let gv = module.declare_data_in_func(esp, b.func);
+    let esp_addr = b.ins().symbol_value(I64, gv);
+    let esp0 = b.ins().load(I64, mem(), esp_addr, 0);
+    let area = b.ins().iadd_imm_s(esp0, -((8 * STACK_ARGS) as i64));
+    let area = b.ins().band_imm_s(area, !15);
+    for k in 0..STACK_ARGS {
+        b.ins().store(mem(), params[6 + k], area, (8 * k) as i32);
+    }
+    let fr = module.declare_func_in_func(inner, b.func);
+    let mut args = vec![area];
+    args.extend_from_slice(&params[..6]);
+    let call = b.ins().call(fr, &args);
+    let rs = b.inst_results(call).to_vec();
+    b.ins().store(mem(), esp0, esp_addr, 0);
+    b.ins().return_(&rs);
+    b.finalize(module.isa().frontend_config());
+}

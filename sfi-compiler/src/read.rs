@@ -1,0 +1,360 @@
+//! Stage 1, read: the input object's sections, symbols and relocations (with
+//! the `object` crate) and its line table (with `gimli`), checked to be an
+//! x86-64 ELF relocatable object.
+
+use crate::error::{ErrorKind, Result, RewriteError};
+use object::{
+    Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionKind,
+    SymbolKind, SymbolSection,
+};
+use std::collections::HashMap;
+
+/// A symbol of the input.
+#[derive(Debug, Clone)]
+pub struct Symbol {
+    /// Its name.
+    pub name: String,
+    /// Its section, if defined in one.
+    pub section: Option<usize>,
+    /// Offset in its section (or absolute value).
+    pub value: u64,
+    /// Size.
+    pub size: u64,
+    /// ELF STT_FUNC.
+    pub is_function: bool,
+    /// ELF STT_SECTION.
+    pub is_section: bool,
+    /// Global or weak binding.
+    pub is_global: bool,
+    /// Weak binding.
+    pub is_weak: bool,
+    /// Undefined: an import.
+    pub is_undefined: bool,
+    /// A COMMON block.
+    pub is_common: bool,
+}
+
+/// A relocation of the input.
+#[derive(Debug, Clone, Copy)]
+pub struct Reloc {
+    /// Offset of the patched field in its section.
+    pub offset: u64,
+    /// ELF relocation type.
+    pub r_type: u32,
+    /// Symbol index.
+    pub symbol: usize,
+    /// Addend.
+    pub addend: i64,
+}
+
+/// What a section holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Executable code.
+    Text,
+    /// Read-only data.
+    Rodata,
+    /// Writable data.
+    Data,
+    /// Zero-initialised data.
+    Bss,
+    /// Not loaded (debug info, notes, symbol tables...).
+    Other,
+}
+
+/// A section of the input.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// Its name.
+    pub name: String,
+    /// What it holds.
+    pub kind: Kind,
+    /// Its bytes (empty for bss).
+    pub data: Vec<u8>,
+    /// Size in memory.
+    pub size: u64,
+    /// Alignment.
+    pub align: u64,
+    /// Its relocations, sorted by offset.
+    pub relocs: Vec<Reloc>,
+}
+
+/// A function to rewrite.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// Symbol index.
+    pub symbol: usize,
+    /// Its name.
+    pub name: String,
+    /// Its text section.
+    pub section: usize,
+    /// Offset in the section.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The parsed input.
+#[derive(Debug)]
+pub struct Input {
+    /// Sections, indexed like the ELF section headers.
+    pub sections: Vec<Section>,
+    /// Symbols, indexed like the ELF symbol table.
+    pub symbols: Vec<Symbol>,
+    /// Functions, in section and offset order.
+    pub functions: Vec<Function>,
+    /// Line table: (section, offset) → (file, line), sorted.
+    pub lines: Vec<(usize, u64, String, u64)>,
+}
+
+fn bad(s: impl Into<String>) -> RewriteError {
+    RewriteError::new(ErrorKind::BadInput(s.into()))
+}
+
+/// Reads and checks an input object.
+pub fn read(bytes: &[u8]) -> Result<Input> {
+    let file = object::File::parse(bytes).map_err(|e| bad(format!("not an object file: {e}")))?;
+    if file.format() != object::BinaryFormat::Elf {
+        return Err(bad(format!("{:?} is not ELF", file.format())));
+    }
+    if file.architecture() != object::Architecture::X86_64 {
+        return Err(bad(format!(
+            "architecture {:?} is not x86-64",
+            file.architecture()
+        )));
+    }
+    if file.kind() != object::ObjectKind::Relocatable {
+        return Err(bad(format!(
+            "{:?} object, not relocatable (compile with -c)",
+            file.kind()
+        )));
+    }
+    let count = file.sections().map(|s| s.index().0 + 1).max().unwrap_or(0);
+    let mut sections: Vec<Section> = (0..count)
+        .map(|_| Section {
+            name: String::new(),
+            kind: Kind::Other,
+            data: Vec::new(),
+            size: 0,
+            align: 1,
+            relocs: Vec::new(),
+        })
+        .collect();
+    for s in file.sections() {
+        let kind = match s.kind() {
+            SectionKind::Text => Kind::Text,
+            SectionKind::ReadOnlyData
+            | SectionKind::ReadOnlyString
+            | SectionKind::ReadOnlyDataWithRel => Kind::Rodata,
+            SectionKind::Data => Kind::Data,
+            SectionKind::UninitializedData => Kind::Bss,
+            _ => Kind::Other,
+        };
+        let name = s.name().unwrap_or("").to_string();
+        let data = if kind == Kind::Bss {
+            Vec::new()
+        } else {
+            s.data()
+                .map_err(|e| bad(format!("section {name}: {e}")))?
+                .to_vec()
+        };
+        let mut relocs = Vec::new();
+        for (offset, r) in s.relocations() {
+            let RelocationFlags::Elf { r_type } = r.flags() else {
+                return Err(bad("non-ELF relocation"));
+            };
+            let symbol = match r.target() {
+                RelocationTarget::Symbol(i) => i.0,
+                other => return Err(bad(format!("relocation target {other:?} in {name}"))),
+            };
+            relocs.push(Reloc {
+                offset,
+                r_type: r_type.0,
+                symbol,
+                addend: r.addend(),
+            });
+        }
+        relocs.sort_by_key(|r| r.offset);
+        let i = s.index().0;
+        sections[i] = Section {
+            name,
+            kind,
+            data,
+            size: s.size(),
+            align: s.align().max(1),
+            relocs,
+        };
+    }
+    let nsyms = file.symbols().map(|s| s.index().0 + 1).max().unwrap_or(0);
+    let mut symbols: Vec<Symbol> = (0..nsyms.max(1))
+        .map(|_| Symbol {
+            name: String::new(),
+            section: None,
+            value: 0,
+            size: 0,
+            is_function: false,
+            is_section: false,
+            is_global: false,
+            is_weak: false,
+            is_undefined: false,
+            is_common: false,
+        })
+        .collect();
+    for s in file.symbols() {
+        let (section, is_undefined, is_common) = match s.section() {
+            SymbolSection::Section(i) => (Some(i.0), false, false),
+            SymbolSection::Undefined => (None, true, false),
+            SymbolSection::Common => (None, false, true),
+            _ => (None, false, false),
+        };
+        symbols[s.index().0] = Symbol {
+            name: s.name().unwrap_or("").to_string(),
+            section,
+            value: s.address(),
+            size: s.size(),
+            is_function: s.kind() == SymbolKind::Text,
+            is_section: s.kind() == SymbolKind::Section,
+            is_global: s.is_global() || s.is_weak(),
+            is_weak: s.is_weak(),
+            is_undefined: is_undefined && !s.name().unwrap_or("").is_empty(),
+            is_common,
+        };
+    }
+    let mut functions: Vec<Function> = symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_function && s.size > 0)
+        .filter_map(|(i, s)| {
+            let sec = s.section?;
+            (sections.get(sec)?.kind == Kind::Text).then(|| Function {
+                symbol: i,
+                name: s.name.clone(),
+                section: sec,
+                offset: s.value,
+                size: s.size,
+            })
+        })
+        .collect();
+    functions.sort_by_key(|f| (f.section, f.offset));
+    functions.dedup_by_key(|f| (f.section, f.offset));
+    let lines = line_table(&file, &sections, &symbols).unwrap_or_default();
+    Ok(Input {
+        sections,
+        symbols,
+        functions,
+        lines,
+    })
+}
+
+impl Input {
+    /// The function starting at `offset` of text section `section`.
+    pub fn function_at(&self, section: usize, offset: u64) -> Option<&Function> {
+        self.functions
+            .iter()
+            .find(|f| f.section == section && f.offset == offset)
+    }
+
+    /// `file:line` of the instruction at `offset` of `section`.
+    pub fn line_of(&self, section: usize, offset: u64) -> Option<String> {
+        let i = self
+            .lines
+            .partition_point(|l| (l.0, l.1) <= (section, offset));
+        let l = self.lines.get(i.checked_sub(1)?)?;
+        (l.0 == section).then(|| format!("{}:{}", l.2, l.3))
+    }
+
+    /// The section-relative target of relocation `r` (for section symbols and
+    /// symbols defined in a section): (section, offset).
+    pub fn target(&self, symbol: usize, addend: i64) -> Option<(usize, i64)> {
+        let s = self.symbols.get(symbol)?;
+        Some((s.section?, s.value as i64 + addend))
+    }
+}
+
+const SECTION_BASE_SHIFT: u32 = 40;
+
+/// Builds the line table; addresses are `section << 40 | offset` so that code
+/// in several text sections (.text, .text.startup...) stays apart.
+fn line_table(
+    file: &object::File<'_>,
+    sections: &[Section],
+    symbols: &[Symbol],
+) -> Option<Vec<(usize, u64, String, u64)>> {
+    let relocated = |name: &str| -> Vec<u8> {
+        let Some(s) = file.section_by_name(name) else {
+            return Vec::new();
+        };
+        let mut data = sections[s.index().0].data.clone();
+        for r in &sections[s.index().0].relocs {
+            let Some(sym) = symbols.get(r.symbol) else {
+                continue;
+            };
+            let base = sym
+                .section
+                .map_or(0, |sec| (sec as u64) << SECTION_BASE_SHIFT)
+                + sym.value;
+            let v = base.wrapping_add(r.addend as u64);
+            let o = r.offset as usize;
+            match r.r_type {
+                1 if o + 8 <= data.len() => data[o..o + 8].copy_from_slice(&v.to_le_bytes()),
+                10 if o + 4 <= data.len() => {
+                    data[o..o + 4].copy_from_slice(&(v as u32).to_le_bytes())
+                }
+                _ => {}
+            }
+        }
+        data
+    };
+    let names = [
+        ".debug_info",
+        ".debug_abbrev",
+        ".debug_line",
+        ".debug_str",
+        ".debug_line_str",
+        ".debug_str_offsets",
+        ".debug_addr",
+        ".debug_rnglists",
+    ];
+    let mut store: HashMap<&str, Vec<u8>> = HashMap::new();
+    for n in names {
+        store.insert(n, relocated(n));
+    }
+    let dwarf = gimli::Dwarf::load(
+        |id| -> std::result::Result<gimli::EndianSlice<'_, gimli::LittleEndian>, gimli::Error> {
+            let data = store.get(id.name()).map(Vec::as_slice).unwrap_or(&[]);
+            Ok(gimli::EndianSlice::new(data, gimli::LittleEndian))
+        },
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        let Ok(unit) = dwarf.unit(header) else {
+            continue;
+        };
+        let Some(program) = unit.line_program.clone() else {
+            continue;
+        };
+        let mut rows = program.rows();
+        while let Ok(Some((header, row))) = rows.next_row() {
+            if row.end_sequence() {
+                continue;
+            }
+            let Some(line) = row.line() else { continue };
+            let file = row
+                .file(header)
+                .and_then(|f| dwarf.attr_string(&unit, f.path_name()).ok())
+                .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
+                .unwrap_or_else(|| "?".into());
+            let addr = row.address();
+            out.push((
+                (addr >> SECTION_BASE_SHIFT) as usize,
+                addr & ((1 << SECTION_BASE_SHIFT) - 1),
+                file,
+                line.get(),
+            ));
+        }
+    }
+    out.sort();
+    Some(out)
+}
