@@ -59,6 +59,40 @@ pub struct Driver {
 
 static NEXT_VA: AtomicU64 = AtomicU64::new(MODULE_AREA.0);
 
+/// A rewritten object's emulated stack pointer (`__nooks_esp`) and the
+/// separate emulated stack its code gets in interrupt context: an interrupt can
+/// arrive while the driver runs on its own emulated stack, below the pointer
+/// the object publishes, so handlers must not start from that pointer.
+#[derive(Clone, Copy)]
+struct EmulatedStack {
+    text: (u64, u64),
+    esp: u64,
+    irq_top: u64,
+}
+
+static EMULATED: crate::sync::IrqMutex<Vec<EmulatedStack>> = crate::sync::IrqMutex::new(Vec::new());
+
+const IRQ_ESTACK: u64 = 64 * 1024;
+
+/// Runs `f` (driver code at `entry`, called from interrupt context) with the
+/// owning object's emulated stack pointer moved to its interrupt stack.
+pub fn in_irq_context<R>(entry: u64, f: impl FnOnce() -> R) -> R {
+    let found = EMULATED
+        .lock()
+        .iter()
+        .find(|e| entry >= e.text.0 && entry < e.text.1)
+        .copied();
+    let Some(e) = found else { return f() };
+    // SAFETY: `esp` is the object's own __nooks_esp, a u64 in its data area.
+    let saved = unsafe { core::ptr::read_volatile(e.esp as *const u64) };
+    // SAFETY: as above; interrupts are off in interrupt context, so no nesting.
+    unsafe { core::ptr::write_volatile(e.esp as *mut u64, e.irq_top) };
+    let r = f();
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(e.esp as *mut u64, saved) };
+    r
+}
+
 /// Maps `size` bytes of fresh contiguous frames at the next module-area
 /// address with `flags`; returns (run-time address, writable view).
 fn area(size: u64, flags: u64) -> Result<(u64, &'static mut [u8]), DriverError> {
@@ -117,6 +151,21 @@ pub fn load(name: &str, bytes: &[u8]) -> Result<Driver, DriverError> {
     )
     .map_err(DriverError::Load)?;
     let init = image.symbol("init_module").ok_or(DriverError::NoInit)?;
+    let text = (ta, ta + layout.area(Area::Text).size);
+    if let Some(esp) = image
+        .symbols
+        .iter()
+        .find(|s| s.name == "__nooks_esp")
+        .map(|s| s.addr)
+    {
+        let pages = IRQ_ESTACK / PAGE_SIZE;
+        let phys = frames::alloc_contiguous(pages, PAGE_SIZE).ok_or(DriverError::NoMemory)?;
+        let irq_top = phys_to_virt(phys) + IRQ_ESTACK;
+        EMULATED.lock().push(EmulatedStack { text, esp, irq_top });
+        crate::info!(
+            "{name}: rewritten object: emulated stack pointer at {esp:#x}, interrupt emulated stack {IRQ_ESTACK} bytes"
+        );
+    }
     let driver = Driver {
         name: String::from(name),
         image,

@@ -204,6 +204,11 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         );
         func_at.insert((f.section, f.offset), f.symbol);
     }
+    let alias_of: HashMap<usize, usize> = input
+        .functions
+        .iter()
+        .flat_map(|f| f.aliases.iter().map(move |&a| (a, f.symbol)))
+        .collect();
 
     let env = Env {
         input,
@@ -260,6 +265,29 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     define_data(&mut module, &env, estack)?;
 
     let mut product = module.finish();
+    // Aliases of functions: more names for the same native entry.
+    for (&alias, &primary) in &alias_of {
+        let Some((sid, _)) = product.functions[env.native[&primary]] else {
+            continue;
+        };
+        let target = product.object.symbol(sid);
+        let (section, value, size) = (target.section, target.value, target.size);
+        let s = &input.symbols[alias];
+        product.object.add_symbol(OutSymbol {
+            name: s.name.as_bytes().to_vec(),
+            value,
+            size,
+            kind: SymbolKind::Text,
+            scope: if s.is_global {
+                SymbolScope::Linkage
+            } else {
+                SymbolScope::Compilation
+            },
+            weak: s.is_weak,
+            section,
+            flags: SymbolFlags::None,
+        });
+    }
     // Re-create the original data symbols inside the carried-over sections.
     for (i, s) in input.symbols.iter().enumerate() {
         let Some(sec) = s.section else { continue };

@@ -92,6 +92,8 @@ pub struct Function {
     pub offset: u64,
     /// Size in bytes.
     pub size: u64,
+    /// Other function symbols at the same address (`alias` attributes).
+    pub aliases: Vec<usize>,
 }
 
 /// The parsed input.
@@ -232,11 +234,22 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
                 section: sec,
                 offset: s.value,
                 size: s.size,
+                aliases: Vec::new(),
             })
         })
         .collect();
-    functions.sort_by_key(|f| (f.section, f.offset));
-    functions.dedup_by_key(|f| (f.section, f.offset));
+    // One function per address; global names first, the others become aliases.
+    functions.sort_by_key(|f| (f.section, f.offset, !symbols[f.symbol].is_global, f.symbol));
+    let mut merged: Vec<Function> = Vec::new();
+    for f in functions {
+        match merged.last_mut() {
+            Some(last) if (last.section, last.offset) == (f.section, f.offset) => {
+                last.aliases.push(f.symbol)
+            }
+            _ => merged.push(f),
+        }
+    }
+    let functions = merged;
     let lines = line_table(&file, &sections, &symbols).unwrap_or_default();
     Ok(Input {
         sections,

@@ -29,7 +29,9 @@ fn trampoline(index: usize) {
     if r.live {
         CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         // SAFETY: the driver registered this handler for this line and dev_id.
-        unsafe { (r.handler)(i32::from(r.line), r.dev_id) };
+        crate::driver::in_irq_context(r.handler as usize as u64, || unsafe {
+            (r.handler)(i32::from(r.line), r.dev_id)
+        });
     }
 }
 

@@ -15,6 +15,7 @@ pub unsafe extern "C" fn timer_setup(
     f: Option<unsafe extern "C" fn(*mut TimerList)>,
     _flags: u32,
 ) {
+    // SAFETY: the driver passes its own timer (or null).
     if let Some(t) = unsafe { t.as_mut() } {
         t.function = f;
         t.expires = 0;
@@ -54,7 +55,7 @@ pub fn run_expired(now: u64) {
         let Some(t) = due else { break };
         // SAFETY: the driver's timer and the callback it set.
         if let Some(f) = unsafe { (*t).function } {
-            unsafe { f(t) };
+            crate::driver::in_irq_context(f as usize as u64, || unsafe { f(t) });
         }
     }
 }

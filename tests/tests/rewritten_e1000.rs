@@ -1,0 +1,43 @@
+//! e1000 rewritten by nooks-cc with `--isolation none` takes the place of the
+//! gcc object in the 10,000-frame test, and still moves every frame intact.
+
+use nooks_bench::qemu::Verdict;
+use nooks_bench::{artifacts, serial};
+use nooks_sfi_compiler::{Options, rewrite};
+use nooks_tests::{boot, fail_with_log};
+use std::time::Duration;
+
+#[test]
+fn rewritten_e1000_moves_10000_frames_without_loss() {
+    let original = std::fs::read(artifacts::build_driver("e1000").unwrap()).unwrap();
+    let rewritten =
+        rewrite(&original, &Options::default()).unwrap_or_else(|e| panic!("nooks-cc: {e}"));
+    assert!(rewritten.stats.functions >= 10, "{:?}", rewritten.stats);
+    let out = boot(
+        "net-e1000-none",
+        "mode=net frames=10000",
+        &[("e1000.none.o", rewritten.object)],
+        Duration::from_secs(300),
+    );
+    let records = serial::records(&out.log);
+    let w: Vec<_> = records
+        .iter()
+        .filter(|r| r["nooks"] == "workload")
+        .collect();
+    if out.verdict != Verdict::Success || w.len() != 1 || !out.log.contains("rewritten object") {
+        fail_with_log(&out, "the rewritten e1000.o must load and run the workload");
+    }
+    for (field, want) in [
+        ("sent", 10_000),
+        ("received", 10_000),
+        ("bad", 0),
+        ("lost", 0),
+    ] {
+        if w[0][field] != want {
+            fail_with_log(
+                &out,
+                &format!("workload {field} = {}, want {want}", w[0][field]),
+            );
+        }
+    }
+}
