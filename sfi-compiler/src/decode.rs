@@ -35,8 +35,10 @@ pub struct Insn {
     pub ip: u64,
     /// The instruction.
     pub instr: Instruction,
-    /// The relocation inside it, if any.
+    /// The relocation of its displacement (or branch target), if any.
     pub reloc: Option<InsnReloc>,
+    /// The relocation of its immediate, if any.
+    pub imm_reloc: Option<InsnReloc>,
 }
 
 /// A decoded function.
@@ -110,44 +112,27 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
         let offsets = decoder.get_constant_offsets(&instr);
         let next = ip + instr.len() as u64;
         let mut reloc = None;
+        let mut imm_reloc = None;
         let first = section.relocs.partition_point(|r| r.offset < ip);
         for r in section.relocs[first..]
             .iter()
             .take_while(|r| r.offset < next)
         {
             let at = (r.offset - ip) as usize;
-            let field = if offsets.has_displacement() && at == offsets.displacement_offset() {
+            let field = if instr.is_call_near() || instr.is_jmp_near() || instr.is_jcc_short_or_near() {
+                Field::Displacement
+            } else if offsets.has_displacement() && at == offsets.displacement_offset() {
                 Field::Displacement
             } else if offsets.has_immediate() && at == offsets.immediate_offset() {
                 Field::Immediate
-            } else if instr.is_call_near() || instr.is_jmp_near() || instr.is_jcc_short_or_near() {
-                Field::Displacement
             } else {
-                return Err(error_at(
-                    input,
-                    f,
-                    ip,
-                    Some(&instr),
-                    ErrorKind::UnsupportedRelocation(format!(
-                        "type {} lands inside no field",
-                        r.r_type
-                    )),
-                ));
+                return Err(error_at(input, f, ip, Some(&instr), ErrorKind::UnsupportedRelocation(format!("type {} lands inside no field", r.r_type))));
             };
-            if reloc.is_some() {
-                return Err(error_at(
-                    input,
-                    f,
-                    ip,
-                    Some(&instr),
-                    ErrorKind::UnsupportedRelocation("two relocations in one instruction".into()),
-                ));
+            let slot = if field == Field::Immediate { &mut imm_reloc } else { &mut reloc };
+            if slot.is_some() {
+                return Err(error_at(input, f, ip, Some(&instr), ErrorKind::UnsupportedRelocation("two relocations in one field".into())));
             }
-            reloc = Some(InsnReloc {
-                reloc: *r,
-                field,
-                to_end: next - r.offset,
-            });
+            *slot = Some(InsnReloc { reloc: *r, field, to_end: next - r.offset });
         }
         match instr.flow_control() {
             FlowControl::ConditionalBranch => {
@@ -171,7 +156,7 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
             }
             _ => after_terminator = false,
         }
-        insns.push(Insn { ip, instr, reloc });
+        insns.push(Insn { ip, instr, reloc, imm_reloc });
     }
     Ok(Decoded {
         insns,

@@ -12,7 +12,7 @@
 //! - Every store goes through [`Lifter::store`]; the SFI pass (`instrument`)
 //!   is a separate pass over the finished IR.
 
-use crate::decode::{Decoded, Field, Insn, error_at};
+use crate::decode::{Decoded, Insn, error_at};
 use crate::error::{ErrorKind, Result, RewriteError};
 use crate::read::{Function, Input, Kind};
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -338,8 +338,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     }
 
     /// The address (or value) a relocated field denotes.
-    fn reloc_value(&mut self, insn: &Insn) -> Result<Value> {
-        let r = insn.reloc.expect("called for relocated instructions");
+    fn reloc_value(&mut self, insn: &Insn, r: crate::decode::InsnReloc) -> Result<Value> {
         let offset = match r.reloc.r_type {
             2 | 4 => r.reloc.addend + r.to_end as i64, // PC32, PLT32: S + A + (next - P)
             1 | 10 | 11 => r.reloc.addend,             // 64, 32, 32S: S + A
@@ -386,23 +385,16 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         {
             return Err(self.err(insn, ErrorKind::UnsupportedInstruction));
         }
-        let relocated_disp = matches!(insn.reloc, Some(r) if r.field == Field::Displacement);
         let base = i.memory_base();
         if base == Register::RIP || base == Register::EIP {
-            if !relocated_disp {
-                return Err(self.err(
-                    insn,
-                    ErrorKind::UnsupportedRelocation(
-                        "RIP-relative reference without a relocation".into(),
-                    ),
-                ));
-            }
-            return self.reloc_value(insn);
+            let Some(r) = insn.reloc else {
+                return Err(self.err(insn, ErrorKind::UnsupportedRelocation("RIP-relative reference without a relocation".into())));
+            };
+            return self.reloc_value(insn, r);
         }
-        let mut addr = if relocated_disp {
-            self.reloc_value(insn)?
-        } else {
-            self.b.ins().iconst(I64, i.memory_displacement64() as i64)
+        let mut addr = match insn.reloc {
+            Some(r) => self.reloc_value(insn, r)?,
+            None => self.b.ins().iconst(I64, i.memory_displacement64() as i64),
         };
         if base != Register::None {
             let bi = reg_index(base).ok_or_else(|| self.unsupported(insn))?;
@@ -458,8 +450,8 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             | OpKind::Immediate8to32
             | OpKind::Immediate8to64
             | OpKind::Immediate32to64 => {
-                if matches!(insn.reloc, Some(r) if r.field == Field::Immediate) {
-                    let v = self.reloc_value(insn)?;
+                if let Some(r) = insn.imm_reloc {
+                    let v = self.reloc_value(insn, r)?;
                     Ok(if ty == I64 {
                         v
                     } else {
@@ -858,7 +850,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             }
             Mnemonic::Adc => {
                 let c = self.b.use_var(self.flags.cf);
-                let cw = self.b.ins().uextend(ty, c);
+                let cw = if ty == I8 { c } else { self.b.ins().uextend(ty, c) };
                 let t = self.b.ins().iadd(a, b);
                 let r = self.b.ins().iadd(t, cw);
                 self.flags_add(a, b, r, Some(c));
@@ -871,7 +863,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             }
             Mnemonic::Sbb => {
                 let c = self.b.use_var(self.flags.cf);
-                let cw = self.b.ins().uextend(ty, c);
+                let cw = if ty == I8 { c } else { self.b.ins().uextend(ty, c) };
                 let t = self.b.ins().isub(a, b);
                 let r = self.b.ins().isub(t, cw);
                 self.flags_sub(a, b, r, Some(c));
@@ -965,7 +957,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         } else {
             self.b.ins().iconst(I8, 1)
         };
-        let cnt = self.b.ins().uextend(ty, count);
+        let cnt = if ty == I8 { count } else { self.b.ins().uextend(ty, count) };
         let res = match op {
             Mnemonic::Shl | Mnemonic::Sal => self.b.ins().ishl(a, cnt),
             Mnemonic::Shr => self.b.ins().ushr(a, cnt),
@@ -1342,7 +1334,7 @@ impl<M: Module> Lifter<'_, '_, M> {
         let c = self.read_op(insn, 2, I8)?;
         let c = self.b.ins().band_imm_s(c, if w == 8 { 63 } else { 31 });
         let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, c, 0);
-        let cnt = self.b.ins().uextend(ty, c);
+        let cnt = if ty == I8 { c } else { self.b.ins().uextend(ty, c) };
         let bw = self.b.ins().iconst(ty, bits);
         let inv = self.b.ins().isub(bw, cnt);
         let (x, y) = if insn.instr.mnemonic() == Mnemonic::Shld {
