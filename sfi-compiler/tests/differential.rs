@@ -97,7 +97,7 @@ fn differential(src: &Path, opt: &str, extra: &[&str], main_obj: &Path, dir: &Pa
     if let Err(e) = sh(Command::new("gcc").arg("-no-pie").arg(main_obj).arg(&obj).arg("-o").arg(&native)) {
         return Outcome::Skip(format!("link: {e}"));
     }
-    let Some(expected) = run(&native, Duration::from_secs(5)) else { return Outcome::Skip("native run timed out".into()) };
+    let Some(expected) = run(&native, Duration::from_secs(3)) else { return Outcome::Skip("native run timed out".into()) };
     let rw = dir.join(format!("rewritten{opt}.o"));
     let nooks_cc = env!("CARGO_BIN_EXE_nooks-cc");
     if let Err(e) = sh(Command::new(nooks_cc).arg("rewrite").arg(&obj).arg("-o").arg(&rw)) {
@@ -153,7 +153,7 @@ fn corpus_behaves_like_native() {
 }
 
 /// csmith's runtime header defines float helpers that generated programs never
-/// call (they are generated without floats); gcc -O0 still compiles them and
+/// call (they are generated without floating point); gcc -O0 still compiles them and
 /// rejects their float signatures under -mgeneral-regs-only. The harness uses a
 /// copy of the installed headers with those helpers left out.
 fn csmith_headers() -> PathBuf {
@@ -161,6 +161,9 @@ fn csmith_headers() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     for entry in std::fs::read_dir("/usr/include/csmith").expect("csmith headers: apt-get install libcsmith-dev") {
         let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         let text = if path.file_name().is_some_and(|n| n == "safe_math.h") { drop_float_helpers(&text) } else { text };
         std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
@@ -178,7 +181,7 @@ fn drop_float_helpers(text: &str) -> String {
             }
             continue;
         }
-        if line.starts_with("FUNC_NAME(") && line.contains("float") {
+        if line.starts_with("FUNC_NAME(") && (line.contains("float") || line.contains("double")) {
             if out.last().is_some_and(|l| l.starts_with("STATIC")) {
                 out.pop();
             }
@@ -206,6 +209,7 @@ fn csmith_programs_behave_like_native() {
     let extra = ["-w", inc.as_str(), "-Dmain=program_main"];
     let next = AtomicUsize::new(0);
     let results = Mutex::new((0usize, 0usize, Vec::<String>::new())); // passed, skipped, failures
+    let skip_reasons = Mutex::new(std::collections::BTreeMap::<String, usize>::new());
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {
@@ -228,7 +232,10 @@ fn csmith_programs_behave_like_native() {
                         let mut r = results.lock().unwrap();
                         match outcome {
                             Outcome::Pass => r.0 += 1,
-                            Outcome::Skip(_) => r.1 += 1,
+                            Outcome::Skip(why) => {
+                                r.1 += 1;
+                                *skip_reasons.lock().unwrap().entry(why.chars().take(60).collect()).or_default() += 1;
+                            }
                             Outcome::Fail(why) => {
                                 all_passed = false;
                                 r.2.push(format!("seed {seed} {opt}: {why} (kept in {})", dir.display()));
@@ -244,6 +251,9 @@ fn csmith_programs_behave_like_native() {
     });
     let (passed, skipped, failures) = results.into_inner().unwrap();
     println!("csmith: {count} programs per level, {passed} passed, {skipped} skipped, {} failed", failures.len());
+    for (why, n) in skip_reasons.into_inner().unwrap() {
+        println!("  skipped {n}: {why}");
+    }
     for f in &failures {
         println!("  {f}");
     }
