@@ -119,20 +119,44 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
             .take_while(|r| r.offset < next)
         {
             let at = (r.offset - ip) as usize;
-            let field = if instr.is_call_near() || instr.is_jmp_near() || instr.is_jcc_short_or_near() {
-                Field::Displacement
-            } else if offsets.has_displacement() && at == offsets.displacement_offset() {
-                Field::Displacement
-            } else if offsets.has_immediate() && at == offsets.immediate_offset() {
-                Field::Immediate
+            let field =
+                if instr.is_call_near() || instr.is_jmp_near() || instr.is_jcc_short_or_near() {
+                    Field::Displacement
+                } else if offsets.has_displacement() && at == offsets.displacement_offset() {
+                    Field::Displacement
+                } else if offsets.has_immediate() && at == offsets.immediate_offset() {
+                    Field::Immediate
+                } else {
+                    return Err(error_at(
+                        input,
+                        f,
+                        ip,
+                        Some(&instr),
+                        ErrorKind::UnsupportedRelocation(format!(
+                            "type {} lands inside no field",
+                            r.r_type
+                        )),
+                    ));
+                };
+            let slot = if field == Field::Immediate {
+                &mut imm_reloc
             } else {
-                return Err(error_at(input, f, ip, Some(&instr), ErrorKind::UnsupportedRelocation(format!("type {} lands inside no field", r.r_type))));
+                &mut reloc
             };
-            let slot = if field == Field::Immediate { &mut imm_reloc } else { &mut reloc };
             if slot.is_some() {
-                return Err(error_at(input, f, ip, Some(&instr), ErrorKind::UnsupportedRelocation("two relocations in one field".into())));
+                return Err(error_at(
+                    input,
+                    f,
+                    ip,
+                    Some(&instr),
+                    ErrorKind::UnsupportedRelocation("two relocations in one field".into()),
+                ));
             }
-            *slot = Some(InsnReloc { reloc: *r, field, to_end: next - r.offset });
+            *slot = Some(InsnReloc {
+                reloc: *r,
+                field,
+                to_end: next - r.offset,
+            });
         }
         match instr.flow_control() {
             FlowControl::ConditionalBranch => {
@@ -156,7 +180,12 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
             }
             _ => after_terminator = false,
         }
-        insns.push(Insn { ip, instr, reloc, imm_reloc });
+        insns.push(Insn {
+            ip,
+            instr,
+            reloc,
+            imm_reloc,
+        });
     }
     Ok(Decoded {
         insns,

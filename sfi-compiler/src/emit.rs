@@ -224,6 +224,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     let mut out = Rewritten::default();
     let mut ctx = module.make_context();
     let mut fbc = FunctionBuilderContext::new();
+    let mut lines: Vec<(FuncId, u64, Vec<(u64, String, u64)>)> = Vec::new();
     for f in &input.functions {
         let decoded = decode::decode(input, f)?;
         out.stats.functions += 1;
@@ -238,7 +239,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         if opts.isolation == Isolation::Sfi {
             crate::instrument::instrument(&mut ctx.func)?;
         }
-        define(
+        let srclocs = define(
             &mut module,
             &mut ctx,
             env.inner[&f.symbol],
@@ -246,6 +247,19 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             opts,
             &mut out,
         )?;
+        let mut rows: Vec<(u64, String, u64)> = Vec::new();
+        for (start, loc) in srclocs.0 {
+            if let Some((file, line)) = input.file_line(f.section, f.offset + u64::from(loc)) {
+                if rows.last().is_none_or(|r| r.1 != file || r.2 != line) {
+                    rows.push((start, file.to_string(), line));
+                }
+            }
+        }
+        // The prologue Cranelift adds belongs to the function's first line.
+        if let Some(first) = rows.first().cloned().filter(|r| r.0 != 0) {
+            rows.insert(0, (0, first.1, first.2));
+        }
+        lines.push((env.inner[&f.symbol], srclocs.1, rows));
 
         ctx.func.signature = native_sig.clone();
         ctx.func.name =
@@ -325,12 +339,29 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             flags: SymbolFlags::None,
         });
     }
+    let functions: Vec<crate::dwarf::FunctionLines> = lines
+        .into_iter()
+        .filter_map(|(id, size, rows)| {
+            Some(crate::dwarf::FunctionLines {
+                symbol: product.functions[id]?.0,
+                size,
+                rows,
+            })
+        })
+        .collect();
+    crate::dwarf::add(
+        &mut product.object,
+        &functions,
+        concat!("nooks-cc ", env!("CARGO_PKG_VERSION")),
+    )?;
     out.object = product
         .emit()
         .map_err(|e| RewriteError::new(ErrorKind::Output(e.to_string())))?;
     Ok(out)
 }
 
+/// Compiles and defines one function; returns its (code offset, source
+/// location) pairs and its code size.
 fn define(
     module: &mut ObjectModule,
     ctx: &mut Context,
@@ -338,7 +369,7 @@ fn define(
     name: &str,
     opts: &Options,
     out: &mut Rewritten,
-) -> Result<()> {
+) -> Result<(Vec<(u64, u32)>, u64)> {
     if opts.emit_clif {
         out.clif
             .push((name.to_string(), ctx.func.display().to_string()));
@@ -347,14 +378,22 @@ fn define(
     module
         .define_function(id, ctx)
         .map_err(|e| codegen(format!("{e:?}"), name))?;
+    let mut srclocs = Vec::new();
+    let mut size = 0;
     if let Some(code) = ctx.compiled_code() {
+        size = code.code_buffer().len() as u64;
         out.stats.output_text += code.code_buffer().len();
         if let Some(asm) = &code.vcode {
             out.asm.push((name.to_string(), asm.clone()));
         }
+        for s in code.buffer.get_srclocs_sorted() {
+            if !s.loc.is_default() {
+                srclocs.push((u64::from(s.start), s.loc.bits()));
+            }
+        }
     }
     module.clear_context(ctx);
-    Ok(())
+    Ok((srclocs, size))
 }
 
 fn define_data(module: &mut ObjectModule, env: &Env<'_>, estack: DataId) -> Result<()> {

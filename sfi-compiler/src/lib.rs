@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decode;
+pub mod dwarf;
 pub mod emit;
 pub mod error;
 pub mod instrument;

@@ -388,7 +388,12 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let base = i.memory_base();
         if base == Register::RIP || base == Register::EIP {
             let Some(r) = insn.reloc else {
-                return Err(self.err(insn, ErrorKind::UnsupportedRelocation("RIP-relative reference without a relocation".into())));
+                return Err(self.err(
+                    insn,
+                    ErrorKind::UnsupportedRelocation(
+                        "RIP-relative reference without a relocation".into(),
+                    ),
+                ));
             };
             return self.reloc_value(insn, r);
         }
@@ -850,7 +855,11 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             }
             Mnemonic::Adc => {
                 let c = self.b.use_var(self.flags.cf);
-                let cw = if ty == I8 { c } else { self.b.ins().uextend(ty, c) };
+                let cw = if ty == I8 {
+                    c
+                } else {
+                    self.b.ins().uextend(ty, c)
+                };
                 let t = self.b.ins().iadd(a, b);
                 let r = self.b.ins().iadd(t, cw);
                 self.flags_add(a, b, r, Some(c));
@@ -863,7 +872,11 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             }
             Mnemonic::Sbb => {
                 let c = self.b.use_var(self.flags.cf);
-                let cw = if ty == I8 { c } else { self.b.ins().uextend(ty, c) };
+                let cw = if ty == I8 {
+                    c
+                } else {
+                    self.b.ins().uextend(ty, c)
+                };
                 let t = self.b.ins().isub(a, b);
                 let r = self.b.ins().isub(t, cw);
                 self.flags_sub(a, b, r, Some(c));
@@ -957,7 +970,11 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         } else {
             self.b.ins().iconst(I8, 1)
         };
-        let cnt = if ty == I8 { count } else { self.b.ins().uextend(ty, count) };
+        let cnt = if ty == I8 {
+            count
+        } else {
+            self.b.ins().uextend(ty, count)
+        };
         let res = match op {
             Mnemonic::Shl | Mnemonic::Sal => self.b.ins().ishl(a, cnt),
             Mnemonic::Shr => self.b.ins().ushr(a, cnt),
@@ -1334,7 +1351,11 @@ impl<M: Module> Lifter<'_, '_, M> {
         let c = self.read_op(insn, 2, I8)?;
         let c = self.b.ins().band_imm_s(c, if w == 8 { 63 } else { 31 });
         let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, c, 0);
-        let cnt = if ty == I8 { c } else { self.b.ins().uextend(ty, c) };
+        let cnt = if ty == I8 {
+            c
+        } else {
+            self.b.ins().uextend(ty, c)
+        };
         let bw = self.b.ins().iconst(ty, bits);
         let inv = self.b.ins().isub(bw, cnt);
         let (x, y) = if insn.instr.mnemonic() == Mnemonic::Shld {

@@ -269,11 +269,17 @@ impl Input {
 
     /// `file:line` of the instruction at `offset` of `section`.
     pub fn line_of(&self, section: usize, offset: u64) -> Option<String> {
+        self.file_line(section, offset)
+            .map(|(f, l)| format!("{f}:{l}"))
+    }
+
+    /// Source file and line of the instruction at `offset` of `section`.
+    pub fn file_line(&self, section: usize, offset: u64) -> Option<(&str, u64)> {
         let i = self
             .lines
             .partition_point(|l| (l.0, l.1) <= (section, offset));
         let l = self.lines.get(i.checked_sub(1)?)?;
-        (l.0 == section).then(|| format!("{}:{}", l.2, l.3))
+        (l.0 == section).then_some((l.2.as_str(), l.3))
     }
 
     /// The section-relative target of relocation `r` (for section symbols and
@@ -356,8 +362,27 @@ fn line_table(
             let Some(line) = row.line() else { continue };
             let file = row
                 .file(header)
-                .and_then(|f| dwarf.attr_string(&unit, f.path_name()).ok())
-                .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
+                .map(|f| {
+                    let name = dwarf
+                        .attr_string(&unit, f.path_name())
+                        .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
+                        .unwrap_or_else(|_| "?".into());
+                    if name.starts_with('/') {
+                        return name;
+                    }
+                    let dir = f
+                        .directory(header)
+                        .and_then(|d| dwarf.attr_string(&unit, d).ok())
+                        .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
+                        .or_else(|| {
+                            unit.comp_dir
+                                .map(|d| String::from_utf8_lossy(d.slice()).into_owned())
+                        });
+                    match dir {
+                        Some(d) if !d.is_empty() => format!("{}/{name}", d.trim_end_matches('/')),
+                        _ => name,
+                    }
+                })
                 .unwrap_or_else(|| "?".into());
             let addr = row.address();
             out.push((

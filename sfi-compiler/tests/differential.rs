@@ -46,17 +46,29 @@ fn corpus() -> PathBuf {
 }
 
 fn sh(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
 /// Runs `exe` with a time limit; None on timeout.
 fn run(exe: &Path, limit: Duration) -> Option<(String, Option<i32>)> {
-    let mut child = Command::new(exe).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut child = Command::new(exe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
     let mut stdout = child.stdout.take()?;
     let reader = std::thread::spawn(move || {
         let mut s = Vec::new();
@@ -90,31 +102,66 @@ enum Outcome {
 fn differential(src: &Path, opt: &str, extra: &[&str], main_obj: &Path, dir: &Path) -> Outcome {
     std::fs::create_dir_all(dir).unwrap();
     let obj = dir.join(format!("prog{opt}.o"));
-    if let Err(e) = sh(Command::new("gcc").arg("-c").arg(opt).args(FLAGS).args(extra).arg(src).arg("-o").arg(&obj)) {
+    if let Err(e) = sh(Command::new("gcc")
+        .arg("-c")
+        .arg(opt)
+        .args(FLAGS)
+        .args(extra)
+        .arg(src)
+        .arg("-o")
+        .arg(&obj))
+    {
         return Outcome::Skip(format!("gcc: {}", e.lines().last().unwrap_or("")));
     }
     let native = dir.join(format!("native{opt}"));
-    if let Err(e) = sh(Command::new("gcc").arg("-no-pie").arg(main_obj).arg(&obj).arg("-o").arg(&native)) {
+    if let Err(e) = sh(Command::new("gcc")
+        .arg("-no-pie")
+        .arg(main_obj)
+        .arg(&obj)
+        .arg("-o")
+        .arg(&native))
+    {
         return Outcome::Skip(format!("link: {e}"));
     }
-    let Some(expected) = run(&native, Duration::from_secs(3)) else { return Outcome::Skip("native run timed out".into()) };
+    let Some(expected) = run(&native, Duration::from_secs(3)) else {
+        return Outcome::Skip("native run timed out".into());
+    };
     let rw = dir.join(format!("rewritten{opt}.o"));
     let nooks_cc = env!("CARGO_BIN_EXE_nooks-cc");
-    if let Err(e) = sh(Command::new(nooks_cc).arg("rewrite").arg(&obj).arg("-o").arg(&rw)) {
+    if let Err(e) = sh(Command::new(nooks_cc)
+        .arg("rewrite")
+        .arg(&obj)
+        .arg("-o")
+        .arg(&rw))
+    {
         return Outcome::Fail(format!("nooks-cc: {e}"));
     }
     let rewritten = dir.join(format!("rewritten{opt}"));
-    if let Err(e) = sh(Command::new("gcc").arg("-no-pie").arg(main_obj).arg(&rw).arg("-o").arg(&rewritten)) {
+    if let Err(e) = sh(Command::new("gcc")
+        .arg("-no-pie")
+        .arg(main_obj)
+        .arg(&rw)
+        .arg("-o")
+        .arg(&rewritten))
+    {
         return Outcome::Fail(format!("linking the rewritten object: {e}"));
     }
-    let Some(got) = run(&rewritten, Duration::from_secs(60)) else { return Outcome::Fail("rewritten run timed out".into()) };
+    let Some(got) = run(&rewritten, Duration::from_secs(60)) else {
+        return Outcome::Fail("rewritten run timed out".into());
+    };
     if got == expected {
         return Outcome::Pass;
     }
     let first = expected.0.lines().zip(got.0.lines()).find(|(a, b)| a != b);
     Outcome::Fail(match first {
         Some((a, b)) => format!("first difference: expected `{a}`, got `{b}`"),
-        None => format!("exit {:?} vs {:?}, output {} vs {} lines", expected.1, got.1, expected.0.lines().count(), got.0.lines().count()),
+        None => format!(
+            "exit {:?} vs {:?}, output {} vs {} lines",
+            expected.1,
+            got.1,
+            expected.0.lines().count(),
+            got.0.lines().count()
+        ),
     })
 }
 
@@ -123,18 +170,33 @@ fn compile_main(src: &str, name: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     std::fs::write(&c, src).unwrap();
     let o = dir.join(format!("{name}.o"));
-    sh(Command::new("gcc").arg("-c").arg("-O1").arg(&c).arg("-o").arg(&o)).unwrap();
+    sh(Command::new("gcc")
+        .arg("-c")
+        .arg("-O1")
+        .arg(&c)
+        .arg("-o")
+        .arg(&o))
+    .unwrap();
     o
 }
 
 #[test]
 fn corpus_behaves_like_native() {
     let main_obj = work().join("harness.o");
-    sh(Command::new("gcc").arg("-c").arg("-O1").arg(corpus().join("harness.c")).arg("-o").arg(&main_obj)).unwrap();
+    sh(Command::new("gcc")
+        .arg("-c")
+        .arg("-O1")
+        .arg(corpus().join("harness.c"))
+        .arg("-o")
+        .arg(&main_obj))
+    .unwrap();
     let mut programs: Vec<PathBuf> = std::fs::read_dir(corpus())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "c") && p.file_name().is_some_and(|n| n != "harness.c"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "c")
+                && p.file_name().is_some_and(|n| n != "harness.c")
+        })
         .collect();
     programs.sort();
     assert!(programs.len() >= 5);
@@ -144,12 +206,23 @@ fn corpus_behaves_like_native() {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
             match differential(p, opt, &[], &main_obj, &work().join("corpus").join(&name)) {
                 Outcome::Pass => {}
-                Outcome::Skip(why) | Outcome::Fail(why) => failures.push(format!("{name} {opt}: {why}")),
+                Outcome::Skip(why) | Outcome::Fail(why) => {
+                    failures.push(format!("{name} {opt}: {why}"))
+                }
             }
         }
     }
-    println!("corpus: {} programs x {} levels, {} failed", programs.len(), LEVELS.len(), failures.len());
-    assert!(failures.is_empty(), "corpus failures:\n{}", failures.join("\n"));
+    println!(
+        "corpus: {} programs x {} levels, {} failed",
+        programs.len(),
+        LEVELS.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "corpus failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// csmith's runtime header defines float helpers that generated programs never
@@ -159,13 +232,19 @@ fn corpus_behaves_like_native() {
 fn csmith_headers() -> PathBuf {
     let dir = work().join("csmith-include");
     std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir("/usr/include/csmith").expect("csmith headers: apt-get install libcsmith-dev") {
+    for entry in std::fs::read_dir("/usr/include/csmith")
+        .expect("csmith headers: apt-get install libcsmith-dev")
+    {
         let path = entry.unwrap().path();
         if !path.is_file() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let text = if path.file_name().is_some_and(|n| n == "safe_math.h") { drop_float_helpers(&text) } else { text };
+        let text = if path.file_name().is_some_and(|n| n == "safe_math.h") {
+            drop_float_helpers(&text)
+        } else {
+            text
+        };
         std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
     }
     dir
@@ -195,16 +274,32 @@ fn drop_float_helpers(text: &str) -> String {
 
 #[test]
 fn csmith_programs_behave_like_native() {
-    let count: usize = std::env::var("NOOKS_CSMITH_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
-    let base: u64 = std::env::var("NOOKS_CSMITH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 1_000_000_000
-    });
-    println!("csmith: seeds {base}..{} (replay with NOOKS_CSMITH_SEED={base})", base + count as u64);
+    let count: usize = std::env::var("NOOKS_CSMITH_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let base: u64 = std::env::var("NOOKS_CSMITH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                % 1_000_000_000
+        });
+    println!(
+        "csmith: seeds {base}..{} (replay with NOOKS_CSMITH_SEED={base})",
+        base + count as u64
+    );
     if Command::new("csmith").arg("--version").output().is_err() {
         panic!("csmith is not installed: apt-get install csmith libcsmith-dev");
     }
     let include = csmith_headers();
-    let main_obj = compile_main("int program_main(int, char **);\nint main(void) { return program_main(1, 0); }\n", "csmith_main");
+    let main_obj = compile_main(
+        "int program_main(int, char **);\nint main(void) { return program_main(1, 0); }\n",
+        "csmith_main",
+    );
     let inc = format!("-I{}", include.display());
     let extra = ["-w", inc.as_str(), "-Dmain=program_main"];
     let next = AtomicUsize::new(0);
@@ -222,8 +317,17 @@ fn csmith_programs_behave_like_native() {
                     let dir = work().join("csmith").join(seed.to_string());
                     std::fs::create_dir_all(&dir).unwrap();
                     let src = dir.join("prog.c");
-                    if let Err(e) = sh(Command::new("csmith").arg("--seed").arg(seed.to_string()).arg("-o").arg(&src)) {
-                        results.lock().unwrap().2.push(format!("seed {seed}: csmith: {e}"));
+                    if let Err(e) = sh(Command::new("csmith")
+                        .arg("--seed")
+                        .arg(seed.to_string())
+                        .arg("-o")
+                        .arg(&src))
+                    {
+                        results
+                            .lock()
+                            .unwrap()
+                            .2
+                            .push(format!("seed {seed}: csmith: {e}"));
                         continue;
                     }
                     let mut all_passed = true;
@@ -234,11 +338,18 @@ fn csmith_programs_behave_like_native() {
                             Outcome::Pass => r.0 += 1,
                             Outcome::Skip(why) => {
                                 r.1 += 1;
-                                *skip_reasons.lock().unwrap().entry(why.chars().take(60).collect()).or_default() += 1;
+                                *skip_reasons
+                                    .lock()
+                                    .unwrap()
+                                    .entry(why.chars().take(60).collect())
+                                    .or_default() += 1;
                             }
                             Outcome::Fail(why) => {
                                 all_passed = false;
-                                r.2.push(format!("seed {seed} {opt}: {why} (kept in {})", dir.display()));
+                                r.2.push(format!(
+                                    "seed {seed} {opt}: {why} (kept in {})",
+                                    dir.display()
+                                ));
                             }
                         }
                     }
@@ -250,7 +361,10 @@ fn csmith_programs_behave_like_native() {
         }
     });
     let (passed, skipped, failures) = results.into_inner().unwrap();
-    println!("csmith: {count} programs per level, {passed} passed, {skipped} skipped, {} failed", failures.len());
+    println!(
+        "csmith: {count} programs per level, {passed} passed, {skipped} skipped, {} failed",
+        failures.len()
+    );
     for (why, n) in skip_reasons.into_inner().unwrap() {
         println!("  skipped {n}: {why}");
     }
@@ -258,5 +372,8 @@ fn csmith_programs_behave_like_native() {
         println!("  {f}");
     }
     assert!(failures.is_empty(), "{} csmith failures", failures.len());
-    assert!(passed >= count * LEVELS.len() / 2, "too many programs skipped: {skipped}");
+    assert!(
+        passed >= count * LEVELS.len() / 2,
+        "too many programs skipped: {skipped}"
+    );
 }
