@@ -17,25 +17,12 @@ use std::process::ExitCode;
     version,
     about = "Rewrite x86-64 driver objects through Cranelift (software fault isolation)"
 )]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(
+    after_help = "Compiler-driver mode: nooks-cc -c file.c -o file.o [--isolation none|sfi] [--emit clif|asm] [cc flags...]"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
-    /// Compile and rewrite C sources (compiler-driver mode).
-    #[arg(short = 'c')]
-    compile: bool,
-    /// Output object.
-    #[arg(short = 'o')]
-    output: Option<PathBuf>,
-    /// Protection for the output.
-    #[arg(long, value_enum, default_value_t = Iso::None)]
-    isolation: Iso,
-    /// Also print the lifted IR or the output disassembly.
-    #[arg(long, value_enum)]
-    emit: Option<Emit>,
-    /// The C source followed by flags for the C compiler (-O2, -I..., -D...).
-    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
-    rest: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -92,51 +79,74 @@ fn rewrite_file(input: &Path, output: &Path, opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// Compiler-driver mode: `-c`, `-o FILE`, `--isolation X` and `--emit X` are
+/// ours wherever they appear; every other argument goes to the C compiler.
+fn compile(args: &[String]) -> Result<()> {
+    let mut output = None;
+    let mut isolation = Iso::None;
+    let mut emit = None;
+    let mut cc_args = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" => {}
+            "-o" => output = Some(PathBuf::from(it.next().context("-o needs a file")?)),
+            "--isolation" => {
+                isolation = Iso::from_str(it.next().context("--isolation needs none or sfi")?, true)
+                    .map_err(anyhow::Error::msg)?
+            }
+            "--emit" => {
+                emit = Some(
+                    Emit::from_str(it.next().context("--emit needs clif or asm")?, true)
+                        .map_err(anyhow::Error::msg)?,
+                )
+            }
+            other => cc_args.push(other.to_string()),
+        }
+    }
+    let source = cc_args
+        .iter()
+        .find(|a| a.ends_with(".c"))
+        .context("no .c source given")?
+        .clone();
+    let output = output.unwrap_or_else(|| PathBuf::from(&source).with_extension("o"));
+    let tmp = std::env::temp_dir().join(format!(
+        "nooks-cc-{}-{}.o",
+        std::process::id(),
+        output.file_stem().and_then(|s| s.to_str()).unwrap_or("out")
+    ));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = std::process::Command::new(&cc)
+        .arg("-c")
+        .args(DRIVER_CFLAGS)
+        .args(&cc_args)
+        .arg("-o")
+        .arg(&tmp)
+        .status()
+        .with_context(|| format!("running {cc}"))?;
+    if !status.success() {
+        bail!("{cc} failed ({status})");
+    }
+    let r = rewrite_file(&tmp, &output, &options(isolation, emit));
+    let _ = std::fs::remove_file(&tmp);
+    r
+}
+
 fn run() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().skip(1).any(|a| a == "-c") && args.get(1).is_none_or(|a| a != "rewrite") {
+        return compile(&args[1..]);
+    }
+    match Cli::parse().command {
         Some(Cmd::Rewrite {
             input,
             output,
             isolation,
             emit,
         }) => rewrite_file(&input, &output, &options(isolation, emit)),
-        None => {
-            if !cli.compile {
-                bail!(
-                    "nothing to do: use `nooks-cc -c file.c -o file.o` or `nooks-cc rewrite in.o -o out.o`"
-                );
-            }
-            let source = cli
-                .rest
-                .iter()
-                .find(|a| a.ends_with(".c"))
-                .context("no .c source given")?;
-            let output = cli
-                .output
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(source).with_extension("o"));
-            let tmp = std::env::temp_dir().join(format!(
-                "nooks-cc-{}-{}.o",
-                std::process::id(),
-                output.file_stem().and_then(|s| s.to_str()).unwrap_or("out")
-            ));
-            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-            let status = std::process::Command::new(&cc)
-                .arg("-c")
-                .args(DRIVER_CFLAGS)
-                .args(&cli.rest)
-                .arg("-o")
-                .arg(&tmp)
-                .status()
-                .with_context(|| format!("running {cc}"))?;
-            if !status.success() {
-                bail!("{cc} failed ({status})");
-            }
-            let r = rewrite_file(&tmp, &output, &options(cli.isolation, cli.emit));
-            let _ = std::fs::remove_file(&tmp);
-            r
-        }
+        None => bail!(
+            "nothing to do: use `nooks-cc -c file.c -o file.o` or `nooks-cc rewrite in.o -o out.o`"
+        ),
     }
 }
 

@@ -1,0 +1,297 @@
+//! nooks-cc as a user meets it: the compiler-driver mode, bad input of every
+//! kind (a clear error naming function, offset, source line and instruction;
+//! exit status 1; never a panic), DWARF that maps rewritten code back to the
+//! source, and golden `--emit clif` output for small functions
+//! (re-bless with `NOOKS_BLESS=1` after an intended change, and review the diff).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nooks_cc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nooks-cc"))
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(d: &Path, name: &str, text: &str) -> PathBuf {
+    let p = d.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn gcc_c(src: &Path, out: &Path, flags: &[&str]) {
+    let st = Command::new("gcc")
+        .args(["-c", "-g", "-fno-pic", "-mgeneral-regs-only"])
+        .args(flags)
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_clean_failure(o: &Output) -> String {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "exit status; stderr: {e}");
+    assert!(!e.contains("panicked"), "nooks-cc panicked: {e}");
+    assert!(e.starts_with("nooks-cc: error:"), "{e}");
+    e
+}
+
+#[test]
+fn compiler_driver_mode_builds_and_rewrites() {
+    let d = dir("driver");
+    let src = write(&d, "f.c", "int twice(int x) { return 2 * x; }\n");
+    let out = d.join("f.o");
+    let o = nooks_cc()
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("-O2")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let nm = Command::new("nm").arg(&out).output().unwrap();
+    let syms = String::from_utf8_lossy(&nm.stdout);
+    assert!(
+        syms.contains(" T twice")
+            && syms.contains("twice.nooks_inner")
+            && syms.contains("__nooks_estack"),
+        "{syms}"
+    );
+}
+
+#[test]
+fn privileged_instructions_are_refused_with_their_location() {
+    let d = dir("privileged");
+    let src = write(
+        &d,
+        "p.c",
+        "void quiet(void)\n{\n\t__asm__ volatile(\"cli\");\n}\nint halt(int x)\n{\n\tif (x)\n\t\t__asm__ volatile(\"hlt\");\n\treturn x;\n}\n",
+    );
+    let obj = d.join("p.o");
+    gcc_c(&src, &obj, &["-O2"]);
+    let o = nooks_cc()
+        .arg("rewrite")
+        .arg(&obj)
+        .arg("-o")
+        .arg(d.join("out.o"))
+        .output()
+        .unwrap();
+    let e = assert_clean_failure(&o);
+    assert!(e.contains("unsupported instruction in quiet+0x"), "{e}");
+    assert!(e.contains("p.c:3"), "source line: {e}");
+    assert!(e.contains("`cli`"), "disassembly: {e}");
+    assert!(!d.join("out.o").exists(), "no output on error");
+}
+
+#[test]
+fn bad_files_are_clear_errors() {
+    let d = dir("bad");
+    let garbage = write(&d, "garbage.o", "this is not an object file");
+    let e = assert_clean_failure(
+        &nooks_cc()
+            .arg("rewrite")
+            .arg(&garbage)
+            .arg("-o")
+            .arg(d.join("x.o"))
+            .output()
+            .unwrap(),
+    );
+    assert!(e.contains("not an object file"), "{e}");
+
+    let src = write(&d, "m.c", "int main(void) { return 0; }\n");
+    let exe = d.join("m");
+    assert!(
+        Command::new("gcc")
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let e = assert_clean_failure(
+        &nooks_cc()
+            .arg("rewrite")
+            .arg(&exe)
+            .arg("-o")
+            .arg(d.join("x.o"))
+            .output()
+            .unwrap(),
+    );
+    assert!(e.contains("not relocatable"), "{e}");
+
+    let obj = d.join("m.o");
+    gcc_c(&src, &obj, &[]);
+    let mut bytes = std::fs::read(&obj).unwrap();
+    bytes[18] = 183; // e_machine = AArch64
+    let arm = write(&d, "arm.o", "");
+    std::fs::write(&arm, &bytes).unwrap();
+    let e = assert_clean_failure(
+        &nooks_cc()
+            .arg("rewrite")
+            .arg(&arm)
+            .arg("-o")
+            .arg(d.join("x.o"))
+            .output()
+            .unwrap(),
+    );
+    assert!(e.contains("not x86-64"), "{e}");
+
+    let bytes = std::fs::read(&obj).unwrap();
+    for cut in [1, 64, bytes.len() / 2, bytes.len() - 1] {
+        let t = d.join(format!("trunc{cut}.o"));
+        std::fs::write(&t, &bytes[..cut]).unwrap();
+        assert_clean_failure(
+            &nooks_cc()
+                .arg("rewrite")
+                .arg(&t)
+                .arg("-o")
+                .arg(d.join("x.o"))
+                .output()
+                .unwrap(),
+        );
+    }
+}
+
+#[test]
+fn sfi_is_refused_until_implemented() {
+    let d = dir("sfi");
+    let src = write(&d, "f.c", "int f(int x) { return x; }\n");
+    let e = assert_clean_failure(
+        &nooks_cc()
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(d.join("f.o"))
+            .arg("--isolation")
+            .arg("sfi")
+            .output()
+            .unwrap(),
+    );
+    assert!(e.contains("not implemented"), "{e}");
+}
+
+#[test]
+fn dwarf_maps_rewritten_code_to_source_lines() {
+    let d = dir("dwarf");
+    let src = write(
+        &d,
+        "lines.c",
+        "long acc;\nvoid step(long x)\n{\n\tacc += x * 3;\n\tif (acc > 100)\n\t\tacc = 0;\n}\n",
+    );
+    let obj = d.join("lines.o");
+    let o = nooks_cc()
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .arg("-O1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Every source line the original object's code maps to, the rewritten code maps to.
+    let plain = d.join("plain.o");
+    gcc_c(&src, &plain, &["-O1"]);
+    let lines_of = |o: &Path| -> std::collections::BTreeSet<String> {
+        let dump = Command::new("objdump").arg("-dl").arg(o).output().unwrap();
+        String::from_utf8_lossy(&dump.stdout)
+            .lines()
+            .filter_map(|l| l.split("lines.c:").nth(1))
+            .map(|n| n.split_whitespace().next().unwrap_or("").to_string())
+            .collect()
+    };
+    let (want, got) = (lines_of(&plain), lines_of(&obj));
+    assert!(want.len() >= 3, "{want:?}");
+    assert_eq!(
+        want, got,
+        "source lines of the original vs the rewritten object"
+    );
+    let nm = Command::new("nm").arg(&obj).output().unwrap();
+    let inner = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .find(|l| l.ends_with(" step.nooks_inner"))
+        .map(|l| l[..16].to_string())
+        .unwrap();
+    let a2l = Command::new("addr2line")
+        .arg("-e")
+        .arg(&obj)
+        .arg(format!("0x{inner}"))
+        .output()
+        .unwrap();
+    let loc = String::from_utf8_lossy(&a2l.stdout);
+    assert!(loc.contains("lines.c:"), "addr2line: {loc}");
+}
+
+#[test]
+fn golden_clif() {
+    let d = dir("golden");
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let cases = [
+        (
+            "add_flags",
+            "long add_flags(long a, long b) { return a + b < a ? -1 : a + b; }\n",
+        ),
+        (
+            "store_byte",
+            "void store_byte(char *p, int i, char v) { p[i] = v; }\n",
+        ),
+        (
+            "call_import",
+            "extern int other(int);\nint call_import(int x) { return other(x + 1) * 2; }\n",
+        ),
+    ];
+    let bless = std::env::var_os("NOOKS_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (name, code) in cases {
+        let src = write(&d, &format!("{name}.c"), code);
+        let obj = d.join(format!("{name}.o"));
+        gcc_c(
+            &src,
+            &obj,
+            &[
+                "-O2",
+                "-mno-red-zone",
+                "-fno-asynchronous-unwind-tables",
+                "-fcf-protection=none",
+            ],
+        );
+        let o = nooks_cc()
+            .arg("rewrite")
+            .arg(&obj)
+            .arg("-o")
+            .arg(d.join("out.o"))
+            .arg("--emit")
+            .arg("clif")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let clif = String::from_utf8_lossy(&o.stdout).into_owned();
+        let path = golden.join(format!("{name}.clif"));
+        if bless {
+            std::fs::write(&path, &clif).unwrap();
+        } else if std::fs::read_to_string(&path)
+            .map(|g| g != clif)
+            .unwrap_or(true)
+        {
+            stale.push(format!(
+                "{name}: differs from {} (NOOKS_BLESS=1 to accept)\n{clif}",
+                path.display()
+            ));
+        }
+    }
+    assert!(stale.is_empty(), "{}", stale.join("\n"));
+}
