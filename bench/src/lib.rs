@@ -10,5 +10,6 @@
 pub mod archive;
 pub mod artifacts;
 pub mod qemu;
+pub mod rewrite;
 pub mod serial;
 pub mod symbols;

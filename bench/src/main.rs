@@ -33,6 +33,12 @@ enum Cmd {
         #[arg(long, default_value_t = 180)]
         timeout: u64,
     },
+    /// Benchmark nooks-cc: rewriting speed, code size, host run time against native.
+    RewriteBench {
+        /// Iterations of each host kernel.
+        #[arg(long, default_value_t = 2000)]
+        iters: u64,
+    },
     /// Boot the kernel with a command line and boot modules of your choosing.
     Boot {
         /// Kernel command line (the archive checksum words are appended).
@@ -52,7 +58,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Run { timeout } => {
-            let outcome = boot("run", "mode=info", &[], timeout, false)?;
+            let outcome = boot("run", "mode=info", &[], timeout, false, None)?;
             let records = serial::records(&outcome.log);
             println!(
                 "kernel booted and reported in {:.1} s (TCG wall time)",
@@ -68,7 +74,7 @@ fn main() -> Result<()> {
                 Some(f) => format!("mode=test filter={f}"),
                 None => "mode=test".to_string(),
             };
-            let outcome = boot("ktest", &cmdline, &[], timeout, true)?;
+            let outcome = boot("ktest", &cmdline, &[], timeout, true, None)?;
             let report = serial::KtestReport::parse(&outcome.log);
             match report.summary {
                 Some((p, f)) => println!("ktest: {p} passed, {f} failed"),
@@ -76,14 +82,18 @@ fn main() -> Result<()> {
             }
             verdict(&outcome)
         }
-        Cmd::Boot {
-            cmdline,
-            modules,
-            timeout,
-            pcap,
-        } => {
-            let outcome = boot("boot", &cmdline, &modules, timeout, true)?;
-            let _ = pcap;
+        Cmd::RewriteBench { iters } => {
+            let report = nooks_bench::rewrite::measure(iters)?;
+            let json = nooks_bench::rewrite::print(&report);
+            let dir = artifacts::repo_root().join("results");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("rewrite.json"), serde_json::to_string_pretty(&json)?)?;
+            println!("wrote results/rewrite.json");
+            Ok(())
+        }
+        Cmd::Boot { cmdline, modules, timeout, pcap } => {
+            let pcap = pcap.then(|| artifacts::build_dir().join("boot"));
+            let outcome = boot("boot", &cmdline, &modules, timeout, true, pcap)?;
             verdict(&outcome)
         }
     }
@@ -96,6 +106,7 @@ fn boot(
     modules: &[PathBuf],
     timeout: u64,
     echo: bool,
+    pcap: Option<PathBuf>,
 ) -> Result<qemu::Outcome> {
     eprintln!("building the kernel ...");
     let kernel = artifacts::build_kernel()?;
@@ -121,6 +132,7 @@ fn boot(
         format!("{cmdline} {}", archive.cmdline()),
     );
     b.timeout = Duration::from_secs(timeout);
+    b.pcap_prefix = pcap;
     b.echo = echo;
     eprintln!("booting: {:?}", qemu::command(&b));
     qemu::run(&b)

@@ -1,0 +1,174 @@
+//! The rewrite benchmark: how fast nooks-cc rewrites (KiB of input text per
+//! second over real objects, and e1000 end to end), how much code it emits
+//! against gcc's, and how fast rewritten code runs against native code on the
+//! host (compute- and store-heavy kernels in `bench/kernels/`, each linked with
+//! the same native timing `main`).
+
+use crate::artifacts::{build_dir, build_driver, repo_root, run};
+use anyhow::{Context, Result, bail};
+use nooks_sfi_compiler::{Options, rewrite};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The driver ABI flags, as the kernels are built for host timing.
+const FLAGS: &[&str] = &[
+    "-O2",
+    "-mgeneral-regs-only",
+    "-mno-red-zone",
+    "-fno-pic",
+    "-fno-jump-tables",
+    "-fno-reorder-blocks-and-partition",
+    "-fno-stack-protector",
+    "-fno-asynchronous-unwind-tables",
+    "-fcf-protection=none",
+    "-fno-common",
+];
+
+/// One host kernel, native against rewritten.
+#[derive(Debug, Clone)]
+pub struct KernelTiming {
+    /// Kernel name.
+    pub name: String,
+    /// Best-of-N native time, ns.
+    pub native_ns: u64,
+    /// Best-of-N rewritten time, ns.
+    pub rewritten_ns: u64,
+}
+
+impl KernelTiming {
+    /// rewritten / native.
+    pub fn ratio(&self) -> f64 {
+        self.rewritten_ns as f64 / self.native_ns.max(1) as f64
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone)]
+pub struct RewriteReport {
+    /// Input text bytes rewritten per run over all objects.
+    pub input_text: usize,
+    /// Output text bytes.
+    pub output_text: usize,
+    /// Seconds for one rewrite of all objects (best of 3).
+    pub seconds: f64,
+    /// e1000.o end to end (read, lift, compile, emit), ms (best of 3).
+    pub e1000_ms: f64,
+    /// e1000 input and output text bytes.
+    pub e1000_text: (usize, usize),
+    /// Host kernels.
+    pub kernels: Vec<KernelTiming>,
+}
+
+impl RewriteReport {
+    /// KiB of input text rewritten per second.
+    pub fn kib_per_second(&self) -> f64 {
+        self.input_text as f64 / 1024.0 / self.seconds.max(1e-9)
+    }
+}
+
+fn gcc_c(src: &Path, out: &Path) -> Result<()> {
+    run(Command::new("gcc").arg("-c").args(FLAGS).arg(src).arg("-o").arg(out))
+}
+
+fn c_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    v.retain(|p| p.extension().is_some_and(|e| e == "c"));
+    v.sort();
+    Ok(v)
+}
+
+/// Runs the benchmark; `iters` scales the host kernels.
+pub fn measure(iters: u64) -> Result<RewriteReport> {
+    let dir = build_dir().join("rewrite-bench");
+    std::fs::create_dir_all(&dir)?;
+    let kernels_dir = repo_root().join("bench/kernels");
+    // Objects to rewrite: the differential corpus, the kernels, and e1000.
+    let mut objects = Vec::new();
+    for src in c_files(&repo_root().join("sfi-compiler/tests/corpus"))?.into_iter().chain(c_files(&kernels_dir)?) {
+        let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
+        if stem == "harness" || stem == "timer_main" {
+            continue;
+        }
+        let o = dir.join(format!("{stem}.o"));
+        gcc_c(&src, &o)?;
+        objects.push((stem, std::fs::read(&o)?));
+    }
+    let e1000 = std::fs::read(build_driver("e1000")?)?;
+    let opts = Options::default();
+
+    let mut best = f64::MAX;
+    let (mut input_text, mut output_text) = (0, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (mut i, mut o) = (0, 0);
+        for (name, bytes) in &objects {
+            let r = rewrite(bytes, &opts).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            i += r.stats.input_text;
+            o += r.stats.output_text;
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        (input_text, output_text) = (i, o);
+    }
+    let mut e1000_ms = f64::MAX;
+    let mut e1000_text = (0, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = rewrite(&e1000, &opts).map_err(|e| anyhow::anyhow!("e1000: {e}"))?;
+        e1000_ms = e1000_ms.min(t.elapsed().as_secs_f64() * 1000.0);
+        e1000_text = (r.stats.input_text, r.stats.output_text);
+    }
+
+    let timer = dir.join("timer_main.o");
+    run(Command::new("gcc").args(["-c", "-O2"]).arg(kernels_dir.join("timer_main.c")).arg("-o").arg(&timer))?;
+    let mut kernels = Vec::new();
+    for src in c_files(&kernels_dir)? {
+        let name = src.file_stem().unwrap().to_string_lossy().into_owned();
+        if name == "timer_main" {
+            continue;
+        }
+        let obj = dir.join(format!("{name}.o"));
+        let rw = dir.join(format!("{name}.rewritten.o"));
+        let r = rewrite(&std::fs::read(&obj)?, &opts).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        std::fs::write(&rw, &r.object)?;
+        let mut times = Vec::new();
+        for (o, tag) in [(&obj, "native"), (&rw, "rewritten")] {
+            let exe = dir.join(format!("{name}.{tag}"));
+            run(Command::new("gcc").arg("-no-pie").arg(&timer).arg(o).arg("-o").arg(&exe))?;
+            let out = Command::new(&exe).arg(iters.to_string()).arg("7").output().with_context(|| format!("running {}", exe.display()))?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut parts = text.split_whitespace();
+            let ns: u64 = parts.next().and_then(|v| v.parse().ok()).context("kernel timing output")?;
+            let check = parts.next().unwrap_or("").to_string();
+            times.push((ns, check));
+        }
+        if times[0].1 != times[1].1 {
+            bail!("{name}: rewritten result {} differs from native {}", times[1].1, times[0].1);
+        }
+        kernels.push(KernelTiming { name, native_ns: times[0].0, rewritten_ns: times[1].0 });
+    }
+    Ok(RewriteReport { input_text, output_text, seconds: best, e1000_ms, e1000_text, kernels })
+}
+
+/// Prints the report as a table; returns it as JSON.
+pub fn print(r: &RewriteReport) -> serde_json::Value {
+    println!("nooks-cc rewrite benchmark (host, real CPU time)");
+    println!("  rewriting speed      {:>10.1} KiB of input text/s  ({} B in {:.3} s)", r.kib_per_second(), r.input_text, r.seconds);
+    println!("  output/input text    {:>10.2} x  ({} B -> {} B)", r.output_text as f64 / r.input_text.max(1) as f64, r.input_text, r.output_text);
+    println!("  e1000.o end to end   {:>10.1} ms  (text {} B -> {} B)", r.e1000_ms, r.e1000_text.0, r.e1000_text.1);
+    println!("  {:<12} {:>14} {:>14} {:>10}   target: within 15% of native", "kernel", "native ns", "rewritten ns", "ratio");
+    for k in &r.kernels {
+        println!("  {:<12} {:>14} {:>14} {:>9.2}x {}", k.name, k.native_ns, k.rewritten_ns, k.ratio(), if k.ratio() <= 1.15 { "ok" } else { "over target" });
+    }
+    serde_json::json!({
+        "kib_per_second": r.kib_per_second(),
+        "input_text": r.input_text,
+        "output_text": r.output_text,
+        "e1000_ms": r.e1000_ms,
+        "e1000_text_in": r.e1000_text.0,
+        "e1000_text_out": r.e1000_text.1,
+        "kernels": r.kernels.iter().map(|k| serde_json::json!({"name": k.name, "native_ns": k.native_ns, "rewritten_ns": k.rewritten_ns, "ratio": k.ratio()})).collect::<Vec<_>>(),
+    })
+}
