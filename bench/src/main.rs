@@ -87,11 +87,19 @@ fn main() -> Result<()> {
             let json = nooks_bench::rewrite::print(&report);
             let dir = artifacts::repo_root().join("results");
             std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join("rewrite.json"), serde_json::to_string_pretty(&json)?)?;
+            std::fs::write(
+                dir.join("rewrite.json"),
+                serde_json::to_string_pretty(&json)?,
+            )?;
             println!("wrote results/rewrite.json");
             Ok(())
         }
-        Cmd::Boot { cmdline, modules, timeout, pcap } => {
+        Cmd::Boot {
+            cmdline,
+            modules,
+            timeout,
+            pcap,
+        } => {
             let pcap = pcap.then(|| artifacts::build_dir().join("boot"));
             let outcome = boot("boot", &cmdline, &modules, timeout, true, pcap)?;
             verdict(&outcome)

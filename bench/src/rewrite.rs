@@ -68,7 +68,12 @@ impl RewriteReport {
 }
 
 fn gcc_c(src: &Path, out: &Path) -> Result<()> {
-    run(Command::new("gcc").arg("-c").args(FLAGS).arg(src).arg("-o").arg(out))
+    run(Command::new("gcc")
+        .arg("-c")
+        .args(FLAGS)
+        .arg(src)
+        .arg("-o")
+        .arg(out))
 }
 
 fn c_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -87,7 +92,10 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
     let kernels_dir = repo_root().join("bench/kernels");
     // Objects to rewrite: the differential corpus, the kernels, and e1000.
     let mut objects = Vec::new();
-    for src in c_files(&repo_root().join("sfi-compiler/tests/corpus"))?.into_iter().chain(c_files(&kernels_dir)?) {
+    for src in c_files(&repo_root().join("sfi-compiler/tests/corpus"))?
+        .into_iter()
+        .chain(c_files(&kernels_dir)?)
+    {
         let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
         if stem == "harness" || stem == "timer_main" {
             continue;
@@ -122,7 +130,11 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
     }
 
     let timer = dir.join("timer_main.o");
-    run(Command::new("gcc").args(["-c", "-O2"]).arg(kernels_dir.join("timer_main.c")).arg("-o").arg(&timer))?;
+    run(Command::new("gcc")
+        .args(["-c", "-O2"])
+        .arg(kernels_dir.join("timer_main.c"))
+        .arg("-o")
+        .arg(&timer))?;
     let mut kernels = Vec::new();
     for src in c_files(&kernels_dir)? {
         let name = src.file_stem().unwrap().to_string_lossy().into_owned();
@@ -131,36 +143,91 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
         }
         let obj = dir.join(format!("{name}.o"));
         let rw = dir.join(format!("{name}.rewritten.o"));
-        let r = rewrite(&std::fs::read(&obj)?, &opts).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let r =
+            rewrite(&std::fs::read(&obj)?, &opts).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         std::fs::write(&rw, &r.object)?;
         let mut times = Vec::new();
         for (o, tag) in [(&obj, "native"), (&rw, "rewritten")] {
             let exe = dir.join(format!("{name}.{tag}"));
-            run(Command::new("gcc").arg("-no-pie").arg(&timer).arg(o).arg("-o").arg(&exe))?;
-            let out = Command::new(&exe).arg(iters.to_string()).arg("7").output().with_context(|| format!("running {}", exe.display()))?;
+            run(Command::new("gcc")
+                .arg("-no-pie")
+                .arg(&timer)
+                .arg(o)
+                .arg("-o")
+                .arg(&exe))?;
+            let out = Command::new(&exe)
+                .arg(iters.to_string())
+                .arg("7")
+                .output()
+                .with_context(|| format!("running {}", exe.display()))?;
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             let mut parts = text.split_whitespace();
-            let ns: u64 = parts.next().and_then(|v| v.parse().ok()).context("kernel timing output")?;
+            let ns: u64 = parts
+                .next()
+                .and_then(|v| v.parse().ok())
+                .context("kernel timing output")?;
             let check = parts.next().unwrap_or("").to_string();
             times.push((ns, check));
         }
         if times[0].1 != times[1].1 {
-            bail!("{name}: rewritten result {} differs from native {}", times[1].1, times[0].1);
+            bail!(
+                "{name}: rewritten result {} differs from native {}",
+                times[1].1,
+                times[0].1
+            );
         }
-        kernels.push(KernelTiming { name, native_ns: times[0].0, rewritten_ns: times[1].0 });
+        kernels.push(KernelTiming {
+            name,
+            native_ns: times[0].0,
+            rewritten_ns: times[1].0,
+        });
     }
-    Ok(RewriteReport { input_text, output_text, seconds: best, e1000_ms, e1000_text, kernels })
+    Ok(RewriteReport {
+        input_text,
+        output_text,
+        seconds: best,
+        e1000_ms,
+        e1000_text,
+        kernels,
+    })
 }
 
 /// Prints the report as a table; returns it as JSON.
 pub fn print(r: &RewriteReport) -> serde_json::Value {
     println!("nooks-cc rewrite benchmark (host, real CPU time)");
-    println!("  rewriting speed      {:>10.1} KiB of input text/s  ({} B in {:.3} s)", r.kib_per_second(), r.input_text, r.seconds);
-    println!("  output/input text    {:>10.2} x  ({} B -> {} B)", r.output_text as f64 / r.input_text.max(1) as f64, r.input_text, r.output_text);
-    println!("  e1000.o end to end   {:>10.1} ms  (text {} B -> {} B)", r.e1000_ms, r.e1000_text.0, r.e1000_text.1);
-    println!("  {:<12} {:>14} {:>14} {:>10}   target: within 15% of native", "kernel", "native ns", "rewritten ns", "ratio");
+    println!(
+        "  rewriting speed      {:>10.1} KiB of input text/s  ({} B in {:.3} s)",
+        r.kib_per_second(),
+        r.input_text,
+        r.seconds
+    );
+    println!(
+        "  output/input text    {:>10.2} x  ({} B -> {} B)",
+        r.output_text as f64 / r.input_text.max(1) as f64,
+        r.input_text,
+        r.output_text
+    );
+    println!(
+        "  e1000.o end to end   {:>10.1} ms  (text {} B -> {} B)",
+        r.e1000_ms, r.e1000_text.0, r.e1000_text.1
+    );
+    println!(
+        "  {:<12} {:>14} {:>14} {:>10}   target: within 15% of native",
+        "kernel", "native ns", "rewritten ns", "ratio"
+    );
     for k in &r.kernels {
-        println!("  {:<12} {:>14} {:>14} {:>9.2}x {}", k.name, k.native_ns, k.rewritten_ns, k.ratio(), if k.ratio() <= 1.15 { "ok" } else { "over target" });
+        println!(
+            "  {:<12} {:>14} {:>14} {:>9.2}x {}",
+            k.name,
+            k.native_ns,
+            k.rewritten_ns,
+            k.ratio(),
+            if k.ratio() <= 1.15 {
+                "ok"
+            } else {
+                "over target"
+            }
+        );
     }
     serde_json::json!({
         "kib_per_second": r.kib_per_second(),

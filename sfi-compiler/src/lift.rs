@@ -65,6 +65,8 @@ enum Producer {
     Sub { a: Value, b: Value },
     /// A logical result (and, or, xor, test): CF = OF = 0.
     Logic { res: Value },
+    /// inc/dec: ZF and SF from the result; CF untouched.
+    ZeroSign { res: Value },
 }
 
 struct Flags {
@@ -582,6 +584,26 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         };
     }
 
+    /// inc/dec: ZF, SF, PF and OF from the result; CF is left alone (and not
+    /// read, so it does not become live across blocks for nothing).
+    fn flags_incdec(&mut self, a: Value, res: Value, inc: bool) {
+        self.set_szp(res);
+        let bits = self.b.func.dfg.value_type(a).bits();
+        let edge = if inc {
+            (1i64 << (bits - 1)).wrapping_sub(1)
+        } else {
+            (-1i64) << (bits - 1)
+        };
+        let edge = if bits == 64 {
+            edge
+        } else {
+            edge & ((1i64 << bits) - 1)
+        };
+        let of = self.b.ins().icmp_imm_s(IntCC::Equal, a, edge);
+        self.bool_var(self.flags.of, of);
+        self.producer = Some(Producer::ZeroSign { res });
+    }
+
     fn cond(&mut self, cc: ConditionCode) -> Value {
         use ConditionCode as C;
         if let Some(p) = self.producer {
@@ -601,6 +623,16 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                         _ => None,
                     };
                     icc.map(|icc| self.b.ins().icmp(icc, a, b))
+                }
+                Producer::ZeroSign { res } => {
+                    let icc = match cc {
+                        C::e => Some(IntCC::Equal),
+                        C::ne => Some(IntCC::NotEqual),
+                        C::s => Some(IntCC::SignedLessThan),
+                        C::ns => Some(IntCC::SignedGreaterThanOrEqual),
+                        _ => None,
+                    };
+                    icc.map(|icc| self.b.ins().icmp_imm_s(icc, res, 0))
                 }
                 Producer::Logic { res } => {
                     let icc = match cc {
@@ -926,22 +958,21 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         };
         let old = self.b.ins().atomic_rmw(ty, mem(), rmw, addr, b);
         match op {
-            Mnemonic::Add | Mnemonic::Inc => {
-                let r = self.b.ins().iadd(old, b);
-                let cf = self.b.use_var(self.flags.cf);
-                self.flags_add(old, b, r, None);
-                if op == Mnemonic::Inc {
-                    self.b.def_var(self.flags.cf, cf);
-                }
+            Mnemonic::Inc | Mnemonic::Dec => {
+                let r = if op == Mnemonic::Inc {
+                    self.b.ins().iadd(old, b)
+                } else {
+                    self.b.ins().isub(old, b)
+                };
+                self.flags_incdec(old, r, op == Mnemonic::Inc);
             }
-            Mnemonic::Sub | Mnemonic::Dec => {
+            Mnemonic::Add => {
+                let r = self.b.ins().iadd(old, b);
+                self.flags_add(old, b, r, None);
+            }
+            Mnemonic::Sub => {
                 let r = self.b.ins().isub(old, b);
-                let cf = self.b.use_var(self.flags.cf);
                 self.flags_sub(old, b, r, None);
-                if op == Mnemonic::Dec {
-                    self.b.def_var(self.flags.cf, cf);
-                    self.producer = None;
-                }
             }
             Mnemonic::And => {
                 let r = self.b.ins().band(old, b);
@@ -964,6 +995,17 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let ty = ty_of(w);
         let bits = (w * 8) as i64;
         let a = self.read_op(insn, 0, ty)?;
+        let mask = if w == 8 { 63 } else { 31 };
+        let static_count = match insn.instr.op_count() {
+            1 => Some(1),
+            _ if insn.instr.op1_kind() != OpKind::Register => {
+                Some((insn.instr.immediate(1) & mask) as i64)
+            }
+            _ => None,
+        };
+        if static_count == Some(0) {
+            return Ok(()); // no change to the operand or the flags
+        }
         let count = if insn.instr.op_count() > 1 {
             let c = self.read_op(insn, 1, I8)?;
             self.b.ins().band_imm_s(c, if w == 8 { 63 } else { 31 })
@@ -1039,6 +1081,19 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                 self.b.ins().bxor(m, m2)
             }
         };
+        if static_count.is_some() {
+            // The count is a non-zero constant: the flags are simply the new ones.
+            if matches!(
+                op,
+                Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar
+            ) {
+                self.set_szp(res);
+            }
+            self.b.def_var(self.flags.cf, cf_new);
+            self.b.def_var(self.flags.of, of_new);
+            self.producer = None;
+            return self.write_op(insn, 0, res);
+        }
         let (cf_old, of_old) = (self.b.use_var(self.flags.cf), self.b.use_var(self.flags.of));
         let cf = self.b.ins().select(nz, cf_new, cf_old);
         let of = self.b.ins().select(nz, of_new, of_old);
@@ -1148,19 +1203,12 @@ impl<M: Module> Lifter<'_, '_, M> {
             X::Inc | X::Dec => {
                 let ty = ty_of(self.op_size(insn, 0));
                 let a = self.read_op(insn, 0, ty)?;
-                let one = self.b.ins().iconst(ty, 1);
-                let cf = self.b.use_var(self.flags.cf);
                 let r = if i.mnemonic() == X::Inc {
-                    let r = self.b.ins().iadd(a, one);
-                    self.flags_add(a, one, r, None);
-                    r
+                    self.b.ins().iadd_imm_s(a, 1)
                 } else {
-                    let r = self.b.ins().isub(a, one);
-                    self.flags_sub(a, one, r, None);
-                    r
+                    self.b.ins().iadd_imm_s(a, -1)
                 };
-                self.b.def_var(self.flags.cf, cf); // inc/dec keep CF
-                self.producer = None;
+                self.flags_incdec(a, r, i.mnemonic() == X::Inc);
                 self.write_op(insn, 0, r)?;
             }
             X::Not => {
