@@ -48,6 +48,8 @@ pub struct Stats {
     pub input_text: usize,
     /// Bytes of output text.
     pub output_text: usize,
+    /// SFI store checks inserted.
+    pub checks: usize,
 }
 
 fn codegen(e: impl std::fmt::Display, function: &str) -> RewriteError {
@@ -210,6 +212,32 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         .flat_map(|f| f.aliases.iter().map(move |&a| (a, f.symbol)))
         .collect();
 
+    let sfi = if opts.isolation == Isolation::Sfi {
+        let mut one = cranelift_codegen::ir::Signature::new(call_conv);
+        one.params.push(cranelift_codegen::ir::AbiParam::new(
+            cranelift_codegen::ir::types::I64,
+        ));
+        let mut two = one.clone();
+        two.params.push(cranelift_codegen::ir::AbiParam::new(
+            cranelift_codegen::ir::types::I64,
+        ));
+        Some(crate::instrument::Runtime {
+            state: module
+                .declare_data("__nooks_sfi", Linkage::Export, true, false)
+                .map_err(m)?,
+            targets: module
+                .declare_data("__nooks_sfi_targets", Linkage::Local, false, false)
+                .map_err(m)?,
+            slow: module
+                .declare_function("__nooks_sfi_slow", Linkage::Local, &two)
+                .map_err(m)?,
+            check_call: module
+                .declare_function("__nooks_sfi_check_call", Linkage::Local, &one)
+                .map_err(m)?,
+        })
+    } else {
+        None
+    };
     let env = Env {
         input,
         native,
@@ -220,6 +248,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         sections,
         commons,
         esp,
+        sfi,
     };
     let mut out = Rewritten::default();
     let mut ctx = module.make_context();
@@ -236,8 +265,8 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         let stores = Lifter::new(b, &env, &mut module, f).lift(&decoded)?;
         out.stats.stores += stores;
-        if opts.isolation == Isolation::Sfi {
-            crate::instrument::instrument(&mut ctx.func)?;
+        if let Some(rt) = &env.sfi {
+            out.stats.checks += crate::instrument::instrument(&mut ctx.func, &mut module, rt)?;
         }
         let srclocs = define(
             &mut module,
@@ -265,7 +294,13 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         ctx.func.name =
             cranelift_codegen::ir::UserFuncName::user(0, env.native[&f.symbol].as_u32());
         let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        lift::native_entry(b, &mut module, esp, env.inner[&f.symbol]);
+        lift::native_entry(
+            b,
+            &mut module,
+            esp,
+            env.inner[&f.symbol],
+            env.sfi.map(|r| r.state),
+        );
         define(
             &mut module,
             &mut ctx,
@@ -277,6 +312,15 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     }
 
     define_data(&mut module, &env, estack)?;
+    if let Some(rt) = &env.sfi {
+        let mut targets: Vec<FuncId> = input
+            .functions
+            .iter()
+            .map(|f| env.native[&f.symbol])
+            .collect();
+        targets.extend(env.import_funcs.values().copied());
+        crate::instrument::define_runtime(&mut module, rt, &targets)?;
+    }
 
     let mut product = module.finish();
     // Aliases of functions: more names for the same native entry.
@@ -354,6 +398,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         &functions,
         concat!("nooks-cc ", env!("CARGO_PKG_VERSION")),
     )?;
+    add_metadata(&mut product.object, input, opts);
     out.object = product
         .emit()
         .map_err(|e| RewriteError::new(ErrorKind::Output(e.to_string())))?;
@@ -494,4 +539,46 @@ fn define_data(module: &mut ObjectModule, env: &Env<'_>, estack: DataId) -> Resu
         module.define_data(id, &d).map_err(m)?;
     }
     Ok(())
+}
+
+/// The `.nooks` section: what produced the object and how it is sandboxed, so
+/// the loader can refuse an object whose metadata does not match what it is
+/// about to run. One `key value...` line each.
+pub fn metadata_text(input: &Input, opts: &Options) -> String {
+    let isolation = match opts.isolation {
+        Isolation::None => "none",
+        Isolation::Sfi => "sfi",
+    };
+    let mut entries: Vec<&str> = input.functions.iter().map(|f| f.name.as_str()).collect();
+    entries.sort_unstable();
+    let mut imports: Vec<&str> = input
+        .symbols
+        .iter()
+        .filter(|s| s.is_undefined)
+        .map(|s| s.name.as_str())
+        .collect();
+    imports.sort_unstable();
+    imports.dedup();
+    format!(
+        "nooks-cc {}\nisolation {isolation}\npolicy default\nabi stack-args {} estack {}\nentries {}\nimports {}\n",
+        env!("CARGO_PKG_VERSION"),
+        lift::STACK_ARGS,
+        ESTACK_SIZE,
+        entries.join(" "),
+        imports.join(" ")
+    )
+}
+
+fn add_metadata(
+    obj: &mut cranelift_object::object::write::Object<'_>,
+    input: &Input,
+    opts: &Options,
+) {
+    let text = metadata_text(input, opts);
+    let id = obj.add_section(
+        Vec::new(),
+        b".nooks".to_vec(),
+        cranelift_object::object::SectionKind::Metadata,
+    );
+    obj.append_section_data(id, text.as_bytes(), 1);
 }

@@ -1,11 +1,333 @@
-//! Stage 4, instrument: the SFI pass over the lifted IR (`--isolation sfi`).
-//! Not implemented yet: asking for it is a clear error, never a silent no-op.
+//! Stage 4, instrument: the SFI pass (`--isolation sfi`), a separate pass over
+//! the lifted IR, plus the small runtime every sandboxed object carries.
+//!
+//! - **Stores**: before every store and atomic read-modify-write, an inline
+//!   fast path checks the address against the domain's writable window
+//!   (`addr - lo <= hi - lo - size`, one subtract and one compare; `lo`/`hi`
+//!   are loaded once per function). Outside the window, an out-of-line slow
+//!   path scans the byte-granular grants wrappers make for the duration of a
+//!   call; if none covers the store, it records the address and traps.
+//! - **Indirect calls**: the target must be one of the object's own entry
+//!   points or one of its imports (`__nooks_sfi_targets`); otherwise trap.
+//! - **Entry invariants**: every native entry compares the held-lock count and
+//!   the virtual interrupt flag at return against their values at entry.
+//! - **Privileged instructions**: `cli`/`sti`/`pushf`/`popf` act on the virtual
+//!   interrupt flag (in the lifter); every other one is refused at rewrite time.
+//!
+//! The state lives in the object (`__nooks_sfi`, global, so the kernel — or a
+//! host test — sets the window): by default the window is the whole address
+//! space, so an SFI object also links into host programs and behaves as the
+//! original. The kernel confines it at load time. Traps use distinct codes and
+//! `fault_kind` says which check failed.
 
 use crate::error::{ErrorKind, Result, RewriteError};
+use cranelift_codegen::cursor::{Cursor, FuncCursor};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::{self, InstBuilder, InstructionData, MemFlagsData, TrapCode, Value};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{DataDescription, DataId, FuncId, Module};
 
-/// Instruments one lifted function.
-pub fn instrument(_func: &mut cranelift_codegen::ir::Function) -> Result<()> {
-    Err(RewriteError::new(ErrorKind::Codegen(
-        "--isolation sfi is not implemented yet; use --isolation none".into(),
-    )))
+/// Offsets in `__nooks_sfi`.
+pub mod layout {
+    /// Lowest writable address of the window.
+    pub const LO: i32 = 0;
+    /// One past the highest writable address.
+    pub const HI: i32 = 8;
+    /// The virtual interrupt flag (1 = enabled).
+    pub const VIF: i32 = 16;
+    /// Locks held by the domain (maintained by the kernel's lock wrappers).
+    pub const LOCKS: i32 = 24;
+    /// The address of the last refused store or call.
+    pub const FAULT_ADDR: i32 = 32;
+    /// Which check failed (see [`super::FaultKind`]).
+    pub const FAULT_KIND: i32 = 40;
+    /// Number of grants in use.
+    pub const NGRANTS: i32 = 48;
+    /// Grants: (lo, hi) pairs.
+    pub const GRANTS: i32 = 56;
+    /// Capacity of the grant table.
+    pub const MAX_GRANTS: usize = 16;
+    /// Size of the state.
+    pub const SIZE: usize = 56 + 16 * MAX_GRANTS;
+}
+
+/// Why an SFI check trapped (stored in `fault_kind`; the trap code is 10 + kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FaultKind {
+    /// A store outside the window and every grant.
+    WildStore = 1,
+    /// An entry point returned holding a different number of locks.
+    LocksHeld = 2,
+    /// An entry point returned with the virtual interrupt flag changed.
+    InterruptsOff = 3,
+    /// An indirect call to something that is neither an entry nor an import.
+    BadCallTarget = 4,
+}
+
+impl FaultKind {
+    /// The trap code Cranelift emits for this check.
+    pub fn trap(self) -> TrapCode {
+        TrapCode::unwrap_user(10 + self as u8)
+    }
+}
+
+/// The runtime symbols of a sandboxed object.
+#[derive(Debug, Clone, Copy)]
+pub struct Runtime {
+    /// `__nooks_sfi`.
+    pub state: DataId,
+    /// `__nooks_sfi_targets`: count, then the allowed indirect-call targets.
+    pub targets: DataId,
+    /// `__nooks_sfi_slow(addr, size)`.
+    pub slow: FuncId,
+    /// `__nooks_sfi_check_call(target)`.
+    pub check_call: FuncId,
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::new()
+}
+
+/// Where a store-like instruction writes: (address, bytes).
+fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<(Value, u32)> {
+    let args = func.dfg.inst_args(inst);
+    match func.dfg.insts[inst] {
+        InstructionData::Store { offset, .. } => {
+            let size = func.dfg.value_type(args[0]).bytes();
+            (i32::from(offset) == 0).then_some((args[1], size))
+        }
+        InstructionData::AtomicRmw { .. } | InstructionData::AtomicCas { .. } => {
+            let size = func.dfg.value_type(func.dfg.first_result(inst)).bytes();
+            Some((args[0], size))
+        }
+        _ => None,
+    }
+}
+
+/// Inserts the store checks into a lifted function; returns how many.
+pub fn instrument<M: Module>(
+    func: &mut ir::Function,
+    module: &mut M,
+    rt: &Runtime,
+) -> Result<usize> {
+    let stores: Vec<(ir::Inst, Value, u32)> = func
+        .layout
+        .blocks()
+        .flat_map(|b| func.layout.block_insts(b).collect::<Vec<_>>())
+        .filter_map(|inst| store_target(func, inst).map(|(a, s)| (inst, a, s)))
+        .collect();
+    if stores.is_empty() {
+        return Ok(0);
+    }
+    let gv = module.declare_data_in_func(rt.state, func);
+    let slow = module.declare_func_in_func(rt.slow, func);
+    let entry = func
+        .layout
+        .entry_block()
+        .ok_or_else(|| RewriteError::new(ErrorKind::Codegen("function without entry".into())))?;
+    // Window bounds, once per function.
+    let mut pos = FuncCursor::new(func).at_first_insertion_point(entry);
+    let base = pos.ins().symbol_value(I64, gv);
+    let lo = pos.ins().load(I64, flags(), base, layout::LO);
+    let hi = pos.ins().load(I64, flags(), base, layout::HI);
+    let span = pos.ins().isub(hi, lo);
+    let mut limits = std::collections::HashMap::new();
+    for size in [1u32, 2, 4, 8] {
+        let l = pos.ins().iadd_imm_s(span, -(size as i64));
+        limits.insert(size, l);
+    }
+    for (inst, addr, size) in &stores {
+        let func = &mut *pos.func;
+        let Some(block) = func.layout.inst_block(*inst) else {
+            continue;
+        };
+        let cont = func.dfg.make_block();
+        func.layout.split_block(cont, *inst);
+        let cold = func.dfg.make_block();
+        func.layout.append_block(cold);
+        let mut c = FuncCursor::new(func).at_bottom(block);
+        let off = c.ins().isub(*addr, lo);
+        let ok = c
+            .ins()
+            .icmp(IntCC::UnsignedLessThanOrEqual, off, limits[&size.min(&8)]);
+        c.ins().brif(ok, cont, &[], cold, &[]);
+        c.goto_bottom(cold);
+        let sz = c.ins().iconst(I64, i64::from(*size));
+        c.ins().call(slow, &[*addr, sz]);
+        c.ins().jump(cont, &[]);
+    }
+    Ok(stores.len())
+}
+
+fn err(e: impl std::fmt::Display) -> RewriteError {
+    RewriteError::new(ErrorKind::Codegen(e.to_string()))
+}
+
+/// Defines the state, the target table and the two checker functions.
+pub fn define_runtime<M: Module>(module: &mut M, rt: &Runtime, targets: &[FuncId]) -> Result<()> {
+    // State: lo = 0, hi = all ones (no confinement until the kernel sets it), vif = 1.
+    let mut bytes = vec![0u8; layout::SIZE];
+    bytes[layout::HI as usize..layout::HI as usize + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    bytes[layout::VIF as usize] = 1;
+    let mut d = DataDescription::new();
+    d.define(bytes.into_boxed_slice());
+    d.set_align(64);
+    module.define_data(rt.state, &d).map_err(err)?;
+
+    let mut d = DataDescription::new();
+    let mut table = vec![0u8; 8 * (targets.len() + 1)];
+    table[..8].copy_from_slice(&(targets.len() as u64).to_le_bytes());
+    d.define(table.into_boxed_slice());
+    d.set_align(8);
+    for (i, &f) in targets.iter().enumerate() {
+        let fr = module.declare_func_in_data(f, &mut d);
+        d.write_function_addr((8 * (i + 1)) as u32, fr);
+    }
+    module.define_data(rt.targets, &d).map_err(err)?;
+
+    let call_conv = module.isa().default_call_conv();
+    let mut ctx = module.make_context();
+    let mut fbc = FunctionBuilderContext::new();
+
+    // __nooks_sfi_slow(addr, size): return if a grant covers [addr, addr+size), else trap.
+    ctx.func.signature.call_conv = call_conv;
+    ctx.func.signature.params = vec![ir::AbiParam::new(I64), ir::AbiParam::new(I64)];
+    ctx.func.name = ir::UserFuncName::user(0, rt.slow.as_u32());
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let gv = module.declare_data_in_func(rt.state, b.func);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        let head = b.create_block();
+        b.append_block_param(head, I64);
+        let body = b.create_block();
+        let next = b.create_block();
+        let ok = b.create_block();
+        let fail = b.create_block();
+        b.switch_to_block(entry);
+        let (addr, size) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+        let base = b.ins().symbol_value(I64, gv);
+        let n = b.ins().load(I64, flags(), base, layout::NGRANTS);
+        let cap = b.ins().iconst(I64, layout::MAX_GRANTS as i64);
+        let n = b.ins().umin(n, cap);
+        let end = b.ins().iadd(addr, size);
+        let zero = b.ins().iconst(I64, 0);
+        b.ins().jump(head, &[zero.into()]);
+        b.switch_to_block(head);
+        let i = b.block_params(head)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
+        b.ins().brif(more, body, &[], fail, &[]);
+        b.switch_to_block(body);
+        let off = b.ins().imul_imm_s(i, 16);
+        let slot = b.ins().iadd(base, off);
+        let g_lo = b.ins().load(I64, flags(), slot, layout::GRANTS);
+        let g_hi = b.ins().load(I64, flags(), slot, layout::GRANTS + 8);
+        let above = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, g_lo);
+        let below = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, g_hi);
+        let no_wrap = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
+        let inside = b.ins().band(above, below);
+        let inside = b.ins().band(inside, no_wrap);
+        b.ins().brif(inside, ok, &[], next, &[]);
+        b.switch_to_block(next);
+        let i1 = b.ins().iadd_imm_s(i, 1);
+        b.ins().jump(head, &[i1.into()]);
+        b.switch_to_block(ok);
+        b.ins().return_(&[]);
+        b.switch_to_block(fail);
+        b.ins().store(flags(), addr, base, layout::FAULT_ADDR);
+        let kind = b.ins().iconst(I64, FaultKind::WildStore as i64);
+        b.ins().store(flags(), kind, base, layout::FAULT_KIND);
+        b.ins().trap(FaultKind::WildStore.trap());
+        b.seal_all_blocks();
+        b.finalize(module.isa().frontend_config());
+    }
+    module
+        .define_function(rt.slow, &mut ctx)
+        .map_err(|e| err(format!("{e:?}")))?;
+    module.clear_context(&mut ctx);
+
+    // __nooks_sfi_check_call(target): return if target is in the table, else trap.
+    ctx.func.signature.call_conv = call_conv;
+    ctx.func.signature.params = vec![ir::AbiParam::new(I64)];
+    ctx.func.name = ir::UserFuncName::user(0, rt.check_call.as_u32());
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let tgv = module.declare_data_in_func(rt.targets, b.func);
+        let sgv = module.declare_data_in_func(rt.state, b.func);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        let head = b.create_block();
+        b.append_block_param(head, I64);
+        let body = b.create_block();
+        let next = b.create_block();
+        let ok = b.create_block();
+        let fail = b.create_block();
+        b.switch_to_block(entry);
+        let target = b.block_params(entry)[0];
+        let table = b.ins().symbol_value(I64, tgv);
+        let n = b.ins().load(I64, flags(), table, 0);
+        let zero = b.ins().iconst(I64, 0);
+        b.ins().jump(head, &[zero.into()]);
+        b.switch_to_block(head);
+        let i = b.block_params(head)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
+        b.ins().brif(more, body, &[], fail, &[]);
+        b.switch_to_block(body);
+        let off = b.ins().imul_imm_s(i, 8);
+        let slot = b.ins().iadd(table, off);
+        let t = b.ins().load(I64, flags(), slot, 8);
+        let hit = b.ins().icmp(IntCC::Equal, t, target);
+        b.ins().brif(hit, ok, &[], next, &[]);
+        b.switch_to_block(next);
+        let i1 = b.ins().iadd_imm_s(i, 1);
+        b.ins().jump(head, &[i1.into()]);
+        b.switch_to_block(ok);
+        b.ins().return_(&[]);
+        b.switch_to_block(fail);
+        let base = b.ins().symbol_value(I64, sgv);
+        b.ins().store(flags(), target, base, layout::FAULT_ADDR);
+        let kind = b.ins().iconst(I64, FaultKind::BadCallTarget as i64);
+        b.ins().store(flags(), kind, base, layout::FAULT_KIND);
+        b.ins().trap(FaultKind::BadCallTarget.trap());
+        b.seal_all_blocks();
+        b.finalize(module.isa().frontend_config());
+    }
+    module
+        .define_function(rt.check_call, &mut ctx)
+        .map_err(|e| err(format!("{e:?}")))?;
+    module.clear_context(&mut ctx);
+    Ok(())
+}
+
+/// Emits the entry-invariant check around a native entry's call: `before`
+/// returns the (locks, vif) at entry; [`check_after`] compares and traps.
+pub fn entry_state(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> (Value, Value) {
+    let base = b.ins().symbol_value(I64, state);
+    let locks = b.ins().load(I64, flags(), base, layout::LOCKS);
+    let vif = b.ins().load(I64, flags(), base, layout::VIF);
+    (locks, vif)
+}
+
+/// Traps if the lock count or the virtual interrupt flag changed since `at_entry`.
+pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry: (Value, Value)) {
+    let (locks, vif) = entry_state(b, state);
+    let base = b.ins().symbol_value(I64, state);
+    for (now, then, kind) in [
+        (locks, at_entry.0, FaultKind::LocksHeld),
+        (vif, at_entry.1, FaultKind::InterruptsOff),
+    ] {
+        let bad = b.ins().icmp(IntCC::NotEqual, now, then);
+        let fail = b.create_block();
+        let cont = b.create_block();
+        b.ins().brif(bad, fail, &[], cont, &[]);
+        b.switch_to_block(fail);
+        b.seal_block(fail);
+        let k = b.ins().iconst(I64, kind as i64);
+        b.ins().store(flags(), k, base, layout::FAULT_KIND);
+        b.ins().trap(kind.trap());
+        b.switch_to_block(cont);
+        b.seal_block(cont);
+    }
 }

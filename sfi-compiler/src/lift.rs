@@ -49,6 +49,8 @@ pub struct Env<'a> {
     pub commons: HashMap<usize, DataId>,
     /// `__nooks_esp`: the emulated stack pointer at the native boundary.
     pub esp: DataId,
+    /// The SFI runtime, with `--isolation sfi`.
+    pub sfi: Option<crate::instrument::Runtime>,
 }
 
 /// A reference to something the rewritten code addresses.
@@ -769,7 +771,13 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             args.push(v);
         }
         let inst = match addr {
-            Some(a) => self.b.ins().call_indirect(self.native_sig, a, &args),
+            Some(a) => {
+                if let Some(rt) = self.env.sfi {
+                    let check = self.func_ref(rt.check_call);
+                    self.b.ins().call(check, &[a]);
+                }
+                self.b.ins().call_indirect(self.native_sig, a, &args)
+            }
             None => self.b.ins().call(callee?, &args),
         };
         self.set_results(inst);
@@ -1385,7 +1393,65 @@ impl<M: Module> Lifter<'_, '_, M> {
                 self.string_op(insn, true)?
             }
             X::Stosb | X::Stosw | X::Stosd | X::Stosq => self.string_op(insn, false)?,
+            X::Cli | X::Sti | X::Pushfq | X::Popfq | X::Pushf | X::Popf
+                if self.env.sfi.is_some() =>
+            {
+                self.virtual_flags(insn)?
+            }
             _ => return Err(self.unsupported(insn)),
+        }
+        Ok(())
+    }
+
+    /// `cli`/`sti`/`pushf`/`popf` under SFI: the interrupt flag is the domain's
+    /// virtual one; the arithmetic flags are the lifter's.
+    fn virtual_flags(&mut self, insn: &Insn) -> Result<()> {
+        let rt = self.env.sfi.expect("only under sfi");
+        let gv = self.data_gv(rt.state);
+        let base = self.b.ins().symbol_value(I64, gv);
+        let vif = crate::instrument::layout::VIF;
+        let bits = [
+            (self.flags.cf, 0),
+            (self.flags.pf, 2),
+            (self.flags.zf, 6),
+            (self.flags.sf, 7),
+            (self.flags.of, 11),
+        ];
+        match insn.instr.mnemonic() {
+            Mnemonic::Cli | Mnemonic::Sti => {
+                let v = self
+                    .b
+                    .ins()
+                    .iconst(I64, i64::from(insn.instr.mnemonic() == Mnemonic::Sti));
+                self.b.ins().store(mem(), v, base, vif);
+            }
+            Mnemonic::Pushfq | Mnemonic::Pushf => {
+                let mut word = self.b.ins().iconst(I64, 2);
+                for (var, bit) in bits {
+                    let f = self.b.use_var(var);
+                    let f = self.b.ins().uextend(I64, f);
+                    let f = self.b.ins().ishl_imm_u(f, bit);
+                    word = self.b.ins().bor(word, f);
+                }
+                let v = self.b.ins().load(I64, mem(), base, vif);
+                let v = self.b.ins().band_imm_s(v, 1);
+                let v = self.b.ins().ishl_imm_u(v, 9);
+                word = self.b.ins().bor(word, v);
+                self.push(word);
+            }
+            _ => {
+                let word = self.pop();
+                for (var, bit) in bits {
+                    let f = self.b.ins().ushr_imm_u(word, bit);
+                    let f = self.b.ins().band_imm_s(f, 1);
+                    let f = self.b.ins().ireduce(I8, f);
+                    self.b.def_var(var, f);
+                }
+                let v = self.b.ins().ushr_imm_u(word, 9);
+                let v = self.b.ins().band_imm_s(v, 1);
+                self.b.ins().store(mem(), v, base, vif);
+                self.producer = None;
+            }
         }
         Ok(())
     }
@@ -1909,6 +1975,7 @@ pub fn native_entry<M: Module>(
     module: &mut M,
     esp: DataId,
     inner: FuncId,
+    sfi: Option<DataId>,
 ) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -1926,9 +1993,14 @@ pub fn native_entry<M: Module>(
     let fr = module.declare_func_in_func(inner, b.func);
     let mut args = vec![area];
     args.extend_from_slice(&params[..6]);
+    let state = sfi.map(|id| module.declare_data_in_func(id, b.func));
+    let at_entry = state.map(|gv| crate::instrument::entry_state(&mut b, gv));
     let call = b.ins().call(fr, &args);
     let rs = b.inst_results(call).to_vec();
     b.ins().store(mem(), esp0, esp_addr, 0);
+    if let (Some(gv), Some(at_entry)) = (state, at_entry) {
+        crate::instrument::check_after(&mut b, gv, at_entry);
+    }
     b.ins().return_(&rs);
     b.finalize(module.isa().frontend_config());
 }

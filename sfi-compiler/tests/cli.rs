@@ -168,21 +168,42 @@ fn bad_files_are_clear_errors() {
 }
 
 #[test]
-fn sfi_is_refused_until_implemented() {
-    let d = dir("sfi");
-    let src = write(&d, "f.c", "int f(int x) { return x; }\n");
-    let e = assert_clean_failure(
-        &nooks_cc()
+fn metadata_records_how_the_object_was_made() {
+    let d = dir("metadata");
+    let src = write(
+        &d,
+        "f.c",
+        "extern int g(int);\nint f(int x) { return g(x) + 1; }\n",
+    );
+    for (iso, checks) in [("none", false), ("sfi", true)] {
+        let obj = d.join(format!("f.{iso}.o"));
+        let o = nooks_cc()
             .arg("-c")
             .arg(&src)
             .arg("-o")
-            .arg(d.join("f.o"))
+            .arg(&obj)
             .arg("--isolation")
-            .arg("sfi")
+            .arg(iso)
             .output()
-            .unwrap(),
-    );
-    assert!(e.contains("not implemented"), "{e}");
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let dump = Command::new("readelf")
+            .arg("-p")
+            .arg(".nooks")
+            .arg(&obj)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&dump.stdout);
+        assert!(
+            text.contains(&format!("isolation {iso}"))
+                && text.contains("entries f")
+                && text.contains("imports g"),
+            "{text}"
+        );
+        let nm = String::from_utf8_lossy(&Command::new("nm").arg(&obj).output().unwrap().stdout)
+            .into_owned();
+        assert_eq!(nm.contains("__nooks_sfi"), checks, "{nm}");
+    }
 }
 
 #[test]
@@ -243,20 +264,33 @@ fn golden_clif() {
     let cases = [
         (
             "add_flags",
+            "none",
             "long add_flags(long a, long b) { return a + b < a ? -1 : a + b; }\n",
         ),
         (
             "store_byte",
+            "none",
             "void store_byte(char *p, int i, char v) { p[i] = v; }\n",
         ),
         (
             "call_import",
+            "none",
             "extern int other(int);\nint call_import(int x) { return other(x + 1) * 2; }\n",
+        ),
+        (
+            "store_byte_sfi",
+            "sfi",
+            "void store_byte(char *p, int i, char v) { p[i] = v; }\n",
+        ),
+        (
+            "call_pointer_sfi",
+            "sfi",
+            "int call_pointer(int (*f)(int), int x) { return f(x) + 1; }\n",
         ),
     ];
     let bless = std::env::var_os("NOOKS_BLESS").is_some();
     let mut stale = Vec::new();
-    for (name, code) in cases {
+    for (name, iso, code) in cases {
         let src = write(&d, &format!("{name}.c"), code);
         let obj = d.join(format!("{name}.o"));
         gcc_c(
@@ -274,8 +308,7 @@ fn golden_clif() {
             .arg(&obj)
             .arg("-o")
             .arg(d.join("out.o"))
-            .arg("--emit")
-            .arg("clif")
+            .args(["--emit", "clif", "--isolation", iso])
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));

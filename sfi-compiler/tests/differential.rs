@@ -100,6 +100,18 @@ enum Outcome {
 /// Compiles `src` at `opt`, links it natively and rewritten with `main_obj`,
 /// runs both, compares.
 fn differential(src: &Path, opt: &str, extra: &[&str], main_obj: &Path, dir: &Path) -> Outcome {
+    differential_as(src, opt, extra, main_obj, dir, "none")
+}
+
+/// As [`differential`], rewriting with `--isolation iso`.
+fn differential_as(
+    src: &Path,
+    opt: &str,
+    extra: &[&str],
+    main_obj: &Path,
+    dir: &Path,
+    iso: &str,
+) -> Outcome {
     std::fs::create_dir_all(dir).unwrap();
     let obj = dir.join(format!("prog{opt}.o"));
     if let Err(e) = sh(Command::new("gcc")
@@ -202,9 +214,19 @@ fn corpus_behaves_like_native() {
     assert!(programs.len() >= 5);
     let mut failures = Vec::new();
     for p in &programs {
-        for opt in LEVELS {
+        for (opt, iso) in LEVELS
+            .iter()
+            .flat_map(|o| ["none", "sfi"].map(move |i| (*o, i)))
+        {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            match differential(p, opt, &[], &main_obj, &work().join("corpus").join(&name)) {
+            match differential_as(
+                p,
+                opt,
+                &[],
+                &main_obj,
+                &work().join("corpus").join(format!("{name}-{iso}")),
+                iso,
+            ) {
                 Outcome::Pass => {}
                 Outcome::Skip(why) | Outcome::Fail(why) => {
                     failures.push(format!("{name} {opt}: {why}"))

@@ -1,0 +1,121 @@
+//! `--isolation sfi` on the host: sandboxed objects behave like the originals
+//! while the window is open, and each check stops the program (a trap the
+//! kernel turns into a domain fault; here a SIGILL the harness catches) with
+//! the right `fault_kind` when the window is closed: a wild store, a store a
+//! grant allows, an entry point returning with a lock held or with the virtual
+//! interrupt flag off, and an indirect call to a forged target.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const PROG: &str = r#"
+extern void lock_acquire(void);
+long inside[4];
+long outside[4];
+void poke(long *p, long v) { *p = v; }
+long peek(long *p) { return *p; }
+void take_lock(void) { lock_acquire(); }
+void irq_off(void) { __asm__ volatile("cli"); }
+void irq_balanced(void) { unsigned long f; __asm__ volatile("pushfq; popq %0; cli" : "=r"(f)); poke(&inside[3], 7); __asm__ volatile("pushq %0; popfq" :: "r"(f)); }
+long call_through(long (*f)(long), long x) { return f(x); }
+static long twice(long x) { return 2 * x; }
+long call_own(long x) { long (*volatile f)(long) = twice; return f(x); }
+"#;
+
+const MAIN: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, ngrants, grants[16][2]; };
+extern struct sfi __nooks_sfi;
+extern long inside[4], outside[4];
+void poke(long *p, long v); long peek(long *p); void take_lock(void); void irq_off(void); void irq_balanced(void);
+long call_through(long (*f)(long), long x); long call_own(long x);
+void lock_acquire(void) { __nooks_sfi.locks++; }
+static long native(long x) { return x + 1; }
+static void on_trap(int sig) { (void)sig; printf("trap kind=%lu addr_ok=%d\n", __nooks_sfi.fault_kind, __nooks_sfi.fault_addr == (unsigned long)&outside[2]); fflush(stdout); _exit(42); }
+int main(int argc, char **argv)
+{
+	signal(SIGILL, on_trap);
+	const char *what = argc > 1 ? argv[1] : "";
+	/* Open window: everything behaves as before. */
+	poke(&outside[0], 1);
+	if (!strcmp(what, "open")) { printf("open %ld %ld\n", peek(&outside[0]), call_own(21)); return 0; }
+	/* Confine the window to inside[]. */
+	__nooks_sfi.lo = (unsigned long)&inside[0];
+	__nooks_sfi.hi = (unsigned long)&inside[4];
+	if (!strcmp(what, "inside")) { poke(&inside[2], 9); printf("inside %ld\n", inside[2]); return 0; }
+	if (!strcmp(what, "wild")) { poke(&outside[2], 9); printf("wild store went through\n"); return 0; }
+	if (!strcmp(what, "grant")) { __nooks_sfi.grants[0][0] = (unsigned long)&outside[2]; __nooks_sfi.grants[0][1] = (unsigned long)&outside[3]; __nooks_sfi.ngrants = 1; poke(&outside[2], 9); printf("granted %ld\n", outside[2]); return 0; }
+	__nooks_sfi.lo = 0; __nooks_sfi.hi = ~0ul;
+	if (!strcmp(what, "lock")) { take_lock(); printf("returned holding a lock\n"); return 0; }
+	if (!strcmp(what, "irq")) { irq_off(); printf("returned with interrupts off\n"); return 0; }
+	if (!strcmp(what, "irq-balanced")) { irq_balanced(); printf("balanced %ld vif=%lu\n", inside[3], __nooks_sfi.vif); return 0; }
+	if (!strcmp(what, "forged")) { printf("forged %ld\n", call_through(native, 1)); return 0; }
+	return 1;
+}
+"#;
+
+fn build() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sfi");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("prog.c"), PROG).unwrap();
+    std::fs::write(d.join("main.c"), MAIN).unwrap();
+    let obj = d.join("prog.o");
+    let o = Command::new(env!("CARGO_BIN_EXE_nooks-cc"))
+        .arg("-c")
+        .arg(d.join("prog.c"))
+        .arg("-o")
+        .arg(&obj)
+        .args(["--isolation", "sfi", "-O2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let exe = d.join("prog");
+    let st = Command::new("gcc")
+        .arg("-no-pie")
+        .arg(d.join("main.c"))
+        .arg(&obj)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    exe
+}
+
+fn run(exe: &PathBuf, what: &str) -> (Option<i32>, String) {
+    let o = Command::new(exe).arg(what).output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).trim().to_string(),
+    )
+}
+
+#[test]
+fn checks_stop_exactly_what_they_should() {
+    let exe = build();
+    // The emulated stack is outside `inside[]`, so confinement tests only call
+    // functions whose frames do not store to the emulated stack at -O2 (poke).
+    assert_eq!(run(&exe, "open"), (Some(0), "open 1 42".into()));
+    assert_eq!(run(&exe, "inside"), (Some(0), "inside 9".into()));
+    assert_eq!(
+        run(&exe, "wild"),
+        (Some(42), "trap kind=1 addr_ok=1".into())
+    );
+    assert_eq!(run(&exe, "grant"), (Some(0), "granted 9".into()));
+    assert_eq!(
+        run(&exe, "lock"),
+        (Some(42), "trap kind=2 addr_ok=0".into())
+    );
+    assert_eq!(run(&exe, "irq"), (Some(42), "trap kind=3 addr_ok=0".into()));
+    assert_eq!(
+        run(&exe, "irq-balanced"),
+        (Some(0), "balanced 7 vif=1".into())
+    );
+    assert_eq!(
+        run(&exe, "forged"),
+        (Some(42), "trap kind=4 addr_ok=0".into())
+    );
+}
