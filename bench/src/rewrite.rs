@@ -11,19 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// The driver ABI flags, as the kernels are built for host timing.
-const FLAGS: &[&str] = &[
-    "-O2",
-    "-mgeneral-regs-only",
-    "-mno-red-zone",
-    "-fno-pic",
-    "-fno-jump-tables",
-    "-fno-reorder-blocks-and-partition",
-    "-fno-stack-protector",
-    "-fno-asynchronous-unwind-tables",
-    "-fcf-protection=none",
-    "-fno-common",
-];
+/// The driver ABI flags (nooks-cc's own list) at -O2, as the kernels are built for host timing.
+fn flags() -> impl Iterator<Item = &'static str> {
+    std::iter::once("-O2").chain(nooks_sfi_compiler::DRIVER_CFLAGS.iter().copied())
+}
 
 /// One host kernel, native against rewritten.
 #[derive(Debug, Clone)]
@@ -77,7 +68,7 @@ impl RewriteReport {
 fn gcc_c(src: &Path, out: &Path) -> Result<()> {
     run(Command::new("gcc")
         .arg("-c")
-        .args(FLAGS)
+        .args(flags())
         .arg(src)
         .arg("-o")
         .arg(out))

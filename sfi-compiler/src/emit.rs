@@ -319,7 +319,8 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             .map(|f| env.native[&f.symbol])
             .collect();
         targets.extend(env.import_funcs.values().copied());
-        crate::instrument::define_runtime(&mut module, rt, &targets)?;
+        let data_targets: Vec<DataId> = env.import_data.values().copied().collect();
+        crate::instrument::define_runtime(&mut module, rt, &targets, &data_targets)?;
     }
 
     let mut product = module.finish();

@@ -166,7 +166,15 @@ fn err(e: impl std::fmt::Display) -> RewriteError {
 }
 
 /// Defines the state, the target table and the two checker functions.
-pub fn define_runtime<M: Module>(module: &mut M, rt: &Runtime, targets: &[FuncId]) -> Result<()> {
+/// `targets` are the object's entries and imported functions; `data_targets` are
+/// imports only ever referenced by address (a function pointer in a table), which
+/// may be functions too.
+pub fn define_runtime<M: Module>(
+    module: &mut M,
+    rt: &Runtime,
+    targets: &[FuncId],
+    data_targets: &[DataId],
+) -> Result<()> {
     // State: lo = 0, hi = all ones (no confinement until the kernel sets it), vif = 1.
     let mut bytes = vec![0u8; layout::SIZE];
     bytes[layout::HI as usize..layout::HI as usize + 8].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -177,13 +185,18 @@ pub fn define_runtime<M: Module>(module: &mut M, rt: &Runtime, targets: &[FuncId
     module.define_data(rt.state, &d).map_err(err)?;
 
     let mut d = DataDescription::new();
-    let mut table = vec![0u8; 8 * (targets.len() + 1)];
-    table[..8].copy_from_slice(&(targets.len() as u64).to_le_bytes());
+    let n = targets.len() + data_targets.len();
+    let mut table = vec![0u8; 8 * (n + 1)];
+    table[..8].copy_from_slice(&(n as u64).to_le_bytes());
     d.define(table.into_boxed_slice());
     d.set_align(8);
     for (i, &f) in targets.iter().enumerate() {
         let fr = module.declare_func_in_data(f, &mut d);
         d.write_function_addr((8 * (i + 1)) as u32, fr);
+    }
+    for (i, &g) in data_targets.iter().enumerate() {
+        let gv = module.declare_data_in_data(g, &mut d);
+        d.write_data_addr((8 * (targets.len() + i + 1)) as u32, gv, 0);
     }
     module.define_data(rt.targets, &d).map_err(err)?;
 
