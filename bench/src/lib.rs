@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod artifacts;
+pub mod faults;
 pub mod qemu;
 pub mod rewrite;
 pub mod serial;

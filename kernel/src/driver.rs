@@ -5,10 +5,10 @@
 //! `init_module` under a catch frame, so a bad object is an error message and
 //! the kernel stays up.
 
-use crate::memory::{MODULE_AREA, PAGE_SIZE, frames, paging, phys_to_virt};
+use crate::domain::{self, Mechanism};
+use crate::memory::{PAGE_SIZE, frames, paging, phys_to_virt};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
 use nooks_loader::{Area, Layout, Object, Placement, Target};
 
 /// Why a driver did not load.
@@ -24,8 +24,10 @@ pub enum DriverError {
     NoMemory,
     /// `init_module` returned an error.
     InitFailed(i32),
-    /// `init_module` faulted.
-    InitFaulted(crate::fault::Fault),
+    /// `init_module` faulted (contained; the domain reported the fault).
+    InitFaulted,
+    /// The `.nooks` metadata does not match what this kernel runs.
+    Metadata(String),
 }
 
 impl core::fmt::Display for DriverError {
@@ -42,7 +44,8 @@ impl core::fmt::Display for DriverError {
             DriverError::NoInit => write!(f, "no init_module symbol"),
             DriverError::NoMemory => write!(f, "out of memory for the image"),
             DriverError::InitFailed(r) => write!(f, "init_module returned {r}"),
-            DriverError::InitFaulted(fault) => write!(f, "init_module faulted: {fault}"),
+            DriverError::InitFaulted => write!(f, "init_module faulted; the domain was contained"),
+            DriverError::Metadata(m) => write!(f, "bad .nooks metadata: {m}"),
         }
     }
 }
@@ -55,9 +58,11 @@ pub struct Driver {
     pub image: nooks_loader::Image,
     /// Its text range, for fault reports.
     pub text: (u64, u64),
+    /// Its protection domain.
+    pub domain: usize,
+    /// How the domain is enforced.
+    pub mechanism: Mechanism,
 }
-
-static NEXT_VA: AtomicU64 = AtomicU64::new(MODULE_AREA.0);
 
 /// A rewritten object's emulated stack pointer (`__nooks_esp`) and the
 /// separate emulated stack its code gets in interrupt context: an interrupt can
@@ -93,15 +98,11 @@ pub fn in_irq_context<R>(entry: u64, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Maps `size` bytes of fresh contiguous frames at the next module-area
-/// address with `flags`; returns (run-time address, writable view).
-fn area(size: u64, flags: u64) -> Result<(u64, &'static mut [u8]), DriverError> {
+/// Maps `size` bytes of fresh contiguous frames at `va` with `flags`;
+/// returns (run-time address, writable view through the direct map).
+fn area(va: u64, size: u64, flags: u64) -> Result<(u64, &'static mut [u8]), DriverError> {
     let pages = size.div_ceil(PAGE_SIZE).max(1);
     let phys = frames::alloc_contiguous(pages, PAGE_SIZE).ok_or(DriverError::NoMemory)?;
-    let va = NEXT_VA.fetch_add((pages + 1) * PAGE_SIZE, Ordering::SeqCst); // + guard page
-    if va + pages * PAGE_SIZE > MODULE_AREA.1 {
-        return Err(DriverError::NoMemory);
-    }
     for p in 0..pages {
         paging::kernel_map(va + p * PAGE_SIZE, phys + p * PAGE_SIZE, flags)
             .map_err(|_| DriverError::NoMemory)?;
@@ -113,8 +114,7 @@ fn area(size: u64, flags: u64) -> Result<(u64, &'static mut [u8]), DriverError> 
     Ok((va, bytes))
 }
 
-/// Loads `bytes` (archive member `name`) and runs its `init_module`.
-pub fn load(name: &str, bytes: &[u8]) -> Result<Driver, DriverError> {
+pub fn load(name: &str, bytes: &[u8], instance: usize) -> Result<Driver, DriverError> {
     let object = Object::parse(bytes).map_err(DriverError::Load)?;
     let missing: Vec<String> = object
         .imports()
@@ -125,10 +125,22 @@ pub fn load(name: &str, bytes: &[u8]) -> Result<Driver, DriverError> {
     if !missing.is_empty() {
         return Err(DriverError::NotExported(missing));
     }
+    let mechanism = mechanism_of(&object)?;
     let layout = Layout::of(&object);
-    let (ta, tb) = area(layout.area(Area::Text).size, paging::flags::CODE)?;
-    let (ra, rb) = area(layout.area(Area::Rodata).size, paging::flags::RODATA)?;
-    let (da, db) = area(layout.area(Area::Data).size, paging::flags::DATA)?;
+    let (tsize, rsize, dsize) = (
+        layout.area(Area::Text).size,
+        layout.area(Area::Rodata).size,
+        layout.area(Area::Data).size,
+    );
+    if tsize > 4 << 20 || rsize > 4 << 20 || dsize > domain::RAM / 2 {
+        return Err(DriverError::NoMemory);
+    }
+    let window = domain::create(&alloc::format!("{name}#{instance}"), mechanism)
+        .ok_or(DriverError::NoMemory)?;
+    let (ta, tb) = area(window.base, tsize, paging::flags::CODE)?;
+    let (ra, rb) = area(window.base + (4 << 20), rsize, paging::flags::RODATA)?;
+    let da = window.base + domain::WRITABLE_OFFSET;
+    let db = domain::ram_view(&window, 0, dsize.max(1)).ok_or(DriverError::NoMemory)?;
     let mut placement = Placement {
         text: Target {
             bytes: tb,
@@ -151,51 +163,121 @@ pub fn load(name: &str, bytes: &[u8]) -> Result<Driver, DriverError> {
     )
     .map_err(DriverError::Load)?;
     let init = image.symbol("init_module").ok_or(DriverError::NoInit)?;
-    let text = (ta, ta + layout.area(Area::Text).size);
+    let text = (ta, ta + tsize);
+    let sfi_state = image.symbol("__nooks_sfi");
+    if mechanism == Mechanism::Sfi && sfi_state.is_none() {
+        return Err(DriverError::Metadata(String::from(
+            "isolation sfi, but no __nooks_sfi state",
+        )));
+    }
+    let symbols = image
+        .symbols
+        .iter()
+        .filter(|s| s.is_function)
+        .map(|s| (s.addr, s.size, s.name.clone()))
+        .collect();
+    domain::finish(window.id, text, da + dsize, symbols, sfi_state);
     if let Some(esp) = image
         .symbols
         .iter()
         .find(|s| s.name == "__nooks_esp")
         .map(|s| s.addr)
     {
-        let pages = IRQ_ESTACK / PAGE_SIZE;
-        let phys = frames::alloc_contiguous(pages, PAGE_SIZE).ok_or(DriverError::NoMemory)?;
-        let irq_top = phys_to_virt(phys) + IRQ_ESTACK;
+        let irq_top = domain::alloc(window.id, IRQ_ESTACK as usize, 4096) as u64 + IRQ_ESTACK;
         EMULATED.lock().push(EmulatedStack { text, esp, irq_top });
-        crate::info!(
-            "{name}: rewritten object: emulated stack pointer at {esp:#x}, interrupt emulated stack {IRQ_ESTACK} bytes"
-        );
     }
+    crate::info!(
+        "{name}: domain {} ({}), window {:#x}: text {ta:#x}, rodata {ra:#x}, data {da:#x}; calling init_module",
+        window.id,
+        mechanism.name(),
+        window.base
+    );
     let driver = Driver {
         name: String::from(name),
         image,
-        text: (ta, ta + layout.area(Area::Text).size),
+        text,
+        domain: window.id,
+        mechanism,
     };
-    crate::info!(
-        "{name}: text at {ta:#x}, rodata at {ra:#x}, data at {da:#x}; calling init_module"
-    );
     // SAFETY: init_module is the driver's `int init_module(void)`, relocated above.
     let init: extern "C" fn() -> i32 = unsafe { core::mem::transmute(init) };
-    match crate::fault::catch(|| init()) {
+    match domain::enter(init as usize as u64, || init()) {
         Ok(0) => Ok(driver),
         Ok(r) => Err(DriverError::InitFailed(r)),
-        Err(f) => Err(DriverError::InitFaulted(f)),
+        Err(_) => Err(DriverError::InitFaulted),
     }
 }
 
-/// Loads every `.o` member of the boot archive, reporting each as a JSON record.
+/// Reads the `.nooks` metadata: an original object has none and runs under
+/// `none`; a rewritten one must match this kernel's ABI.
+fn mechanism_of(object: &Object<'_>) -> Result<Mechanism, DriverError> {
+    let Some(section) = object.sections.iter().find(|s| s.name == ".nooks") else {
+        return Ok(Mechanism::None);
+    };
+    let text = core::str::from_utf8(section.data)
+        .map_err(|_| DriverError::Metadata(String::from(".nooks is not text")))?;
+    let mut lines = text.lines();
+    if !lines.next().is_some_and(|l| l.starts_with("nooks-cc ")) {
+        return Err(DriverError::Metadata(String::from(
+            ".nooks does not name nooks-cc",
+        )));
+    }
+    let mut mechanism = None;
+    let mut abi_ok = false;
+    for line in lines {
+        match line.split_once(' ') {
+            Some(("isolation", "sfi")) => mechanism = Some(Mechanism::Sfi),
+            Some(("isolation", "none")) => mechanism = Some(Mechanism::None),
+            Some(("isolation", other)) => {
+                return Err(DriverError::Metadata(alloc::format!(
+                    "unknown isolation {other}"
+                )));
+            }
+            Some(("abi", _)) => abi_ok = line == nooks_policy::abi::LINE,
+            _ => {}
+        }
+    }
+    if !abi_ok {
+        return Err(DriverError::Metadata(alloc::format!(
+            "ABI differs from this kernel's `{}`",
+            nooks_policy::abi::LINE
+        )));
+    }
+    mechanism.ok_or_else(|| DriverError::Metadata(String::from(".nooks names no isolation")))
+}
+
+/// Loads every `.o` member of the boot archive, one instance (one domain) per
+/// device it drives, reporting each object as a JSON record.
 pub fn load_all(members: &[nooks_loader::archive::Member<'static>]) -> Vec<Driver> {
     let mut loaded = Vec::new();
     for m in members.iter().filter(|m| m.name.ends_with(".o")) {
-        match load(m.name, m.data) {
-            Ok(d) => {
-                crate::println!(
-                    "{{\"nooks\":\"load\",\"module\":\"{}\",\"ok\":true}}",
-                    m.name
-                );
-                loaded.push(d);
+        let mut instances = Vec::new();
+        let mut error = None;
+        for instance in 0..8 {
+            match load(m.name, m.data, instance) {
+                Ok(d) => {
+                    let bound = crate::driver_api::pci::bound_by(d.domain);
+                    instances.push(d);
+                    if bound == 0 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
             }
-            Err(e) => {
+        }
+        match (instances.first(), error) {
+            (Some(first), None) | (Some(first), Some(_)) => {
+                crate::println!(
+                    "{{\"nooks\":\"load\",\"module\":\"{}\",\"ok\":true,\"mechanism\":\"{}\",\"domains\":{}}}",
+                    m.name,
+                    first.mechanism.name(),
+                    instances.len()
+                );
+            }
+            (None, Some(e)) => {
                 let msg = alloc::format!("{e}").replace('"', "'");
                 crate::error!("{}: not loaded: {}", m.name, msg);
                 crate::println!(
@@ -205,7 +287,9 @@ pub fn load_all(members: &[nooks_loader::archive::Member<'static>]) -> Vec<Drive
                 );
                 crate::info!("kernel still up after refusing {}", m.name);
             }
+            (None, None) => {}
         }
+        loaded.extend(instances);
     }
     loaded
 }

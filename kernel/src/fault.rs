@@ -32,6 +32,8 @@ pub struct Fault {
     pub cr2: u64,
     /// The stack pointer at the time.
     pub rsp: u64,
+    /// The frame pointer at the time (code is built with frame pointers).
+    pub rbp: u64,
 }
 
 impl Fault {
@@ -227,6 +229,7 @@ pub fn exception(tf: &mut TrapFrame) {
             0
         },
         rsp: tf.rsp,
+        rbp: tf.rbp,
     };
     let recoverable = !matches!(tf.vector, 2 | 8 | 18);
     if recoverable && redirect(tf, fault) {
@@ -264,6 +267,7 @@ pub fn after_tick(tf: &mut TrapFrame) {
             rip: tf.rip,
             cr2: 0,
             rsp: tf.rsp,
+            rbp: tf.rbp,
         };
         if !redirect(tf, fault) {
             crate::warn!(

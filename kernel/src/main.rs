@@ -29,6 +29,7 @@ pub mod arch;
 pub mod boot;
 pub mod bootinfo;
 pub mod cmdline;
+pub mod domain;
 pub mod driver;
 pub mod driver_api;
 pub mod fault;
@@ -169,7 +170,7 @@ fn run_net(cmdline: &str, modules: &[nooks_loader::archive::Member<'static>]) {
         }
         info!("link: eth0 {} eth1 {}", net::carrier(tx), net::carrier(rx));
         match workload::run(tx, rx, cfg) {
-            Ok(report) => workload::print(&cfg, &report),
+            Ok(report) => workload::print(tx, &cfg, &report),
             Err(e) => error!("workload failed: {e:?}"),
         }
     }

@@ -180,11 +180,15 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report
 }
 
 /// Prints a report as the `workload` JSON record.
-pub fn print(cfg: &Config, r: &Report) {
+pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
     let hz = crate::timer::tsc_hz().max(1);
+    // SAFETY: a registered device's ops table is the driver's static data.
+    let xmit = unsafe { (*tx).netdev_ops.as_ref().and_then(|o| o.ndo_start_xmit) };
+    let mechanism = crate::domain::mechanism_at(xmit.map_or(0, |f| f as usize as u64)).name();
     let fps = u64::from(r.received) * hz / r.cycles.max(1);
     crate::println!(
-        "{{\"nooks\":\"workload\",\"mechanism\":\"none\",\"frames\":{},\"min\":{},\"max\":{},\"sent\":{},\"received\":{},\"bad\":{},\"lost\":{},\"bytes\":{},\"cycles\":{},\"tsc_hz\":{},\"fps\":{},\"irqs\":{},\"ms\":{}}}",
+        "{{\"nooks\":\"workload\",\"mechanism\":\"{}\",\"frames\":{},\"min\":{},\"max\":{},\"sent\":{},\"received\":{},\"bad\":{},\"lost\":{},\"bytes\":{},\"cycles\":{},\"tsc_hz\":{},\"fps\":{},\"irqs\":{},\"ms\":{}}}",
+        mechanism,
         cfg.frames,
         cfg.min,
         cfg.max,

@@ -16,3 +16,27 @@ pub mod exports;
 pub mod file;
 
 pub use exports::{Category, EXPORTS, Export, export, is_exported};
+
+/// The ABI between nooks-cc's output and the kernel, checked through the
+/// `.nooks` metadata section so a mismatched object is refused, not run.
+pub mod abi {
+    /// Caller stack words a native entry copies (and a call to native code passes).
+    pub const STACK_ARGS: usize = 12;
+    /// Bytes of emulated stack a rewritten object carries.
+    pub const ESTACK_SIZE: usize = 1 << 20;
+    /// The `abi` line of `.nooks` for these values.
+    pub const LINE: &str = "abi stack-args 12 estack 1048576";
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn line_matches_the_constants() {
+            let want = alloc::format!(
+                "abi stack-args {} estack {}",
+                super::STACK_ARGS,
+                super::ESTACK_SIZE
+            );
+            assert_eq!(super::LINE, want);
+        }
+    }
+}

@@ -35,7 +35,8 @@ fn declared_functions(header: &str) -> Vec<String> {
         let stmt = stmt.trim();
         if !stmt.ends_with(");")
             || stmt.starts_with("static")
-            || stmt.starts_with("typedef") || stmt.starts_with("_Static_assert")
+            || stmt.starts_with("typedef")
+            || stmt.starts_with("_Static_assert")
             || stmt.contains("(*") && !stmt.contains(")(")
         {
             continue;

@@ -20,7 +20,7 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use std::collections::HashMap;
 
 /// Size of the emulated stack each rewritten object carries.
-pub const ESTACK_SIZE: usize = 1 << 20;
+pub const ESTACK_SIZE: usize = nooks_policy::abi::ESTACK_SIZE;
 
 /// What a rewrite produced.
 #[derive(Debug, Default)]

@@ -42,14 +42,16 @@ pub mod layout {
     pub const FAULT_ADDR: i32 = 32;
     /// Which check failed (see [`super::FaultKind`]).
     pub const FAULT_KIND: i32 = 40;
+    /// The return address into the driver code whose store or call was refused.
+    pub const FAULT_SITE: i32 = 48;
     /// Number of grants in use.
-    pub const NGRANTS: i32 = 48;
+    pub const NGRANTS: i32 = 56;
     /// Grants: (lo, hi) pairs.
-    pub const GRANTS: i32 = 56;
+    pub const GRANTS: i32 = 64;
     /// Capacity of the grant table.
     pub const MAX_GRANTS: usize = 16;
     /// Size of the state.
-    pub const SIZE: usize = 56 + 16 * MAX_GRANTS;
+    pub const SIZE: usize = 64 + 16 * MAX_GRANTS;
 }
 
 /// Why an SFI check trapped (stored in `fault_kind`; the trap code is 10 + kind).
@@ -250,6 +252,8 @@ pub fn define_runtime<M: Module>(
         b.ins().return_(&[]);
         b.switch_to_block(fail);
         b.ins().store(flags(), addr, base, layout::FAULT_ADDR);
+        let site = b.ins().get_return_address(I64);
+        b.ins().store(flags(), site, base, layout::FAULT_SITE);
         let kind = b.ins().iconst(I64, FaultKind::WildStore as i64);
         b.ins().store(flags(), kind, base, layout::FAULT_KIND);
         b.ins().trap(FaultKind::WildStore.trap());
@@ -301,6 +305,8 @@ pub fn define_runtime<M: Module>(
         b.switch_to_block(fail);
         let base = b.ins().symbol_value(I64, sgv);
         b.ins().store(flags(), target, base, layout::FAULT_ADDR);
+        let site = b.ins().get_return_address(I64);
+        b.ins().store(flags(), site, base, layout::FAULT_SITE);
         let kind = b.ins().iconst(I64, FaultKind::BadCallTarget as i64);
         b.ins().store(flags(), kind, base, layout::FAULT_KIND);
         b.ins().trap(FaultKind::BadCallTarget.trap());

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 /// Number of caller stack words a native entry copies onto the emulated stack
 /// (and a call to native code passes): 12 words, i.e. 18 integer arguments.
-pub const STACK_ARGS: usize = 12;
+pub const STACK_ARGS: usize = nooks_policy::abi::STACK_ARGS;
 
 /// What the lifter needs to know about the whole object.
 pub struct Env<'a> {

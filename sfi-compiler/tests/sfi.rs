@@ -27,7 +27,7 @@ const MAIN: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, ngrants, grants[16][2]; };
+struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_site, ngrants, grants[16][2]; };
 extern struct sfi __nooks_sfi;
 extern long inside[4], outside[4];
 void poke(long *p, long v); long peek(long *p); void take_lock(void); void irq_off(void); void irq_balanced(void);

@@ -22,6 +22,17 @@ pub unsafe extern "C" fn dma_alloc_coherent(
         return core::ptr::null_mut();
     }
     let pages = (size as u64).div_ceil(PAGE_SIZE);
+    if crate::domain::current().is_some() {
+        // Inside the domain's window: its RAM is one physically contiguous run.
+        let p = super::mem::alloc_aligned((pages * PAGE_SIZE) as usize, PAGE_SIZE as usize);
+        let Some(phys) = (!p.is_null()).then(|| virt_to_phys(p as u64)).flatten() else {
+            return core::ptr::null_mut();
+        };
+        COHERENT.lock().push((p as u64, phys, 0));
+        // SAFETY: the driver passes a pointer to its dma_addr_t.
+        unsafe { handle.write(phys) };
+        return p;
+    }
     let Some(phys) = frames::alloc_contiguous(pages, PAGE_SIZE) else {
         return core::ptr::null_mut();
     };
@@ -40,6 +51,9 @@ pub extern "C" fn dma_free_coherent(_pdev: *mut u8, _size: usize, cpu: *mut u8, 
             .map(|i| c.remove(i))
     };
     match found {
+        Some((virt, _, 0)) => {
+            super::mem::free(virt as *const u8);
+        }
         Some((_, phys, pages)) => {
             for p in 0..pages {
                 // SAFETY: the run came from alloc_contiguous and is no longer mapped for DMA.

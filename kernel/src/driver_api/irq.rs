@@ -29,8 +29,11 @@ fn trampoline(index: usize) {
     if r.live {
         CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         // SAFETY: the driver registered this handler for this line and dev_id.
-        crate::driver::in_irq_context(r.handler as usize as u64, || unsafe {
-            (r.handler)(i32::from(r.line), r.dev_id)
+        let entry = r.handler as usize as u64;
+        let _ = crate::domain::enter(entry, || {
+            crate::driver::in_irq_context(entry, || unsafe {
+                (r.handler)(i32::from(r.line), r.dev_id)
+            })
         });
     }
 }
@@ -76,5 +79,23 @@ pub extern "C" fn free_irq(irq: u32, dev_id: *mut u8) {
             let _ = crate::irq::unregister(irq as u8, trampoline, index);
         }
         None => crate::warn!("free_irq({irq}, {dev_id:p}): no such handler"),
+    }
+}
+
+/// Disables every handler whose code lies in `text` (a failed domain's).
+pub fn silence(text: (u64, u64)) {
+    let regs: Vec<(usize, Registration)> = REGS
+        .lock()
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, r)| {
+            let a = r.handler as usize as u64;
+            r.live && a >= text.0 && a < text.1
+        })
+        .collect();
+    for (index, r) in regs {
+        REGS.lock()[index].live = false;
+        let _ = crate::irq::unregister(r.line, trampoline, index);
     }
 }

@@ -32,6 +32,7 @@ pub extern "C" fn spin_lock(lock: *mut SpinLock) {
         core::hint::spin_loop();
     }
     HELD.fetch_add(1, Ordering::Relaxed);
+    crate::domain::count_lock(1);
 }
 
 pub extern "C" fn spin_unlock(lock: *mut SpinLock) {
@@ -40,6 +41,7 @@ pub extern "C" fn spin_unlock(lock: *mut SpinLock) {
     }
     if word(lock).swap(0, Ordering::Release) == 1 {
         HELD.fetch_sub(1, Ordering::Relaxed);
+        crate::domain::count_lock(-1);
     } else {
         crate::warn!("spin_unlock({lock:p}) of a lock that was not held");
     }

@@ -6,24 +6,38 @@ use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use core::alloc::Layout;
 
-/// Live blocks: address → size.
-static LIVE: IrqMutex<BTreeMap<usize, usize>> = IrqMutex::new(BTreeMap::new());
+/// Live blocks: address → (size, owning domain).
+static LIVE: IrqMutex<BTreeMap<usize, (usize, Option<usize>, usize)>> =
+    IrqMutex::new(BTreeMap::new());
 
 const ALIGN: usize = 64;
 const MAX: usize = 16 << 20;
 
-/// Allocates `size` bytes (zeroed: the heap never hands out stale kernel data).
+/// Allocates `size` bytes (zeroed: the heap never hands out stale kernel data),
+/// in the current domain's window when a driver asks, else on the kernel heap.
 pub fn alloc(size: usize) -> *mut u8 {
+    alloc_aligned(size, ALIGN)
+}
+
+/// As [`alloc`], with an alignment (a power of two; at least 64 is used).
+pub fn alloc_aligned(size: usize, align: usize) -> *mut u8 {
     if size == 0 || size > MAX {
         return core::ptr::null_mut();
     }
-    let Ok(layout) = Layout::from_size_align(size, ALIGN) else {
-        return core::ptr::null_mut();
+    let align = align.max(ALIGN);
+    let domain = crate::domain::current();
+    let p = match domain {
+        Some(id) => crate::domain::alloc(id, size, align),
+        None => {
+            let Ok(layout) = Layout::from_size_align(size, align) else {
+                return core::ptr::null_mut();
+            };
+            // SAFETY: non-zero size.
+            unsafe { alloc::alloc::alloc_zeroed(layout) }
+        }
     };
-    // SAFETY: non-zero size.
-    let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
     if !p.is_null() {
-        LIVE.lock().insert(p as usize, size);
+        LIVE.lock().insert(p as usize, (size, domain, align));
     }
     p
 }
@@ -33,19 +47,25 @@ pub fn free(p: *const u8) -> bool {
     if p.is_null() {
         return true;
     }
-    let Some(size) = LIVE.lock().remove(&(p as usize)) else {
+    let Some((size, domain, align)) = LIVE.lock().remove(&(p as usize)) else {
         crate::warn!("bad free of {:p}: not a live allocation", p);
         return false;
     };
-    // SAFETY: allocated by `alloc` with this size and alignment, removed from LIVE once.
-    unsafe { alloc::alloc::dealloc(p as *mut u8, Layout::from_size_align_unchecked(size, ALIGN)) };
+    match domain {
+        // SAFETY: allocated by `alloc` in that domain with this size and alignment, removed from LIVE once.
+        Some(id) => unsafe { crate::domain::free(id, p as *mut u8, size, align) },
+        // SAFETY: allocated by `alloc` with this size and alignment, removed from LIVE once.
+        None => unsafe {
+            alloc::alloc::dealloc(p as *mut u8, Layout::from_size_align_unchecked(size, align))
+        },
+    }
     true
 }
 
 /// (blocks, bytes) live.
 pub fn live() -> (usize, usize) {
     let l = LIVE.lock();
-    (l.len(), l.values().sum())
+    (l.len(), l.values().map(|v| v.0).sum())
 }
 
 pub extern "C" fn kmalloc(size: usize, _flags: u32) -> *mut u8 {

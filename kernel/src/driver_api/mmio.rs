@@ -26,6 +26,10 @@ pub extern "C" fn ioremap(phys: u64, size: usize) -> *mut u8 {
         crate::warn!("ioremap({phys:#x}, {size:#x}) refused: not inside a bound device's BAR");
         return core::ptr::null_mut();
     }
+    if let Some(id) = crate::domain::current() {
+        return crate::domain::ioremap(id, phys, size)
+            .map_or(core::ptr::null_mut(), |v| v as *mut u8);
+    }
     match paging::ioremap(phys, size) {
         Ok(virt) => {
             let first = virt & !(PAGE_SIZE - 1);

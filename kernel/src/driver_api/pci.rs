@@ -13,6 +13,8 @@ struct Binding {
     function: Function,
     driver: *const PciDriver,
     drvdata: u64,
+    /// The protection domain that probed it.
+    domain: Option<usize>,
 }
 
 // SAFETY: single CPU; the raw pointers are only dereferenced under the kernel's control.
@@ -92,11 +94,13 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
             resource_start: starts,
             nooks_private: 0,
         }));
+        let domain = crate::domain::current();
         BINDINGS.lock().push(Binding {
             pdev,
             function: f,
             driver: drv,
             drvdata: 0,
+            domain,
         });
         // SAFETY: calling the driver's probe with a pci_dev it may keep.
         let r = unsafe { probe(pdev, id) };
@@ -111,6 +115,9 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
             BINDINGS.lock().retain(|b| b.pdev != pdev);
             // SAFETY: allocated above; the failed probe must not keep it.
             drop(unsafe { Box::from_raw(pdev) });
+        } else if domain.is_some() {
+            // One device per domain: each instance of a driver gets its own.
+            break;
         }
     }
     0
@@ -243,4 +250,21 @@ pub extern "C" fn pci_get_drvdata(pdev: *mut PciDev) -> u64 {
         .iter()
         .find(|b| b.pdev == pdev)
         .map_or(0, |b| b.drvdata)
+}
+
+/// Stops the devices a failed domain drove: bus mastering (DMA) and decoding off.
+pub fn stop_dma_of(domain: usize) {
+    for b in BINDINGS.lock().iter().filter(|b| b.domain == Some(domain)) {
+        let cmd = b.function.read32(0x04);
+        b.function.write32(0x04, cmd & 0xffff & !0x7);
+    }
+}
+
+/// How many devices domain `domain` has bound.
+pub fn bound_by(domain: usize) -> usize {
+    BINDINGS
+        .lock()
+        .iter()
+        .filter(|b| b.domain == Some(domain))
+        .count()
 }

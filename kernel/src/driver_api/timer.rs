@@ -55,7 +55,10 @@ pub fn run_expired(now: u64) {
         let Some(t) = due else { break };
         // SAFETY: the driver's timer and the callback it set.
         if let Some(f) = unsafe { (*t).function } {
-            crate::driver::in_irq_context(f as usize as u64, || unsafe { f(t) });
+            let entry = f as usize as u64;
+            let _ = crate::domain::enter(entry, || {
+                crate::driver::in_irq_context(entry, || unsafe { f(t) })
+            });
         }
     }
 }

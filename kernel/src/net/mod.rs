@@ -47,6 +47,8 @@ pub enum NetError {
     Driver(i32),
     /// The transmit queue is stopped.
     Busy,
+    /// The driver's protection domain failed.
+    DomainFailed,
 }
 
 /// Registers a device; returns its name.
@@ -111,7 +113,8 @@ pub fn open(dev: *mut NetDevice) -> Result<(), NetError> {
         .and_then(|o| o.ndo_open)
         .ok_or(NetError::NotSupported)?;
     // SAFETY: calling the driver's own ndo_open on its own device.
-    let r = unsafe { open(dev) };
+    let r = crate::domain::enter(open as usize as u64, || unsafe { open(dev) })
+        .map_err(|_| NetError::DomainFailed)?;
     if r != 0 {
         return Err(NetError::Driver(r));
     }
@@ -125,7 +128,7 @@ pub fn close(dev: *mut NetDevice) -> Result<(), NetError> {
         .and_then(|o| o.ndo_stop)
         .ok_or(NetError::NotSupported)?;
     // SAFETY: calling the driver's own ndo_stop on its own device.
-    let r = unsafe { stop(dev) };
+    let r = crate::domain::enter(stop as usize as u64, || unsafe { stop(dev) }).unwrap_or(0);
     let dropped: Vec<*mut SkBuff> = with(dev, |d| {
         d.up = false;
         d.rx.drain(..).collect()
@@ -150,7 +153,9 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
         .and_then(|o| o.ndo_start_xmit)
         .ok_or(NetError::NotSupported)?;
     // SAFETY: the driver's ndo_start_xmit with a live skb it now owns.
-    match unsafe { xmit(skb, dev) } {
+    match crate::domain::enter(xmit as usize as u64, || unsafe { xmit(skb, dev) })
+        .map_err(|_| NetError::DomainFailed)?
+    {
         NETDEV_TX_OK => Ok(()),
         _ => Err(NetError::Busy),
     }

@@ -1,0 +1,369 @@
+//! Protection domains: every loaded driver object runs in one.
+//!
+//! A domain is an aligned virtual window in the top 2 GiB holding the driver's
+//! code, read-only data, and one contiguous writable part: its data and bss
+//! (emulated stack included), a heap for everything the kernel allocates on
+//! its behalf (`kmalloc`, net devices, skbs, coherent DMA memory — one
+//! physically contiguous run, so any of it can be a DMA buffer), and its
+//! devices' MMIO mappings. Because the writable part is contiguous, the SFI
+//! fast path is one compare.
+//!
+//! Every call from the kernel into a driver goes through [`enter`]: it sets
+//! the current domain (so allocations land in its window), runs the driver
+//! under a catch frame, and turns a fault into a contained domain failure:
+//! the domain is marked failed, its interrupts and its devices' DMA are
+//! stopped, and the kernel carries on.
+//!
+//! Mechanisms: `sfi` confines an object rewritten by nooks-cc by setting its
+//! `__nooks_sfi` window; `none` runs an original object in the same layout
+//! with no enforcement (the baseline).
+
+use crate::fault::{self, Fault};
+use crate::memory::{DOMAIN_AREA, PAGE_SIZE, frames, paging, phys_to_virt};
+use crate::sync::IrqMutex;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use linked_list_allocator::Heap;
+
+/// Size of a domain's virtual window.
+pub const WINDOW: u64 = 64 << 20;
+/// Offset of the writable part in the window.
+pub const WRITABLE_OFFSET: u64 = 8 << 20;
+/// RAM in the writable part: data + heap + DMA.
+pub const RAM: u64 = 16 << 20;
+/// Virtual space for MMIO mappings after the RAM.
+pub const MMIO: u64 = 16 << 20;
+
+/// How a domain is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// No enforcement: the baseline.
+    None,
+    /// Software fault isolation: the object was rewritten by nooks-cc.
+    Sfi,
+}
+
+impl Mechanism {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::None => "none",
+            Mechanism::Sfi => "sfi",
+        }
+    }
+}
+
+/// A protection domain.
+pub struct Domain {
+    /// Index (and window number).
+    pub id: usize,
+    /// The object it runs.
+    pub name: String,
+    /// Enforcement.
+    pub mechanism: Mechanism,
+    /// Window base.
+    pub base: u64,
+    /// Code range.
+    pub text: (u64, u64),
+    /// Writable range [lo, hi).
+    pub writable: (u64, u64),
+    /// The driver's symbols, for fault reports.
+    pub symbols: Vec<(u64, u64, String)>,
+    /// `__nooks_sfi` of an SFI object.
+    pub sfi_state: Option<u64>,
+    /// Failed and stopped.
+    pub failed: bool,
+    heap: Heap,
+    mmio_next: u64,
+}
+
+static DOMAINS: IrqMutex<Vec<Domain>> = IrqMutex::new(Vec::new());
+const KERNEL: usize = usize::MAX;
+static CURRENT: AtomicUsize = AtomicUsize::new(KERNEL);
+
+/// Memory for one domain: (window base, writable bytes view, writable phys).
+pub struct Window {
+    /// Window base.
+    pub base: u64,
+    /// Index.
+    pub id: usize,
+}
+
+/// Reserves a window for a new domain and maps its writable RAM.
+pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
+    let mut domains = DOMAINS.lock();
+    let id = domains.len();
+    let base = DOMAIN_AREA.0 + id as u64 * WINDOW;
+    if base + WINDOW > DOMAIN_AREA.1 {
+        return None;
+    }
+    let phys = frames::alloc_contiguous(RAM / PAGE_SIZE, 2 << 20)?;
+    let lo = base + WRITABLE_OFFSET;
+    for p in 0..RAM / PAGE_SIZE {
+        paging::kernel_map(
+            lo + p * PAGE_SIZE,
+            phys + p * PAGE_SIZE,
+            paging::flags::DATA,
+        )
+        .ok()?;
+    }
+    domains.push(Domain {
+        id,
+        name: String::from(name),
+        mechanism,
+        base,
+        text: (base, base),
+        writable: (lo, lo + RAM + MMIO),
+        symbols: Vec::new(),
+        sfi_state: None,
+        failed: false,
+        heap: Heap::empty(),
+        mmio_next: lo + RAM,
+    });
+    Some(Window { base, id })
+}
+
+/// Finishes a domain once its object is loaded: code range, symbols, and the
+/// heap over the RAM the data area left free; confines an SFI object.
+pub fn finish(
+    id: usize,
+    text: (u64, u64),
+    data_end: u64,
+    symbols: Vec<(u64, u64, String)>,
+    sfi_state: Option<u64>,
+) {
+    let mut domains = DOMAINS.lock();
+    let d = &mut domains[id];
+    d.text = text;
+    d.symbols = symbols;
+    let heap_lo = (data_end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    let heap_hi = d.writable.0 + RAM;
+    // SAFETY: [heap_lo, heap_hi) is mapped RW, belongs to this domain alone and
+    // nothing else uses it.
+    unsafe {
+        d.heap
+            .init(heap_lo as *mut u8, (heap_hi - heap_lo) as usize)
+    };
+    if let (Mechanism::Sfi, Some(state)) = (d.mechanism, sfi_state) {
+        // SAFETY: `state` is the object's __nooks_sfi (lo, hi at offsets 0, 8), in its data area.
+        unsafe {
+            core::ptr::write_volatile(state as *mut u64, d.writable.0);
+            core::ptr::write_volatile((state + 8) as *mut u64, d.writable.1);
+        }
+        d.sfi_state = Some(state);
+    }
+}
+
+/// The domain the CPU is executing for, if any.
+pub fn current() -> Option<usize> {
+    let c = CURRENT.load(Ordering::SeqCst);
+    (c != KERNEL).then_some(c)
+}
+
+/// The domain whose code contains `addr`.
+pub fn owning(addr: u64) -> Option<usize> {
+    DOMAINS
+        .lock()
+        .iter()
+        .find(|d| addr >= d.text.0 && addr < d.text.1)
+        .map(|d| d.id)
+}
+
+/// The domain whose writable part contains `addr`.
+pub fn holding(addr: u64) -> Option<usize> {
+    DOMAINS
+        .lock()
+        .iter()
+        .find(|d| addr >= d.writable.0 && addr < d.writable.1)
+        .map(|d| d.id)
+}
+
+/// Allocates in the current domain's heap (zeroed).
+pub fn alloc(id: usize, size: usize, align: usize) -> *mut u8 {
+    let Ok(layout) = core::alloc::Layout::from_size_align(size, align) else {
+        return core::ptr::null_mut();
+    };
+    let mut domains = DOMAINS.lock();
+    match domains[id].heap.allocate_first_fit(layout) {
+        Ok(p) => {
+            // SAFETY: freshly allocated, `size` bytes.
+            unsafe { core::ptr::write_bytes(p.as_ptr(), 0, size) };
+            p.as_ptr()
+        }
+        Err(()) => core::ptr::null_mut(),
+    }
+}
+
+/// Frees a block of a domain's heap.
+///
+/// # Safety
+/// `p` came from [`alloc`] for domain `id` with this size and alignment.
+pub unsafe fn free(id: usize, p: *mut u8, size: usize, align: usize) {
+    if let (Some(nn), Ok(layout)) = (
+        core::ptr::NonNull::new(p),
+        core::alloc::Layout::from_size_align(size, align),
+    ) {
+        // SAFETY: per the caller's contract.
+        unsafe { DOMAINS.lock()[id].heap.deallocate(nn, layout) };
+    }
+}
+
+/// Maps device memory into the current domain's window.
+pub fn ioremap(id: usize, phys: u64, len: u64) -> Option<u64> {
+    let mut domains = DOMAINS.lock();
+    let d = &mut domains[id];
+    let first = phys & !(PAGE_SIZE - 1);
+    let pages = (phys + len - first).div_ceil(PAGE_SIZE);
+    let va = d.mmio_next;
+    if va + pages * PAGE_SIZE > d.writable.1 {
+        return None;
+    }
+    for p in 0..pages {
+        paging::kernel_map(
+            va + p * PAGE_SIZE,
+            first + p * PAGE_SIZE,
+            paging::flags::MMIO,
+        )
+        .ok()?;
+    }
+    d.mmio_next = va + (pages + 1) * PAGE_SIZE;
+    Some(va + (phys - first))
+}
+
+/// Adds `delta` to the lock count an SFI domain's entry checks compare.
+pub fn count_lock(delta: i64) {
+    let Some(id) = current() else { return };
+    if let Some(state) = DOMAINS.lock()[id].sfi_state {
+        let p = (state + 24) as *mut u64;
+        // SAFETY: the LOCKS field of the object's __nooks_sfi.
+        unsafe { p.write_volatile(p.read_volatile().wrapping_add(delta as u64)) };
+    }
+}
+
+/// Why a call into a domain did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The domain had already failed.
+    AlreadyFailed,
+    /// It faulted just now.
+    Faulted,
+}
+
+/// Calls into driver code at `entry` (run by `f`) on behalf of its domain.
+pub fn enter<R>(entry: u64, f: impl FnOnce() -> R) -> Result<R, Failure> {
+    let Some(id) = owning(entry) else {
+        return Ok(f());
+    };
+    if DOMAINS.lock()[id].failed {
+        return Err(Failure::AlreadyFailed);
+    }
+    let previous = CURRENT.swap(id, Ordering::SeqCst);
+    let outermost = previous == KERNEL;
+    if outermost {
+        crate::watchdog::arm(2000);
+    }
+    let r = fault::catch(f);
+    if outermost {
+        crate::watchdog::disarm();
+    }
+    CURRENT.store(previous, Ordering::SeqCst);
+    r.map_err(|fault| {
+        fail(id, &fault);
+        Failure::Faulted
+    })
+}
+
+fn symbolise(d: &Domain, addr: u64) -> String {
+    d.symbols
+        .iter()
+        .filter(|(a, s, _)| addr >= *a && addr < *a + (*s).max(1))
+        .map(|(a, _, n)| alloc::format!("{n}+{:#x}", addr - a))
+        .next()
+        .unwrap_or_else(|| alloc::format!("{addr:#x}"))
+}
+
+/// Marks domain `id` failed, stops its interrupts and its devices' DMA, and reports.
+fn fail(id: usize, fault: &Fault) {
+    let (report, text, id) = {
+        let mut domains = DOMAINS.lock();
+        let d = &mut domains[id];
+        d.failed = true;
+        let kind = d.sfi_state.map(|s| {
+            // SAFETY: FAULT_ADDR and FAULT_KIND of the object's __nooks_sfi.
+            unsafe {
+                (
+                    core::ptr::read_volatile((s + 32) as *const u64),
+                    core::ptr::read_volatile((s + 40) as *const u64),
+                )
+            }
+        });
+        let (cause, address) = match (fault.vector, kind) {
+            (6, Some((addr, 1))) => ("sfi: store outside the domain", addr),
+            (6, Some((_, 2))) => ("sfi: returned holding a lock", 0),
+            (6, Some((_, 3))) => ("sfi: returned with interrupts disabled", 0),
+            (6, Some((addr, 4))) => ("sfi: call to a forbidden target", addr),
+            (14, _) => ("page fault", fault.cr2),
+            (crate::fault::WATCHDOG_VECTOR, _) => ("watchdog: runaway loop", 0),
+            (_, _) => (fault.cause(), fault.cr2),
+        };
+        // A trap inside the SFI runtime: it recorded the driver code that called it.
+        let mut site = fault.rip;
+        if let (Some((_, 1 | 4)), Some(state)) = (kind, d.sfi_state) {
+            // SAFETY: FAULT_SITE of the object's __nooks_sfi.
+            let recorded = unsafe { core::ptr::read_volatile((state + 48) as *const u64) };
+            if recorded >= d.text.0 && recorded < d.text.1 {
+                site = recorded;
+            }
+        }
+        let report = alloc::format!(
+            "{{\"nooks\":\"fault\",\"domain\":\"{}\",\"mechanism\":\"{}\",\"cause\":\"{}\",\"address\":\"{:#x}\",\"function\":\"{}\",\"vector\":{}}}",
+            d.name,
+            d.mechanism.name(),
+            cause,
+            address,
+            symbolise(d, site),
+            fault.vector
+        );
+        (report, d.text, d.id)
+    };
+    crate::error!("domain {id} failed: {fault}");
+    crate::println!("{report}");
+    crate::driver_api::irq::silence(text);
+    crate::driver_api::pci::stop_dma_of(id);
+    crate::info!("domain {id} contained; kernel still up");
+}
+
+/// Whether domain `id` has failed.
+pub fn failed(id: usize) -> bool {
+    DOMAINS.lock().get(id).is_some_and(|d| d.failed)
+}
+
+/// (name, mechanism, failed) of every domain.
+pub fn list() -> Vec<(String, Mechanism, bool)> {
+    DOMAINS
+        .lock()
+        .iter()
+        .map(|d| (d.name.clone(), d.mechanism, d.failed))
+        .collect()
+}
+
+/// Writable bytes view of a domain's RAM at `offset` (for the loader).
+pub fn ram_view(window: &Window, offset: u64, len: u64) -> Option<&'static mut [u8]> {
+    if offset + len > RAM {
+        return None;
+    }
+    let va = window.base + WRITABLE_OFFSET + offset;
+    let phys = paging::kernel_translate(va)?.0;
+    // SAFETY: the domain's RAM is one contiguous run reached through the direct map.
+    Some(unsafe { core::slice::from_raw_parts_mut(phys_to_virt(phys) as *mut u8, len as usize) })
+}
+
+/// The mechanism of the domain whose code contains `addr` (`none` for kernel code).
+pub fn mechanism_at(addr: u64) -> Mechanism {
+    DOMAINS
+        .lock()
+        .iter()
+        .find(|d| addr >= d.text.0 && addr < d.text.1)
+        .map_or(Mechanism::None, |d| d.mechanism)
+}

@@ -1,0 +1,198 @@
+//! e1000 rewritten with `nooks-cc --isolation sfi` drives each NIC from its own
+//! confined SFI domain and moves 10,000 frames, while misbehaving drivers
+//! (tests/drivers) loaded beside it are contained — each with the right cause
+//! and the driver function it happened in — and the kernel keeps running.
+
+use nooks_bench::qemu::Verdict;
+use nooks_bench::{artifacts, serial};
+use nooks_sfi_compiler::{Isolation, Options, rewrite};
+use nooks_tests::{boot, fail_with_log};
+use std::process::Command;
+use std::time::Duration;
+
+const SFI: Options = Options {
+    isolation: Isolation::Sfi,
+    emit_clif: false,
+    emit_asm: false,
+};
+
+/// Builds `tests/drivers/<name>.c` with the driver flags (drivers/e1000's Makefile).
+fn gcc_driver(name: &str) -> Vec<u8> {
+    let root = artifacts::repo_root();
+    let flags = Command::new("make")
+        .args(["-s", "flags"])
+        .current_dir(root.join("drivers/e1000"))
+        .output()
+        .unwrap();
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let out = artifacts::build_dir().join("test-drivers");
+    std::fs::create_dir_all(&out).unwrap();
+    let obj = out.join(format!("{name}.o"));
+    let st = Command::new("gcc")
+        .current_dir(root.join("drivers/e1000"))
+        .args(flags.split_whitespace())
+        .arg("-c")
+        .arg(root.join("tests/drivers").join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building {name}.c");
+    std::fs::read(obj).unwrap()
+}
+
+fn sfi(bytes: &[u8], name: &str) -> Vec<u8> {
+    rewrite(bytes, &SFI)
+        .unwrap_or_else(|e| panic!("nooks-cc {name}: {e}"))
+        .object
+}
+
+#[test]
+fn privileged_instructions_are_refused_at_build_time() {
+    let err = rewrite(&gcc_driver("privileged"), &SFI)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unsupported instruction") && err.contains("wrmsr"),
+        "{err}"
+    );
+}
+
+#[test]
+fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
+    let e1000 = std::fs::read(artifacts::build_driver("e1000").unwrap()).unwrap();
+    let mut modules = vec![("e1000.sfi.o".to_string(), sfi(&e1000, "e1000"))];
+    let bad = [
+        "wild_store",
+        "null_offset",
+        "other_domain",
+        "return_address",
+        "forged_call",
+        "lock_held",
+        "irq_off",
+        "runaway",
+    ];
+    for name in bad {
+        modules.push((format!("{name}.o"), sfi(&gcc_driver(name), name)));
+    }
+    let members: Vec<(&str, Vec<u8>)> = modules
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.clone()))
+        .collect();
+    let out = boot(
+        "sfi-domains",
+        "mode=net frames=10000",
+        &members,
+        Duration::from_secs(300),
+    );
+    let records = serial::records(&out.log);
+    let of = |kind: &str| {
+        records
+            .iter()
+            .filter(|r| r["nooks"] == kind)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    if out.verdict != Verdict::Success || of("alive").len() != 1 {
+        fail_with_log(&out, "the kernel must survive every misbehaving driver");
+    }
+    let e1000_load = of("load")
+        .into_iter()
+        .find(|r| r["module"] == "e1000.sfi.o")
+        .unwrap();
+    assert_eq!(e1000_load["mechanism"], "sfi", "{e1000_load}");
+    assert!(
+        e1000_load["domains"].as_u64().unwrap() >= 2,
+        "one domain per NIC: {e1000_load}"
+    );
+    let w = of("workload");
+    if w.len() != 1
+        || w[0]["mechanism"] != "sfi"
+        || w[0]["received"] != 10_000
+        || w[0]["lost"] != 0
+        || w[0]["bad"] != 0
+    {
+        fail_with_log(
+            &out,
+            &format!("the SFI e1000 domains must move 10,000 frames intact: {w:?}"),
+        );
+    }
+    let faults = of("fault");
+    let fault_of = |module: &str| {
+        faults
+            .iter()
+            .find(|f| f["domain"].as_str().unwrap_or("").starts_with(module))
+            .cloned()
+    };
+    let expect = [
+        (
+            "wild_store.o",
+            "store outside the domain",
+            Some("bad_probe"),
+        ),
+        ("null_offset.o", "store outside the domain", None),
+        ("other_domain.o", "store outside the domain", None),
+        ("forged_call.o", "call to a forbidden target", None),
+        ("lock_held.o", "returned holding a lock", None),
+        ("irq_off.o", "returned with interrupts disabled", None),
+        ("runaway.o", "watchdog", None),
+    ];
+    for (module, cause, function) in expect {
+        let Some(f) = fault_of(module) else {
+            fail_with_log(&out, &format!("no fault reported for {module}"))
+        };
+        assert!(
+            f["cause"].as_str().unwrap().contains(cause),
+            "{module}: {f}"
+        );
+        assert_eq!(f["mechanism"], "sfi", "{f}");
+        if let Some(func) = function {
+            assert!(
+                f["function"].as_str().unwrap().contains(func),
+                "{module}: {f}"
+            );
+        }
+    }
+    assert_eq!(fault_of("null_offset.o").unwrap()["address"], "0x40");
+    assert_eq!(
+        fault_of("other_domain.o").unwrap()["address"],
+        "0xffffffffc0800000"
+    );
+    assert_eq!(
+        fault_of("forged_call.o").unwrap()["address"],
+        "0xffffffff80100000"
+    );
+    // The return-address smash is harmless under SFI: no fault, and it returned.
+    assert!(
+        fault_of("return_address.o").is_none(),
+        "return_address must not fault"
+    );
+    // The host completes each report with the driver's source line, from the
+    // DWARF nooks-cc wrote into the rewritten object.
+    let dir = artifacts::build_dir().join("test-drivers");
+    for (module, line) in [
+        ("null_offset", "null_offset.c:5"),
+        ("other_domain", "other_domain.c:3"),
+        ("forged_call", "forged_call.c:4"),
+        ("wild_store", "wild_store.c:6"),
+    ] {
+        let obj = dir.join(format!("{module}.sfi.o"));
+        std::fs::write(
+            &obj,
+            &modules
+                .iter()
+                .find(|(n, _)| n == &format!("{module}.o"))
+                .unwrap()
+                .1,
+        )
+        .unwrap();
+        let f = fault_of(&format!("{module}.o")).unwrap();
+        let at = nooks_bench::faults::source_line(&obj, f["function"].as_str().unwrap()).unwrap();
+        assert!(
+            at.ends_with(line),
+            "{module}: {} resolves to {at}, expected {line}",
+            f["function"]
+        );
+    }
+    assert!(out.log.contains("return_address: smash returned 7"));
+}
