@@ -24,7 +24,9 @@ fn rewritten_e1000_moves_10000_frames_without_loss() {
         .iter()
         .filter(|r| r["nooks"] == "workload")
         .collect();
-    let loaded = records.iter().any(|r| r["nooks"] == "load" && r["module"] == "e1000.none.o" && r["ok"] == true);
+    let loaded = records
+        .iter()
+        .any(|r| r["nooks"] == "load" && r["module"] == "e1000.none.o" && r["ok"] == true);
     if out.verdict != Verdict::Success || w.len() != 1 || !loaded {
         fail_with_log(&out, "the rewritten e1000.o must load and run the workload");
     }
