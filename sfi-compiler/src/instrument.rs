@@ -199,134 +199,149 @@ pub fn define_runtime<M: Module>(
     }
     module.define_data(rt.targets, &d).map_err(err)?;
 
-    let call_conv = module.isa().default_call_conv();
     let mut ctx = module.make_context();
     let mut fbc = FunctionBuilderContext::new();
 
-    // __nooks_sfi_slow(addr, size): return if a grant covers [addr, addr+size), else trap.
-    ctx.func.signature.call_conv = call_conv;
-    ctx.func.signature.params = vec![ir::AbiParam::new(I64), ir::AbiParam::new(I64)];
-    ctx.func.name = ir::UserFuncName::user(0, rt.slow.as_u32());
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let gv = module.declare_data_in_func(rt.state, b.func);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        let head = b.create_block();
-        b.append_block_param(head, I64);
-        let body = b.create_block();
-        let next = b.create_block();
-        let ok = b.create_block();
-        let fail = b.create_block();
-        b.switch_to_block(entry);
-        let (addr, size) = (b.block_params(entry)[0], b.block_params(entry)[1]);
-        let base = b.ins().symbol_value(I64, gv);
-        // Inside the window after all (the fast path is conservative near its end)?
-        let lo = b.ins().load(I64, flags(), base, layout::LO);
-        let hi = b.ins().load(I64, flags(), base, layout::HI);
-        let end0 = b.ins().iadd(addr, size);
-        let in_lo = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, lo);
-        let in_hi = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end0, hi);
-        let in_nowrap = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end0, addr);
-        let inside_window = b.ins().band(in_lo, in_hi);
-        let inside_window = b.ins().band(inside_window, in_nowrap);
-        let scan = b.create_block();
-        b.ins().brif(inside_window, ok, &[], scan, &[]);
-        b.switch_to_block(scan);
-        let n = b.ins().load(I64, flags(), base, layout::NGRANTS);
-        let cap = b.ins().iconst(I64, layout::MAX_GRANTS as i64);
-        let n = b.ins().umin(n, cap);
-        let end = b.ins().iadd(addr, size);
-        let zero = b.ins().iconst(I64, 0);
-        b.ins().jump(head, &[zero.into()]);
-        b.switch_to_block(head);
-        let i = b.block_params(head)[0];
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
-        b.ins().brif(more, body, &[], fail, &[]);
-        b.switch_to_block(body);
-        let off = b.ins().imul_imm_s(i, 16);
-        let slot = b.ins().iadd(base, off);
-        let g_lo = b.ins().load(I64, flags(), slot, layout::GRANTS);
-        let g_hi = b.ins().load(I64, flags(), slot, layout::GRANTS + 8);
-        let above = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, g_lo);
-        let below = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, g_hi);
-        let no_wrap = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
-        let inside = b.ins().band(above, below);
-        let inside = b.ins().band(inside, no_wrap);
-        b.ins().brif(inside, ok, &[], next, &[]);
-        b.switch_to_block(next);
-        let i1 = b.ins().iadd_imm_s(i, 1);
-        b.ins().jump(head, &[i1.into()]);
-        b.switch_to_block(ok);
-        b.ins().return_(&[]);
-        b.switch_to_block(fail);
-        b.ins().store(flags(), addr, base, layout::FAULT_ADDR);
-        let site = b.ins().get_return_address(I64);
-        b.ins().store(flags(), site, base, layout::FAULT_SITE);
-        let kind = b.ins().iconst(I64, FaultKind::WildStore as i64);
-        b.ins().store(flags(), kind, base, layout::FAULT_KIND);
-        b.ins().trap(FaultKind::WildStore.trap());
-        b.seal_all_blocks();
-        b.finalize(module.isa().frontend_config());
-    }
-    module
-        .define_function(rt.slow, &mut ctx)
-        .map_err(|e| err(format!("{e:?}")))?;
-    module.clear_context(&mut ctx);
+    // __nooks_sfi_slow(addr, size): return if the window (the fast path is
+    // conservative near its end) or a grant covers [addr, addr+size), else trap.
+    define_checker(
+        module,
+        &mut ctx,
+        &mut fbc,
+        rt.slow,
+        2,
+        |module, b, ok, fail| {
+            let gv = module.declare_data_in_func(rt.state, b.func);
+            let entry = b.current_block().expect("in the entry block");
+            let (addr, size) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+            let base = b.ins().symbol_value(I64, gv);
+            let end = b.ins().iadd(addr, size);
+            let covers = |b: &mut FunctionBuilder<'_>, lo: Value, hi: Value| {
+                let above = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, lo);
+                let below = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, hi);
+                let no_wrap = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
+                let inside = b.ins().band(above, below);
+                b.ins().band(inside, no_wrap)
+            };
+            let lo = b.ins().load(I64, flags(), base, layout::LO);
+            let hi = b.ins().load(I64, flags(), base, layout::HI);
+            let in_window = covers(b, lo, hi);
+            let grants = b.create_block();
+            b.ins().brif(in_window, ok, &[], grants, &[]);
+            b.switch_to_block(grants);
+            let n = b.ins().load(I64, flags(), base, layout::NGRANTS);
+            let cap = b.ins().iconst(I64, layout::MAX_GRANTS as i64);
+            let n = b.ins().umin(n, cap);
+            let table = b.ins().iadd_imm_s(base, i64::from(layout::GRANTS));
+            emit_scan(b, table, n, 16, ok, fail, |b, slot| {
+                let g_lo = b.ins().load(I64, flags(), slot, 0);
+                let g_hi = b.ins().load(I64, flags(), slot, 8);
+                covers(b, g_lo, g_hi)
+            });
+            b.switch_to_block(fail);
+            emit_refuse(b, base, addr, FaultKind::WildStore);
+        },
+    )?;
 
     // __nooks_sfi_check_call(target): return if target is in the table, else trap.
-    ctx.func.signature.call_conv = call_conv;
-    ctx.func.signature.params = vec![ir::AbiParam::new(I64)];
-    ctx.func.name = ir::UserFuncName::user(0, rt.check_call.as_u32());
+    define_checker(
+        module,
+        &mut ctx,
+        &mut fbc,
+        rt.check_call,
+        1,
+        |module, b, ok, fail| {
+            let tgv = module.declare_data_in_func(rt.targets, b.func);
+            let sgv = module.declare_data_in_func(rt.state, b.func);
+            let entry = b.current_block().expect("in the entry block");
+            let target = b.block_params(entry)[0];
+            let table = b.ins().symbol_value(I64, tgv);
+            let n = b.ins().load(I64, flags(), table, 0);
+            let entries = b.ins().iadd_imm_s(table, 8);
+            emit_scan(b, entries, n, 8, ok, fail, |b, slot| {
+                let t = b.ins().load(I64, flags(), slot, 0);
+                b.ins().icmp(IntCC::Equal, t, target)
+            });
+            b.switch_to_block(fail);
+            let base = b.ins().symbol_value(I64, sgv);
+            emit_refuse(b, base, target, FaultKind::BadCallTarget);
+        },
+    )?;
+    Ok(())
+}
+
+/// Defines a runtime checker `id(i64 x params)`: `body` fills the entry block,
+/// branching to `ok` (return) or filling `fail` (which must trap).
+fn define_checker<M: Module>(
+    module: &mut M,
+    ctx: &mut cranelift_codegen::Context,
+    fbc: &mut FunctionBuilderContext,
+    id: FuncId,
+    params: usize,
+    body: impl FnOnce(&mut M, &mut FunctionBuilder<'_>, ir::Block, ir::Block),
+) -> Result<()> {
+    ctx.func.signature.call_conv = module.isa().default_call_conv();
+    ctx.func.signature.params = vec![ir::AbiParam::new(I64); params];
+    ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+    let config = module.isa().frontend_config();
     {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let tgv = module.declare_data_in_func(rt.targets, b.func);
-        let sgv = module.declare_data_in_func(rt.state, b.func);
+        let mut b = FunctionBuilder::new(&mut ctx.func, fbc);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
-        let head = b.create_block();
-        b.append_block_param(head, I64);
-        let body = b.create_block();
-        let next = b.create_block();
         let ok = b.create_block();
         let fail = b.create_block();
         b.switch_to_block(entry);
-        let target = b.block_params(entry)[0];
-        let table = b.ins().symbol_value(I64, tgv);
-        let n = b.ins().load(I64, flags(), table, 0);
-        let zero = b.ins().iconst(I64, 0);
-        b.ins().jump(head, &[zero.into()]);
-        b.switch_to_block(head);
-        let i = b.block_params(head)[0];
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
-        b.ins().brif(more, body, &[], fail, &[]);
-        b.switch_to_block(body);
-        let off = b.ins().imul_imm_s(i, 8);
-        let slot = b.ins().iadd(table, off);
-        let t = b.ins().load(I64, flags(), slot, 8);
-        let hit = b.ins().icmp(IntCC::Equal, t, target);
-        b.ins().brif(hit, ok, &[], next, &[]);
-        b.switch_to_block(next);
-        let i1 = b.ins().iadd_imm_s(i, 1);
-        b.ins().jump(head, &[i1.into()]);
+        body(module, &mut b, ok, fail);
         b.switch_to_block(ok);
         b.ins().return_(&[]);
-        b.switch_to_block(fail);
-        let base = b.ins().symbol_value(I64, sgv);
-        b.ins().store(flags(), target, base, layout::FAULT_ADDR);
-        let site = b.ins().get_return_address(I64);
-        b.ins().store(flags(), site, base, layout::FAULT_SITE);
-        let kind = b.ins().iconst(I64, FaultKind::BadCallTarget as i64);
-        b.ins().store(flags(), kind, base, layout::FAULT_KIND);
-        b.ins().trap(FaultKind::BadCallTarget.trap());
         b.seal_all_blocks();
-        b.finalize(module.isa().frontend_config());
+        b.finalize(config);
     }
     module
-        .define_function(rt.check_call, &mut ctx)
+        .define_function(id, ctx)
         .map_err(|e| err(format!("{e:?}")))?;
-    module.clear_context(&mut ctx);
+    module.clear_context(ctx);
     Ok(())
+}
+
+/// Emits `for i in 0..n { if matches(table + stride * i) { goto ok } }; goto fail`.
+fn emit_scan(
+    b: &mut FunctionBuilder<'_>,
+    table: Value,
+    n: Value,
+    stride: i64,
+    ok: ir::Block,
+    fail: ir::Block,
+    matches: impl Fn(&mut FunctionBuilder<'_>, Value) -> Value,
+) {
+    let head = b.create_block();
+    b.append_block_param(head, I64);
+    let body = b.create_block();
+    let next = b.create_block();
+    let zero = b.ins().iconst(I64, 0);
+    b.ins().jump(head, &[zero.into()]);
+    b.switch_to_block(head);
+    let i = b.block_params(head)[0];
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
+    b.ins().brif(more, body, &[], fail, &[]);
+    b.switch_to_block(body);
+    let off = b.ins().imul_imm_s(i, stride);
+    let slot = b.ins().iadd(table, off);
+    let hit = matches(b, slot);
+    b.ins().brif(hit, ok, &[], next, &[]);
+    b.switch_to_block(next);
+    let i1 = b.ins().iadd_imm_s(i, 1);
+    b.ins().jump(head, &[i1.into()]);
+}
+
+/// Records the refused address, the driver code that asked, and the cause; traps.
+fn emit_refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: FaultKind) {
+    b.ins().store(flags(), addr, state, layout::FAULT_ADDR);
+    let site = b.ins().get_return_address(I64);
+    b.ins().store(flags(), site, state, layout::FAULT_SITE);
+    let k = b.ins().iconst(I64, kind as i64);
+    b.ins().store(flags(), k, state, layout::FAULT_KIND);
+    b.ins().trap(kind.trap());
 }
 
 /// Emits the entry-invariant check around a native entry's call: `before`
