@@ -139,25 +139,102 @@ pub fn instrument<M: Module>(
     // fewer than 8 bytes in the window's last 7 bytes takes the slow path,
     // which accepts it.
     let limit = pos.ins().iadd_imm_s(span, -8);
-    for (inst, addr, size) in &stores {
+    // Stores in one block through the same base register at constant offsets
+    // (the fields of one struct, a frame's slots) share one check of the whole
+    // range, placed before the first of them.
+    let mut groups: Vec<Group> = Vec::new();
+    for &(inst, addr, size) in &stores {
+        let func = &*pos.func;
+        let block = func.layout.inst_block(inst);
+        let (base_value, offset) = split_const(func, addr);
+        match groups
+            .iter_mut()
+            .find(|g| g.block == block && g.base == base_value)
+        {
+            Some(g) => {
+                g.min = g.min.min(offset);
+                g.end = g.end.max(offset + i64::from(size));
+            }
+            None => groups.push(Group {
+                block,
+                first: inst,
+                base: base_value,
+                min: offset,
+                end: offset + i64::from(size),
+            }),
+        }
+    }
+    for g in &groups {
         let func = &mut *pos.func;
-        let Some(block) = func.layout.inst_block(*inst) else {
+        // Earlier groups split blocks: find where the first store lives now.
+        let Some(block) = func.layout.inst_block(g.first) else {
             continue;
         };
         let cont = func.dfg.make_block();
-        func.layout.split_block(cont, *inst);
+        func.layout.split_block(cont, g.first);
         let cold = func.dfg.make_block();
         func.layout.append_block(cold);
         let mut c = FuncCursor::new(func).at_bottom(block);
-        let off = c.ins().isub(*addr, lo);
-        let ok = c.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, limit);
+        let len = g.end - g.min;
+        let start = if g.min == 0 {
+            g.base
+        } else {
+            c.ins().iadd_imm_s(g.base, g.min)
+        };
+        let off = c.ins().isub(start, lo);
+        let lim = if len == 8 {
+            limit
+        } else {
+            c.ins().iadd_imm_s(span, -len)
+        };
+        let ok = c.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, lim);
         c.ins().brif(ok, cont, &[], cold, &[]);
         c.goto_bottom(cold);
-        let sz = c.ins().iconst(I64, i64::from(*size));
-        c.ins().call(slow, &[*addr, sz]);
+        let sz = c.ins().iconst(I64, len);
+        c.ins().call(slow, &[start, sz]);
         c.ins().jump(cont, &[]);
     }
-    Ok(stores.len())
+    Ok(groups.len())
+}
+
+/// Stores sharing one check.
+struct Group {
+    block: Option<ir::Block>,
+    first: ir::Inst,
+    base: Value,
+    min: i64,
+    end: i64,
+}
+
+/// An address as (base, constant offset): `iadd base, iconst c` gives (base, c);
+/// anything else is its own base at offset 0.
+fn split_const(func: &ir::Function, addr: Value) -> (Value, i64) {
+    let ir::ValueDef::Result(inst, 0) = func.dfg.value_def(addr) else {
+        return (addr, 0);
+    };
+    let InstructionData::Binary {
+        opcode: ir::Opcode::Iadd,
+        args,
+    } = func.dfg.insts[inst]
+    else {
+        return (addr, 0);
+    };
+    let constant = |v: Value| match func.dfg.value_def(v) {
+        ir::ValueDef::Result(i, 0) => match func.dfg.insts[i] {
+            InstructionData::UnaryImm {
+                opcode: ir::Opcode::Iconst,
+                imm,
+            } => Some(imm.bits()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (constant(args[0]), constant(args[1])) {
+        // Keep ranges small, so a group never wraps or spans more than a struct.
+        (Some(c), None) if c.unsigned_abs() < 1 << 16 => (args[1], c),
+        (None, Some(c)) if c.unsigned_abs() < 1 << 16 => (args[0], c),
+        _ => (addr, 0),
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> RewriteError {
