@@ -28,6 +28,8 @@ pub enum DriverError {
     InitFaulted,
     /// The `.nooks` metadata does not match what this kernel runs.
     Metadata(String),
+    /// The protection domain could not be set up.
+    Domain(String),
 }
 
 impl core::fmt::Display for DriverError {
@@ -46,6 +48,7 @@ impl core::fmt::Display for DriverError {
             DriverError::InitFailed(r) => write!(f, "init_module returned {r}"),
             DriverError::InitFaulted => write!(f, "init_module faulted; the domain was contained"),
             DriverError::Metadata(m) => write!(f, "bad .nooks metadata: {m}"),
+            DriverError::Domain(m) => write!(f, "protection domain: {m}"),
         }
     }
 }
@@ -155,12 +158,9 @@ pub fn load(name: &str, bytes: &[u8], instance: usize) -> Result<Driver, DriverE
             addr: da,
         },
     };
-    let image = nooks_loader::load(
-        &object,
-        &layout,
-        &mut placement,
-        &crate::driver_api::resolve,
-    )
+    let image = nooks_loader::load(&object, &layout, &mut placement, &|name: &str| {
+        crate::driver_api::resolve_for(name, mechanism)
+    })
     .map_err(DriverError::Load)?;
     let init = image.symbol("init_module").ok_or(DriverError::NoInit)?;
     let text = (ta, ta + tsize);
@@ -176,7 +176,8 @@ pub fn load(name: &str, bytes: &[u8], instance: usize) -> Result<Driver, DriverE
         .filter(|s| s.is_function)
         .map(|s| (s.addr, s.size, s.name.clone()))
         .collect();
-    domain::finish(window.id, text, da + dsize, symbols, sfi_state);
+    domain::finish(window.id, text, da + dsize, symbols, sfi_state)
+        .map_err(|e| DriverError::Domain(alloc::format!("{e}")))?;
     if let Some(esp) = image
         .symbols
         .iter()
@@ -199,20 +200,36 @@ pub fn load(name: &str, bytes: &[u8], instance: usize) -> Result<Driver, DriverE
         domain: window.id,
         mechanism,
     };
-    // SAFETY: init_module is the driver's `int init_module(void)`, relocated above.
-    let init: extern "C" fn() -> i32 = unsafe { core::mem::transmute(init) };
-    match domain::enter(init as usize as u64, || init()) {
+    // init_module is the driver's `int init_module(void)`, relocated above.
+    match domain::call(init, &[]).map(|r| r as i32) {
         Ok(0) => Ok(driver),
         Ok(r) => Err(DriverError::InitFailed(r)),
         Err(_) => Err(DriverError::InitFaulted),
     }
 }
 
-/// Reads the `.nooks` metadata: an original object has none and runs under
-/// `none`; a rewritten one must match this kernel's ABI.
+/// The mechanism an object runs under. Its `.nooks` metadata decides first:
+/// an object nooks-cc sandboxed runs under `sfi` (and must match this
+/// kernel's ABI). An original object (no metadata) runs under `mmu`, or under
+/// what the `isolation=` boot option forces (`none` for the baseline), as does
+/// an object nooks-cc rewrote with `--isolation none`.
 fn mechanism_of(object: &Object<'_>) -> Result<Mechanism, DriverError> {
+    let forced = match crate::cmdline::get(crate::cmdline(), "isolation") {
+        None => None,
+        Some(name) => Some(Mechanism::parse(name).ok_or_else(|| {
+            DriverError::Metadata(alloc::format!(
+                "unknown isolation={name} (none, mmu or sfi)"
+            ))
+        })?),
+    };
     let Some(section) = object.sections.iter().find(|s| s.name == ".nooks") else {
-        return Ok(Mechanism::None);
+        return match forced {
+            Some(Mechanism::Sfi) => Err(DriverError::Metadata(String::from(
+                "isolation=sfi needs an object rewritten by nooks-cc --isolation sfi; this one is original",
+            ))),
+            Some(m) => Ok(m),
+            None => Ok(Mechanism::Mmu),
+        };
     };
     let text = core::str::from_utf8(section.data)
         .map_err(|_| DriverError::Metadata(String::from(".nooks is not text")))?;
@@ -243,7 +260,16 @@ fn mechanism_of(object: &Object<'_>) -> Result<Mechanism, DriverError> {
             nooks_policy::abi::LINE
         )));
     }
-    mechanism.ok_or_else(|| DriverError::Metadata(String::from(".nooks names no isolation")))
+    match mechanism {
+        None => Err(DriverError::Metadata(String::from(
+            ".nooks names no isolation",
+        ))),
+        Some(Mechanism::Sfi) => Ok(Mechanism::Sfi),
+        Some(_) => Ok(match forced {
+            Some(Mechanism::Mmu) => Mechanism::Mmu,
+            _ => Mechanism::None,
+        }),
+    }
 }
 
 /// Loads every `.o` member of the boot archive, one instance (one domain) per

@@ -212,6 +212,12 @@ fn redirect(tf: &mut TrapFrame, fault: Fault) -> bool {
     tf.rip = frame.rip;
     tf.rflags = frame.rflags;
     tf.rax = 1;
+    // Catch frames are armed on the kernel's tables: resume there, whatever
+    // domain's tables the fault hit in.
+    let kernel_cr3 = crate::arch::KERNEL_CR3.load(Ordering::SeqCst);
+    if kernel_cr3 != 0 {
+        tf.cr3 = kernel_cr3;
+    }
     tf.cs = u64::from(crate::arch::gdt::KERNEL_CS);
     tf.ss = u64::from(crate::arch::gdt::KERNEL_DS);
     true

@@ -76,6 +76,7 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     let boot = unsafe { bootinfo::parse(u64::from(start_info)) }
         .unwrap_or_else(|e| panic!("bad PVH start info: {e:?}"));
     memory::init(&boot);
+    let pcid = cmdline::get(boot.cmdline(), "pcid") != Some("off") && arch::enable_pcid();
     *BOOT_INFO.lock() = Some(boot);
     timer::init();
     arch::interrupts_enable();
@@ -86,6 +87,14 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         frames_total * 4 / 1024,
         frames_used * 4,
         timer::tsc_hz() / 1_000_000
+    );
+    info!(
+        "PCIDs: {}",
+        if pcid {
+            "on (CR3 loads keep the TLB)"
+        } else {
+            "off (every CR3 load flushes the TLB)"
+        }
     );
     let modules = modules::init(&boot);
     let functions = pci::enumerate();

@@ -25,12 +25,10 @@ pub mod ist {
     pub const IRQ: u8 = 5;
 }
 
-const IST_STACK_SIZE: usize = 32 * 1024;
-
 #[repr(C, align(16))]
-struct IstStacks([[u8; IST_STACK_SIZE]; 5]);
+struct IstStacks([[u8; IST_STACK_SIZE as usize]; 5]);
 
-static mut IST_STACKS: IstStacks = IstStacks([[0; IST_STACK_SIZE]; 5]);
+static mut IST_STACKS: IstStacks = IstStacks([[0; IST_STACK_SIZE as usize]; 5]);
 
 #[repr(C, packed)]
 struct Tss {
@@ -53,10 +51,12 @@ static mut TSS: Tss = Tss {
     iomap_base: size_of::<Tss>() as u16,
 };
 
+// The accessed bits are set up front: the CPU would otherwise write them when it
+// loads a selector, and inside an MMU domain the GDT is read-only.
 static mut GDT: [u64; 5] = [
     0,
-    0x00af_9a00_0000_ffff, // 0x08 kernel code, 64-bit
-    0x00cf_9200_0000_ffff, // 0x10 kernel data
+    0x00af_9b00_0000_ffff, // 0x08 kernel code, 64-bit (accessed bit preset: see below)
+    0x00cf_9300_0000_ffff, // 0x10 kernel data (accessed)
     0,                     // 0x18 TSS low (filled at init)
     0,                     // TSS high
 ];
@@ -67,10 +67,31 @@ struct DescriptorPointer {
     base: u64,
 }
 
-/// The top of IST stack `slot` (1-based), for tests and diagnostics.
-pub fn ist_top(slot: u8) -> u64 {
+/// Size of one IST stack.
+pub const IST_STACK_SIZE: u64 = 32 * 1024;
+
+/// The top of boot IST stack `slot` (1-based).
+fn boot_ist_top(slot: u8) -> u64 {
     let base = &raw const IST_STACKS as u64;
-    base + (slot as u64) * IST_STACK_SIZE as u64
+    base + (slot as u64) * IST_STACK_SIZE
+}
+
+/// The top of the IST stack `slot` (1-based) the CPU uses now.
+pub fn ist_top(slot: u8) -> u64 {
+    // SAFETY: a plain read of the TSS, which only this module writes.
+    unsafe { core::ptr::read_unaligned(&raw const (*(&raw const TSS)).ist[slot as usize - 1]) }
+}
+
+/// Moves IST stack `slot` (1-based) to the stack whose top is `top`.
+///
+/// # Safety
+/// `top` must be the 16-byte aligned top of at least [`IST_STACK_SIZE`] bytes
+/// mapped writable in every address space the CPU may take an interrupt in,
+/// and no interrupt may be running on the old stack.
+pub unsafe fn set_ist(slot: u8, top: u64) {
+    // SAFETY: per the caller's contract; the CPU reads the IST slot only when
+    // an interrupt arrives.
+    unsafe { core::ptr::write_unaligned(&raw mut (*(&raw mut TSS)).ist[slot as usize - 1], top) };
 }
 
 /// Loads the GDT, reloads the segment registers and loads the TSS.
@@ -80,7 +101,7 @@ pub fn init() {
     unsafe {
         let tss = &raw mut TSS;
         for slot in 1..=5u8 {
-            (*tss).ist[slot as usize - 1] = ist_top(slot);
+            (*tss).ist[slot as usize - 1] = boot_ist_top(slot);
         }
         let base = tss as u64;
         let limit = (size_of::<Tss>() - 1) as u64;

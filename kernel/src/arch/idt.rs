@@ -16,6 +16,11 @@ use core::mem::size_of;
 #[derive(Debug, Clone, Copy)]
 #[allow(missing_docs)]
 pub struct TrapFrame {
+    /// Keeps the `fxsave` area below 16-byte aligned.
+    pub _pad: u64,
+    /// The interrupted context's CR3, loaded again by `iretq`'s path: an
+    /// interrupt inside an MMU domain runs its handler on the kernel's tables.
+    pub cr3: u64,
     pub r15: u64,
     pub r14: u64,
     pub r13: u64,
@@ -42,6 +47,8 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+// On entry the path also loads the kernel's CR3 if the interrupted context ran
+// on another (an MMU domain's) and restores it on the way out.
 // Vectors whose exceptions push an error code: 8, 10-14, 17, 21, 29, 30.
 global_asm!(
     r#"
@@ -83,13 +90,33 @@ isr_common:
     push %r13
     push %r14
     push %r15
+    mov %cr3, %rax
+    push %rax
+    push %rax
+    mov {kernel_cr3}(%rip), %rbx
+    test %rbx, %rbx
+    jz 1f
+    cmp %rbx, %rax
+    je 1f
+    or {noflush}(%rip), %rbx
+    mov %rbx, %cr3
+    lock incq {cr3_writes}(%rip)
+1:
     sub $512, %rsp
     fxsave (%rsp)
     lea 512(%rsp), %rdi
     cld
     call interrupt_dispatch
     fxrstor (%rsp)
-    add $512, %rsp
+    add $520, %rsp
+    pop %rax
+    mov %cr3, %rbx
+    cmp %rax, %rbx
+    je 2f
+    lock incq {cr3_writes}(%rip)
+    or {noflush}(%rip), %rax
+    mov %rax, %cr3
+2:
     pop %r15
     pop %r14
     pop %r13
@@ -109,6 +136,9 @@ isr_common:
     iretq
     .popsection
     "#,
+    kernel_cr3 = sym super::KERNEL_CR3,
+    noflush = sym super::CR3_NOFLUSH,
+    cr3_writes = sym crate::domain::mmu::CR3_WRITES,
     options(att_syntax)
 );
 

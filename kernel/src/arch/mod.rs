@@ -6,6 +6,31 @@ pub mod idt;
 pub mod pic;
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The kernel's CR3 (0 until the kernel's page tables are live). Interrupt
+/// entry and the domain gates load it whenever they leave a domain's tables.
+pub static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
+/// OR-ed into CR3 loads: bit 63 (keep this PCID's TLB entries) once PCIDs are
+/// on, 0 otherwise (every load flushes).
+pub static CR3_NOFLUSH: AtomicU64 = AtomicU64::new(0);
+
+/// Whether PCIDs are on (CR3 loads need not flush).
+pub fn pcid_enabled() -> bool {
+    CR3_NOFLUSH.load(Ordering::Relaxed) != 0
+}
+
+/// Turns PCIDs on where the CPU has them; the kernel's tables use PCID 0.
+/// Must run while CR3 holds PCID 0 (the SDM requires it to set CR4.PCIDE).
+pub fn enable_pcid() -> bool {
+    if !has_pcid() {
+        return false;
+    }
+    // SAFETY: the CPU has PCIDs and CR3's PCID field is 0 (the kernel's tables).
+    unsafe { write_cr4(cr4() | CR4_PCIDE) };
+    CR3_NOFLUSH.store(1 << 63, Ordering::SeqCst);
+    true
+}
 
 /// Reads a byte from an I/O port.
 ///
@@ -121,6 +146,52 @@ pub unsafe fn write_cr3(value: u64) {
 pub fn invlpg(addr: u64) {
     // SAFETY: dropping a TLB entry is always safe.
     unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) };
+}
+
+/// CR4.
+pub fn cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Loads CR4.
+///
+/// # Safety
+/// Every feature bit set must be supported, and the change must keep the
+/// running code's assumptions (SSE on, paging mode) intact.
+pub unsafe fn write_cr4(value: u64) {
+    // SAFETY: per the caller's contract.
+    unsafe { asm!("mov cr4, {}", in(reg) value, options(nostack, preserves_flags)) };
+}
+
+/// CR4.PGE: global pages (toggling it flushes every TLB entry of every PCID).
+pub const CR4_PGE: u64 = 1 << 7;
+/// CR4.PCIDE: process-context identifiers.
+pub const CR4_PCIDE: u64 = 1 << 17;
+
+/// `cpuid` leaf `leaf`, subleaf 0: (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(leaf, 0);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Whether the CPU has PCIDs (CPUID.1:ECX bit 17).
+pub fn has_pcid() -> bool {
+    cpuid(1).2 & (1 << 17) != 0
+}
+
+/// Flushes every TLB entry of every PCID, global ones included, by toggling
+/// CR4.PGE (the SDM's architectural way to do it without INVPCID).
+pub fn flush_tlb_everywhere() {
+    let cr4 = cr4();
+    // SAFETY: PGE is supported on every x86-64 CPU; toggling it and restoring
+    // the old value changes nothing but the TLB.
+    unsafe {
+        write_cr4(cr4 ^ CR4_PGE);
+        write_cr4(cr4);
+    }
 }
 
 /// CR0.

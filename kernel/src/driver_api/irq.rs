@@ -28,12 +28,10 @@ fn trampoline(index: usize) {
     };
     if r.live {
         CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        // SAFETY: the driver registered this handler for this line and dev_id.
+        // The handler the driver registered for this line and dev_id.
         let entry = r.handler as usize as u64;
-        let _ = crate::domain::enter(entry, || {
-            crate::driver::in_irq_context(entry, || unsafe {
-                (r.handler)(i32::from(r.line), r.dev_id)
-            })
+        let _ = crate::driver::in_irq_context(entry, || {
+            crate::domain::call(entry, &[u64::from(r.line), r.dev_id as u64])
         });
     }
 }

@@ -33,7 +33,25 @@ macro_rules! export_table {
 
         /// Every name the table resolves.
         pub const NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        crate::domain::gate::kernel_gates! { $($name => $path),* }
     };
+}
+
+/// Exports an MMU domain calls directly, on its own page tables: they touch
+/// nothing but their arguments, so running them with the domain's
+/// permissions confines them (through a gate they would write with the
+/// kernel's).
+const DOMAIN_LOCAL: &[&str] = &["memset", "memcpy", "memmove", "memcmp"];
+
+/// What a driver's import `name` resolves to under `mechanism`: the export
+/// itself, or under `mmu` the gate that switches to the kernel's tables.
+pub fn resolve_for(name: &str, mechanism: crate::domain::Mechanism) -> Option<u64> {
+    let direct = resolve(name)?;
+    if mechanism != crate::domain::Mechanism::Mmu || DOMAIN_LOCAL.contains(&name) {
+        return Some(direct);
+    }
+    kernel_gate(name)
 }
 
 export_table! {

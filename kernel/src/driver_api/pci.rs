@@ -102,8 +102,9 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
             drvdata: 0,
             domain,
         });
-        // SAFETY: calling the driver's probe with a pci_dev it may keep.
-        let r = unsafe { probe(pdev, id) };
+        // The driver's probe, with a pci_dev it may keep (a fault fails it).
+        let r = crate::domain::call(probe as usize as u64, &[pdev as u64, id as u64])
+            .map_or(-14, |r| r as i32);
         if r != 0 {
             crate::warn!(
                 "probe of {:02x}:{:02x}.{} failed: {}",
@@ -134,8 +135,8 @@ pub unsafe extern "C" fn pci_unregister_driver(drv: *mut PciDriver) {
     let remove = unsafe { drv.as_ref().and_then(|d| d.remove) };
     for pdev in mine {
         if let Some(remove) = remove {
-            // SAFETY: calling the driver's remove for a device it probed.
-            unsafe { remove(pdev) };
+            // The driver's remove for a device it probed.
+            let _ = crate::domain::call(remove as usize as u64, &[pdev as u64]);
         }
         BINDINGS.lock().retain(|b| b.pdev != pdev);
     }

@@ -56,9 +56,8 @@ pub fn run_expired(now: u64) {
         // SAFETY: the driver's timer and the callback it set.
         if let Some(f) = unsafe { (*t).function } {
             let entry = f as usize as u64;
-            let _ = crate::domain::enter(entry, || {
-                crate::driver::in_irq_context(entry, || unsafe { f(t) })
-            });
+            let _ =
+                crate::driver::in_irq_context(entry, || crate::domain::call(entry, &[t as u64]));
         }
     }
 }

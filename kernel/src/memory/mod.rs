@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `0xffff_8000_0000_0000 + phys` | the direct map of RAM (2 MiB pages, RW, NX) |
 //! | `0xffff_c000_0000_0000 ..` | `ioremap` (4 KiB pages, uncached, NX) |
+//! | `0xffff_ff00_0000_0000 ..` | the interrupt (IST) stacks, with guard pages |
 //! | `0xffff_ffff_8000_0000 + phys` | the kernel image (text RX, rodata R, data/bss RW+NX) |
 //! | `0xffff_ffff_a000_0000 .. 0xffff_ffff_c000_0000` | loaded driver objects without a domain |
 //! | `0xffff_ffff_c000_0000 .. 0xffff_ffff_f000_0000` | protection-domain windows |
@@ -26,6 +27,10 @@ pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 pub const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
 /// Base of the `ioremap` area.
 pub const IOREMAP_BASE: u64 = 0xffff_c000_0000_0000;
+/// The interrupt stacks: the one kernel area every MMU domain maps writable,
+/// because the CPU pushes an interrupt's frame before the handler can switch
+/// CR3 back to the kernel. It has a top-level page-table entry of its own.
+pub const INTERRUPT_STACKS: u64 = 0xffff_ff00_0000_0000;
 /// Area for driver objects loaded without isolation.
 pub const MODULE_AREA: (u64, u64) = (0xffff_ffff_a000_0000, 0xffff_ffff_c000_0000);
 /// Area for protection-domain windows.
@@ -86,5 +91,30 @@ pub fn init(boot: &crate::bootinfo::BootInfo) {
     frames::init(boot.regions(), &reserved[..n]);
     paging::init(boot.regions());
     PHYS_WINDOW.store(DIRECT_MAP, Ordering::SeqCst);
+    move_interrupt_stacks();
     heap::init();
+}
+
+/// Gives every IST slot a stack in [`INTERRUPT_STACKS`], each below an
+/// unmapped guard page, in place of the boot stacks in the kernel's `.bss`.
+fn move_interrupt_stacks() {
+    use crate::arch::gdt::{IST_STACK_SIZE, set_ist};
+    let pages = IST_STACK_SIZE / PAGE_SIZE;
+    for slot in 1..=5u8 {
+        let lo = INTERRUPT_STACKS + u64::from(slot) * (IST_STACK_SIZE + PAGE_SIZE);
+        let phys = frames::alloc_contiguous(pages, PAGE_SIZE)
+            .unwrap_or_else(|| panic!("no frames for interrupt stack {slot}"));
+        for p in 0..pages {
+            paging::kernel_map(
+                lo + p * PAGE_SIZE,
+                phys + p * PAGE_SIZE,
+                paging::flags::DATA,
+            )
+            .unwrap_or_else(|e| panic!("mapping interrupt stack {slot}: {e}"));
+        }
+        // SAFETY: [lo, lo + IST_STACK_SIZE) was just mapped RW in the kernel's
+        // tables (which every domain's tables share for this area); interrupts
+        // are still off, so nothing runs on the old stacks.
+        unsafe { set_ist(slot, lo + IST_STACK_SIZE) };
+    }
 }

@@ -185,6 +185,60 @@ impl AddressSpace {
         None
     }
 
+    /// Creates the last-level tables covering [lo, hi), so that address spaces
+    /// built from this one (which share those tables) see later mappings there.
+    pub fn prepare(&mut self, lo: u64, hi: u64) -> Result<(), MapError> {
+        let mut v = lo & !((2 << 20) - 1);
+        while v < hi {
+            self.walk(v, 1, true)?;
+            v += 2 << 20;
+        }
+        Ok(())
+    }
+
+    /// A protection domain's view of this (the kernel's) address space: every
+    /// mapping read-only (the writable bit cleared at the top level, which
+    /// overrides everything below it), except the top-level slot of `shared`,
+    /// kept as it is, and the window [lo, hi), writable as the kernel maps it.
+    /// Other mappings in the window's 1 GiB (other domains' windows) are absent.
+    ///
+    /// The window must lie in one 1 GiB region and its last-level tables must
+    /// exist ([`Self::prepare`]); the view shares them, so mappings made in the
+    /// window later appear in both.
+    pub fn domain_view(&self, lo: u64, hi: u64, shared: u64) -> Result<AddressSpace, MapError> {
+        if lo % (2 << 20) != 0 || hi % (2 << 20) != 0 || index(lo, 3) != index(hi - 1, 3) {
+            return Err(MapError::Misaligned(lo | hi));
+        }
+        let kernel = table(self.root);
+        let (i4, i3) = (index(lo, 4), index(lo, 3));
+        let pdpt = table(kernel[i4] & ADDR_MASK);
+        let pd = table(pdpt[i3] & ADDR_MASK);
+        let view = AddressSpace::new()?;
+        let new_pdpt = frames::alloc_frame().ok_or(MapError::OutOfFrames)?;
+        let new_pd = frames::alloc_frame().ok_or(MapError::OutOfFrames)?;
+        for i in index(lo, 2)..=index(hi - 1, 2) {
+            if pd[i] & flags::PRESENT == 0 || pd[i] & flags::HUGE != 0 {
+                return Err(MapError::NotMapped(lo));
+            }
+            table(new_pd)[i] = pd[i];
+        }
+        for i in 0..512 {
+            if pdpt[i] & flags::PRESENT != 0 {
+                table(new_pdpt)[i] = pdpt[i] & !flags::WRITABLE;
+            }
+        }
+        table(new_pdpt)[i3] = new_pd | TABLE_FLAGS;
+        let root = table(view.root);
+        for i in 0..512 {
+            if kernel[i] & flags::PRESENT != 0 {
+                root[i] = kernel[i] & !flags::WRITABLE;
+            }
+        }
+        root[index(shared, 4)] = kernel[index(shared, 4)];
+        root[i4] = new_pdpt | TABLE_FLAGS;
+        Ok(view)
+    }
+
     /// Shares the top-level entry covering `virt` with `other` (same lower tables).
     pub fn share_top_level(&mut self, other: &AddressSpace, virt: u64) {
         table(self.root)[index(virt, 4)] = table(other.root)[index(virt, 4)];
@@ -252,6 +306,7 @@ pub fn init(regions: &[Region]) {
     // SAFETY: the new tables map the kernel image (code, stacks, statics) at the
     // addresses it runs at, and the direct map covers every frame handed out.
     unsafe { crate::arch::write_cr3(space.root()) };
+    crate::arch::KERNEL_CR3.store(space.root(), Ordering::SeqCst);
     *KERNEL_SPACE.lock() = Some(space);
 }
 
@@ -269,15 +324,27 @@ pub fn kernel_map(virt: u64, phys: u64, flags: u64) -> Result<(), MapError> {
 /// Unmaps a page of the kernel address space and flushes it from the TLB.
 pub fn kernel_unmap(virt: u64) -> Result<u64, MapError> {
     let phys = with_kernel(|s| s.unmap(virt))?;
-    crate::arch::invlpg(virt);
+    flush(virt);
     Ok(phys)
 }
 
 /// Changes a kernel page's permissions and flushes it from the TLB.
 pub fn kernel_protect(virt: u64, flags: u64) -> Result<(), MapError> {
     with_kernel(|s| s.protect(virt, flags))?;
-    crate::arch::invlpg(virt);
+    flush(virt);
     Ok(())
+}
+
+/// Drops stale TLB entries for `virt`: `invlpg` covers the current PCID only,
+/// and domains' tables share the kernel's lower-level tables, so with PCIDs on
+/// every PCID is flushed.
+fn flush(virt: u64) {
+    if crate::arch::pcid_enabled() {
+        crate::arch::flush_tlb_everywhere();
+        crate::domain::mmu::FULL_FLUSHES.fetch_add(1, Ordering::Relaxed);
+    } else {
+        crate::arch::invlpg(virt);
+    }
 }
 
 /// Translates through the kernel address space.

@@ -112,9 +112,9 @@ pub fn open(dev: *mut NetDevice) -> Result<(), NetError> {
     let open = ops(dev)
         .and_then(|o| o.ndo_open)
         .ok_or(NetError::NotSupported)?;
-    // SAFETY: calling the driver's own ndo_open on its own device.
-    let r = crate::domain::enter(open as usize as u64, || unsafe { open(dev) })
-        .map_err(|_| NetError::DomainFailed)?;
+    // The driver's own ndo_open on its own device.
+    let r = crate::domain::call(open as usize as u64, &[dev as u64])
+        .map_err(|_| NetError::DomainFailed)? as i32;
     if r != 0 {
         return Err(NetError::Driver(r));
     }
@@ -127,8 +127,8 @@ pub fn close(dev: *mut NetDevice) -> Result<(), NetError> {
     let stop = ops(dev)
         .and_then(|o| o.ndo_stop)
         .ok_or(NetError::NotSupported)?;
-    // SAFETY: calling the driver's own ndo_stop on its own device.
-    let r = crate::domain::enter(stop as usize as u64, || unsafe { stop(dev) }).unwrap_or(0);
+    // The driver's own ndo_stop on its own device.
+    let r = crate::domain::call(stop as usize as u64, &[dev as u64]).map_or(0, |r| r as i32);
     let dropped: Vec<*mut SkBuff> = with(dev, |d| {
         d.up = false;
         d.rx.drain(..).collect()
@@ -152,9 +152,9 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
     let xmit = ops(dev)
         .and_then(|o| o.ndo_start_xmit)
         .ok_or(NetError::NotSupported)?;
-    // SAFETY: the driver's ndo_start_xmit with a live skb it now owns.
-    match crate::domain::enter(xmit as usize as u64, || unsafe { xmit(skb, dev) })
-        .map_err(|_| NetError::DomainFailed)?
+    // The driver's ndo_start_xmit with a live skb it now owns.
+    match crate::domain::call(xmit as usize as u64, &[skb as u64, dev as u64])
+        .map_err(|_| NetError::DomainFailed)? as i32
     {
         NETDEV_TX_OK => Ok(()),
         _ => Err(NetError::Busy),

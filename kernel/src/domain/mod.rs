@@ -14,16 +14,25 @@
 //! the domain is marked failed, its interrupts and its devices' DMA are
 //! stopped, and the kernel carries on.
 //!
-//! Mechanisms: `sfi` confines an object rewritten by nooks-cc by setting its
-//! `__nooks_sfi` window; `none` runs an original object in the same layout
-//! with no enforcement (the baseline).
+//! Mechanisms, chosen per domain at load time behind the same wrappers
+//! ([`call`] in, the export table out):
+//! - `sfi` confines an object rewritten by nooks-cc by setting its
+//!   `__nooks_sfi` window; the rewritten code checks its own stores, calls and
+//!   invariants;
+//! - `mmu` runs an original object on page tables of its own ([`mmu`]), its
+//!   calls into the kernel through gates ([`gate`]); the real RFLAGS.IF and the
+//!   lock count are checked when it returns;
+//! - `none` runs an object in the same layout with no enforcement (the baseline).
+
+pub mod gate;
+pub mod mmu;
 
 use crate::fault::{self, Fault};
 use crate::memory::{DOMAIN_AREA, PAGE_SIZE, frames, paging, phys_to_virt};
 use crate::sync::IrqMutex;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
 
 /// Size of a domain's virtual window.
@@ -42,6 +51,8 @@ pub enum Mechanism {
     None,
     /// Software fault isolation: the object was rewritten by nooks-cc.
     Sfi,
+    /// Hardware page tables per domain.
+    Mmu,
 }
 
 impl Mechanism {
@@ -50,6 +61,17 @@ impl Mechanism {
         match self {
             Mechanism::None => "none",
             Mechanism::Sfi => "sfi",
+            Mechanism::Mmu => "mmu",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "none" => Some(Mechanism::None),
+            "sfi" => Some(Mechanism::Sfi),
+            "mmu" => Some(Mechanism::Mmu),
+            _ => None,
         }
     }
 }
@@ -74,6 +96,10 @@ pub struct Domain {
     pub sfi_state: Option<u64>,
     /// Failed and stopped.
     pub failed: bool,
+    /// Locks it holds (the kernel's count, kept for every mechanism).
+    pub locks: i64,
+    /// Its address space and stacks, under `mmu`.
+    space: Option<mmu::Space>,
     heap: Heap,
     mmio_next: u64,
 }
@@ -98,6 +124,9 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
     if base + WINDOW > DOMAIN_AREA.1 {
         return None;
     }
+    // Every last-level table of the window exists from the start: an MMU
+    // domain's tables share them, so later mappings (MMIO) appear in both.
+    paging::with_kernel(|k| k.prepare(base, base + WINDOW)).ok()?;
     let phys = frames::alloc_contiguous(RAM / PAGE_SIZE, 2 << 20)?;
     let lo = base + WRITABLE_OFFSET;
     for p in 0..RAM / PAGE_SIZE {
@@ -118,6 +147,8 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         symbols: Vec::new(),
         sfi_state: None,
         failed: false,
+        locks: 0,
+        space: None,
         heap: Heap::empty(),
         mmio_next: lo + RAM,
     });
@@ -125,14 +156,15 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
 }
 
 /// Finishes a domain once its object is loaded: code range, symbols, and the
-/// heap over the RAM the data area left free; confines an SFI object.
+/// heap over the RAM the data area left free; confines an SFI object; builds
+/// an MMU domain's page tables and stacks.
 pub fn finish(
     id: usize,
     text: (u64, u64),
     data_end: u64,
     symbols: Vec<(u64, u64, String)>,
     sfi_state: Option<u64>,
-) {
+) -> Result<(), mmu::SpaceError> {
     let mut domains = DOMAINS.lock();
     let d = &mut domains[id];
     d.text = text;
@@ -153,6 +185,17 @@ pub fn finish(
         }
         d.sfi_state = Some(state);
     }
+    if d.mechanism == Mechanism::Mmu {
+        let heap = &mut d.heap;
+        let space = mmu::build(id, d.base, d.base + WINDOW, |size| {
+            core::alloc::Layout::from_size_align(size, 16)
+                .ok()
+                .and_then(|l| heap.allocate_first_fit(l).ok())
+                .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        })?;
+        d.space = Some(space);
+    }
+    Ok(())
 }
 
 /// The domain the CPU is executing for, if any.
@@ -231,15 +274,22 @@ pub fn ioremap(id: usize, phys: u64, len: u64) -> Option<u64> {
     Some(va + (phys - first))
 }
 
-/// Adds `delta` to the lock count an SFI domain's entry checks compare.
+/// Adds `delta` to the current domain's lock count (and, for an SFI domain,
+/// to the count its rewritten entry points compare).
 pub fn count_lock(delta: i64) {
     let Some(id) = current() else { return };
-    if let Some(state) = DOMAINS.lock()[id].sfi_state {
+    let mut domains = DOMAINS.lock();
+    let d = &mut domains[id];
+    d.locks += delta;
+    if let Some(state) = d.sfi_state {
         let p = (state + 24) as *mut u64;
         // SAFETY: the LOCKS field of the object's __nooks_sfi.
         unsafe { p.write_volatile(p.read_volatile().wrapping_add(delta as u64)) };
     }
 }
+
+/// Calls into domains (every mechanism): kernel → driver crossings.
+pub static ENTRIES: AtomicU64 = AtomicU64::new(0);
 
 /// Why a call into a domain did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,30 +298,116 @@ pub enum Failure {
     AlreadyFailed,
     /// It faulted just now.
     Faulted,
+    /// Crossings nested too deeply (a recursion through the gates).
+    TooDeep,
 }
 
-/// Calls into driver code at `entry` (run by `f`) on behalf of its domain.
-pub fn enter<R>(entry: u64, f: impl FnOnce() -> R) -> Result<R, Failure> {
+/// Why a domain broke the rules at a return (checked by the MMU mechanism;
+/// rewritten SFI code checks its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Violation {
+    LockHeld,
+    InterruptsOff,
+}
+
+/// Calls driver code at `entry` with up to six integer arguments, on behalf
+/// of the domain whose code contains it: the one wrapper every kernel →
+/// driver call goes through, whatever the mechanism. It makes the domain
+/// current (so allocations land in its window), arms a catch frame and the
+/// watchdog, crosses through the gate (switching stack and tables under
+/// `mmu`), checks the return invariants, and turns a fault or a violation
+/// into a contained domain failure. Kernel code at `entry` is just called.
+pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
+    let mut regs = [0u64; 6];
+    regs[..args.len().min(6)].copy_from_slice(&args[..args.len().min(6)]);
     let Some(id) = owning(entry) else {
-        return Ok(f());
+        // SAFETY: kernel code called through the gate with its own arguments.
+        return Ok(unsafe { gate::call(entry, &regs, 0, 0) }.value);
     };
-    if DOMAINS.lock()[id].failed {
-        return Err(Failure::AlreadyFailed);
+    let (mechanism, stack, cr3, locks) = {
+        let mut domains = DOMAINS.lock();
+        let d = &mut domains[id];
+        if d.failed {
+            return Err(Failure::AlreadyFailed);
+        }
+        match d.space.as_mut() {
+            Some(space) => (
+                d.mechanism,
+                space.stack_for(mmu::rsp()),
+                space.cr3(),
+                d.locks,
+            ),
+            None => (d.mechanism, 0, 0, d.locks),
+        }
+    };
+    if !gate::has_room() {
+        return Err(Failure::TooDeep);
+    }
+    ENTRIES.fetch_add(1, Ordering::Relaxed);
+    if cr3 != 0 {
+        mmu::CR3_WRITES.fetch_add(2, Ordering::Relaxed);
     }
     let previous = CURRENT.swap(id, Ordering::SeqCst);
+    let previous_cr3 = gate::DOMAIN_CR3.load(Ordering::SeqCst);
+    if cr3 != 0 {
+        gate::DOMAIN_CR3.store(
+            cr3 | crate::arch::CR3_NOFLUSH.load(Ordering::Relaxed),
+            Ordering::SeqCst,
+        );
+    }
+    let gate_top = gate::top();
+    let interrupts = crate::arch::interrupts_enabled();
     let outermost = previous == KERNEL;
     if outermost {
         crate::watchdog::arm(2000);
     }
-    let r = fault::catch(f);
+    // SAFETY: `entry` is the domain's code (it lies in its text); the stack
+    // and tables are the domain's own, from its Space.
+    let r = fault::catch(|| unsafe { gate::call(entry, &regs, stack, cr3) });
     if outermost {
         crate::watchdog::disarm();
     }
+    gate::set_top(gate_top);
+    gate::DOMAIN_CR3.store(previous_cr3, Ordering::SeqCst);
     CURRENT.store(previous, Ordering::SeqCst);
-    r.map_err(|fault| {
-        fail(id, &fault);
-        Failure::Faulted
-    })
+    let returned = match r {
+        Ok(returned) => returned,
+        Err(fault) => {
+            fail(id, &fault, None);
+            return Err(Failure::Faulted);
+        }
+    };
+    if mechanism != Mechanism::Mmu {
+        return Ok(returned.value);
+    }
+    let returned_interrupts = returned.rflags & (1 << 9) != 0;
+    if returned_interrupts != interrupts {
+        if interrupts {
+            crate::arch::interrupts_enable();
+        } else {
+            crate::arch::interrupts_disable();
+        }
+    }
+    let held = DOMAINS.lock()[id].locks;
+    let violation = if held != locks {
+        Some(Violation::LockHeld)
+    } else if returned_interrupts != interrupts {
+        Some(Violation::InterruptsOff)
+    } else {
+        None
+    };
+    match violation {
+        None => Ok(returned.value),
+        Some(v) => {
+            let fault = Fault {
+                vector: 0,
+                rip: entry,
+                ..Fault::default()
+            };
+            fail(id, &fault, Some(v));
+            Err(Failure::Faulted)
+        }
+    }
 }
 
 fn symbolise(d: &Domain, addr: u64) -> String {
@@ -283,8 +419,18 @@ fn symbolise(d: &Domain, addr: u64) -> String {
         .unwrap_or_else(|| alloc::format!("{addr:#x}"))
 }
 
+/// What a page fault inside an MMU domain means, from its error code.
+fn page_fault_cause(error: u64) -> &'static str {
+    match (error & 1 != 0, error & 2 != 0, error & 0x10 != 0) {
+        (_, _, true) => "mmu: jump to non-executable memory",
+        (true, true, _) => "mmu: store to a read-only page",
+        (false, true, _) => "mmu: store to an unmapped page",
+        (_, false, _) => "mmu: load from an unmapped page",
+    }
+}
+
 /// Marks domain `id` failed, stops its interrupts and its devices' DMA, and reports.
-fn fail(id: usize, fault: &Fault) {
+fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
     let (report, text, id) = {
         let mut domains = DOMAINS.lock();
         let d = &mut domains[id];
@@ -298,14 +444,21 @@ fn fail(id: usize, fault: &Fault) {
                 )
             }
         });
-        let (cause, address) = match (fault.vector, kind) {
-            (6, Some((addr, 1))) => ("sfi: store outside the domain", addr),
-            (6, Some((_, 2))) => ("sfi: returned holding a lock", 0),
-            (6, Some((_, 3))) => ("sfi: returned with interrupts disabled", 0),
-            (6, Some((addr, 4))) => ("sfi: call to a forbidden target", addr),
-            (14, _) => ("page fault", fault.cr2),
-            (crate::fault::WATCHDOG_VECTOR, _) => ("watchdog: runaway loop", 0),
-            (_, _) => (fault.cause(), fault.cr2),
+        let (cause, address) = match (violation, fault.vector, kind) {
+            (Some(Violation::LockHeld), _, _) => ("mmu: returned holding a lock", 0),
+            (Some(Violation::InterruptsOff), _, _) => ("mmu: returned with interrupts disabled", 0),
+            (None, vector, kind) => match (vector, kind) {
+                (6, Some((addr, 1))) => ("sfi: store outside the domain", addr),
+                (6, Some((_, 2))) => ("sfi: returned holding a lock", 0),
+                (6, Some((_, 3))) => ("sfi: returned with interrupts disabled", 0),
+                (6, Some((addr, 4))) => ("sfi: call to a forbidden target", addr),
+                (14, _) if d.mechanism == Mechanism::Mmu => {
+                    (page_fault_cause(fault.error), fault.cr2)
+                }
+                (14, _) => ("page fault", fault.cr2),
+                (crate::fault::WATCHDOG_VECTOR, _) => ("watchdog: runaway loop", 0),
+                (_, _) => (fault.cause(), fault.cr2),
+            },
         };
         // A trap inside the SFI runtime: it recorded the driver code that called it.
         let mut site = fault.rip;
@@ -327,7 +480,13 @@ fn fail(id: usize, fault: &Fault) {
         );
         (report, d.text, d.id)
     };
-    crate::error!("domain {id} failed: {fault}");
+    match violation {
+        Some(v) => crate::error!(
+            "domain {id} failed: {v:?} at the return of {:#x}",
+            fault.rip
+        ),
+        None => crate::error!("domain {id} failed: {fault}"),
+    }
     crate::println!("{report}");
     crate::driver_api::irq::silence(text);
     crate::driver_api::pci::stop_dma_of(id);

@@ -1,0 +1,140 @@
+//! The MMU mechanism, Nooks' original one: each domain runs on page tables of
+//! its own in which the kernel is mapped read-only, its window is writable,
+//! and other domains' windows are absent. Crossing into the domain switches
+//! stack and CR3 (see `gate`); every call it makes into the kernel goes
+//! through a gate that switches back. With PCIDs each domain has its own, and
+//! CR3 loads keep the TLB; without them every load flushes it.
+//!
+//! What page tables cannot see: a privileged instruction (the driver still
+//! runs in ring 0), a jump into kernel text (mapped executable, the gates and
+//! interrupt entry live there), stores into the interrupt stacks (the CPU
+//! pushes interrupt frames there before the kernel can switch tables).
+
+use crate::memory::{INTERRUPT_STACKS, paging};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// CR3 loads made by the mechanism (gates, interrupt entry and exit).
+pub static CR3_WRITES: AtomicU64 = AtomicU64::new(0);
+/// Whole-TLB flushes (every PCID) after kernel page-table changes.
+pub static FULL_FLUSHES: AtomicU64 = AtomicU64::new(0);
+/// Flushing CR3 loads made with PCIDs on (a domain's first entry).
+static FRESH_FLUSHES: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of a domain's stack for calls from process context.
+pub const STACK: usize = 64 * 1024;
+/// Bytes of a domain's stack for calls from interrupt context.
+pub const IRQ_STACK: usize = 32 * 1024;
+
+/// A domain's address space and stacks.
+pub struct Space {
+    tables: paging::AddressSpace,
+    pcid: u64,
+    fresh: bool,
+    /// [lo, hi) of the process-context stack.
+    pub stack: (u64, u64),
+    /// [lo, hi) of the interrupt-context stack.
+    pub irq_stack: (u64, u64),
+}
+
+/// Why a domain's address space could not be built.
+#[derive(Debug, Clone, Copy)]
+pub enum SpaceError {
+    /// Page tables.
+    Map(paging::MapError),
+    /// No room for its stacks in its window.
+    NoStack,
+}
+
+impl core::fmt::Display for SpaceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpaceError::Map(e) => write!(f, "domain page tables: {e}"),
+            SpaceError::NoStack => write!(f, "no room for the domain's stacks"),
+        }
+    }
+}
+
+/// Builds domain `id`'s view of the kernel for the window [lo, hi), with
+/// stacks from `alloc` (which allocates in the window).
+pub fn build(
+    id: usize,
+    lo: u64,
+    hi: u64,
+    mut alloc: impl FnMut(usize) -> *mut u8,
+) -> Result<Space, SpaceError> {
+    let tables = paging::with_kernel(|k| k.domain_view(lo, hi, INTERRUPT_STACKS))
+        .map_err(SpaceError::Map)?;
+    let mut stack_of = |size: usize| {
+        let p = alloc(size) as u64;
+        (p != 0).then_some((p, p + size as u64))
+    };
+    let stack = stack_of(STACK).ok_or(SpaceError::NoStack)?;
+    let irq_stack = stack_of(IRQ_STACK).ok_or(SpaceError::NoStack)?;
+    Ok(Space {
+        tables,
+        pcid: if crate::arch::pcid_enabled() {
+            (id as u64 + 1) & 0xfff
+        } else {
+            0
+        },
+        fresh: true,
+        stack,
+        irq_stack,
+    })
+}
+
+impl Space {
+    /// The CR3 value that enters this space: its PCID, and the no-flush bit
+    /// unless the PCID may hold stale entries (its first use).
+    pub fn cr3(&mut self) -> u64 {
+        let base = self.tables.root() | self.pcid;
+        if !crate::arch::pcid_enabled() {
+            return base;
+        }
+        if self.fresh {
+            self.fresh = false;
+            FRESH_FLUSHES.fetch_add(1, Ordering::Relaxed);
+            return base;
+        }
+        base | crate::arch::CR3_NOFLUSH.load(Ordering::Relaxed)
+    }
+
+    /// The stack a call from a context whose stack pointer is `rsp` runs on:
+    /// the current one if it already is one of the domain's (a nested call
+    /// back into the driver), the interrupt stack when called from an
+    /// interrupt (the driver may be running on its process stack right now),
+    /// else the top of the process stack.
+    pub fn stack_for(&self, rsp: u64) -> u64 {
+        let within = |(lo, hi): (u64, u64)| rsp > lo && rsp <= hi;
+        if within(self.stack) || within(self.irq_stack) {
+            0
+        } else if rsp >= INTERRUPT_STACKS && rsp < INTERRUPT_STACKS + (1 << 39) {
+            self.irq_stack.1
+        } else {
+            self.stack.1
+        }
+    }
+}
+
+/// The mechanism's counters: (CR3 loads, TLB flushes). With PCIDs only real
+/// flushes count; without them every CR3 load is a flush.
+pub fn counters() -> (u64, u64) {
+    let writes = CR3_WRITES.load(Ordering::Relaxed);
+    let full = FULL_FLUSHES.load(Ordering::Relaxed);
+    let flushes = if crate::arch::pcid_enabled() {
+        full + FRESH_FLUSHES.load(Ordering::Relaxed)
+    } else {
+        writes + full
+    };
+    (writes, flushes)
+}
+
+/// The stack pointer of the running code.
+pub fn rsp() -> u64 {
+    let v: u64;
+    // SAFETY: reading RSP has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
