@@ -8,6 +8,7 @@ use core::arch::asm;
 /// # Safety
 /// `dest` and `src` valid for `n` bytes and not overlapping (C `memcpy`).
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.nooks_shared")]
 pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees both ranges are valid; `rep movsb` copies
     // forwards, which is what memcpy promises for non-overlapping ranges.
@@ -21,6 +22,7 @@ pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut
 /// # Safety
 /// `dest` and `src` valid for `n` bytes; they may overlap (C `memmove`).
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.nooks_shared")]
 pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     if (dest as usize) <= (src as usize) || (dest as usize) >= (src as usize).wrapping_add(n) {
         // SAFETY: a forward copy is correct when dest is below src or the ranges are disjoint.
@@ -39,6 +41,7 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
 /// # Safety
 /// `dest` valid for `n` bytes (C `memset`).
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.nooks_shared")]
 pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees `dest` is valid for `n` bytes.
     unsafe {
@@ -51,6 +54,7 @@ pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
 /// # Safety
 /// `a` and `b` valid for `n` bytes (C `memcmp`).
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.nooks_shared")]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
     while i < n {

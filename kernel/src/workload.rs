@@ -43,6 +43,45 @@ pub struct Report {
     pub cycles: u64,
     /// Driver interrupt handler invocations.
     pub irqs: u64,
+    /// What the isolation mechanism did during the run.
+    pub crossings: Crossings,
+}
+
+/// Counts of the isolation mechanism's work, deterministic for a given run
+/// (unlike wall-clock time under TCG).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Crossings {
+    /// Kernel → driver calls (every mechanism, through `domain::call`).
+    pub entries: u64,
+    /// Driver → kernel calls through MMU gates.
+    pub exits: u64,
+    /// CR3 loads (MMU: gates and interrupts arriving inside a domain).
+    pub cr3_writes: u64,
+    /// TLB flushes those caused (every CR3 load without PCIDs).
+    pub tlb_flushes: u64,
+}
+
+impl Crossings {
+    /// The counters now.
+    pub fn now() -> Self {
+        let (cr3_writes, tlb_flushes) = crate::domain::mmu::counters();
+        Crossings {
+            entries: crate::domain::ENTRIES.load(Ordering::Relaxed),
+            exits: crate::domain::gate::EXITS.load(Ordering::Relaxed),
+            cr3_writes,
+            tlb_flushes,
+        }
+    }
+
+    /// What happened since `earlier`.
+    pub fn since(self, earlier: Crossings) -> Crossings {
+        Crossings {
+            entries: self.entries - earlier.entries,
+            exits: self.exits - earlier.exits,
+            cr3_writes: self.cr3_writes - earlier.cr3_writes,
+            tlb_flushes: self.tlb_flushes - earlier.tlb_flushes,
+        }
+    }
 }
 
 /// Length of frame `seq`: spread over [min, max] deterministically.
@@ -105,6 +144,7 @@ fn verify(s: *mut SkBuff, tx: *mut NetDevice, rx: *mut NetDevice, cfg: &Config) 
 pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report, NetError> {
     let mut r = Report::default();
     let irq0 = crate::driver_api::irq::CALLS.load(Ordering::Relaxed);
+    let counted = Crossings::now();
     let start = crate::arch::rdtsc();
     let mut pending: Option<*mut SkBuff> = None;
     let mut expected: u32 = 0;
@@ -176,6 +216,7 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report
     r.lost += cfg.frames - expected.min(cfg.frames);
     r.cycles = crate::arch::rdtsc() - start;
     r.irqs = crate::driver_api::irq::CALLS.load(Ordering::Relaxed) - irq0;
+    r.crossings = Crossings::now().since(counted);
     Ok(r)
 }
 
@@ -186,8 +227,10 @@ pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
     let xmit = unsafe { (*tx).netdev_ops.as_ref().and_then(|o| o.ndo_start_xmit) };
     let mechanism = crate::domain::mechanism_at(xmit.map_or(0, |f| f as usize as u64)).name();
     let fps = u64::from(r.received) * hz / r.cycles.max(1);
+    let c = r.crossings;
+    let per = |n: u64| n as f64 / f64::from(r.received.max(1));
     crate::println!(
-        "{{\"nooks\":\"workload\",\"mechanism\":\"{}\",\"frames\":{},\"min\":{},\"max\":{},\"sent\":{},\"received\":{},\"bad\":{},\"lost\":{},\"bytes\":{},\"cycles\":{},\"tsc_hz\":{},\"fps\":{},\"irqs\":{},\"ms\":{}}}",
+        "{{\"nooks\":\"workload\",\"mechanism\":\"{}\",\"frames\":{},\"min\":{},\"max\":{},\"sent\":{},\"received\":{},\"bad\":{},\"lost\":{},\"bytes\":{},\"cycles\":{},\"tsc_hz\":{},\"fps\":{},\"irqs\":{},\"ms\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pcid\":{},\"per_frame\":{{\"crossings\":{:.3},\"cr3_writes\":{:.3},\"tlb_flushes\":{:.3}}}}}",
         mechanism,
         cfg.frames,
         cfg.min,
@@ -201,6 +244,14 @@ pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
         hz,
         fps,
         r.irqs,
-        r.cycles * 1000 / hz
+        r.cycles * 1000 / hz,
+        c.entries,
+        c.exits,
+        c.cr3_writes,
+        c.tlb_flushes,
+        crate::arch::pcid_enabled(),
+        per(c.entries + c.exits),
+        per(c.cr3_writes),
+        per(c.tlb_flushes),
     );
 }

@@ -3,7 +3,8 @@
 #include <nooks/driver.h>
 static int __attribute__((noinline)) smash(void)
 {
-	void **frame = __builtin_frame_address(0);
+	/* volatile: without it gcc drops the store as dead. */
+	void *volatile *frame = (void *volatile *)__builtin_frame_address(0);
 	frame[1] = (void *)0xdeadbeef;
 	return 7;
 }

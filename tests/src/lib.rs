@@ -4,6 +4,7 @@
 
 use nooks_bench::{artifacts, qemu};
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -43,4 +44,38 @@ pub fn fail_with_log(outcome: &qemu::Outcome, why: &str) -> ! {
         outcome.elapsed.as_secs_f64(),
         outcome.log
     )
+}
+
+/// Builds `tests/drivers/<name>.c` with the driver flags (drivers/e1000's
+/// Makefile) into `build/test-drivers/<name>.o`; returns the object's bytes.
+pub fn test_driver(name: &str) -> Vec<u8> {
+    let root = artifacts::repo_root();
+    let flags = Command::new("make")
+        .args(["-s", "flags"])
+        .current_dir(root.join("drivers/e1000"))
+        .output()
+        .unwrap();
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let out = artifacts::build_dir().join("test-drivers");
+    std::fs::create_dir_all(&out).unwrap();
+    let obj = out.join(format!("{name}.o"));
+    let st = Command::new("gcc")
+        .current_dir(root.join("drivers/e1000"))
+        .args(flags.split_whitespace())
+        .arg("-c")
+        .arg(root.join("tests/drivers").join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building {name}.c");
+    std::fs::read(obj).unwrap()
+}
+
+/// The records of one kind (`{"nooks":kind,...}`) in a serial log.
+pub fn records_of(log: &str, kind: &str) -> Vec<serde_json::Value> {
+    nooks_bench::serial::records(log)
+        .into_iter()
+        .filter(|r| r["nooks"] == kind)
+        .collect()
 }

@@ -21,7 +21,7 @@ fn record<'a>(records: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_jso
 fn e1000_moves_10000_frames_without_loss() {
     let out = boot(
         "net-e1000",
-        "mode=net frames=10000 min=64 max=1514",
+        "mode=net frames=10000 min=64 max=1514 isolation=none",
         &[("e1000.o", e1000())],
         Duration::from_secs(300),
     );
@@ -36,6 +36,10 @@ fn e1000_moves_10000_frames_without_loss() {
         fail_with_log(&out, "e1000.o must load and run the workload");
     }
     let w = workload[0];
+    assert_eq!(
+        w["mechanism"], "none",
+        "isolation=none forces the baseline: {w}"
+    );
     for (field, want) in [
         ("sent", 10_000),
         ("received", 10_000),

@@ -422,7 +422,8 @@ fn symbolise(d: &Domain, addr: u64) -> String {
 /// What a page fault inside an MMU domain means, from its error code.
 fn page_fault_cause(error: u64) -> &'static str {
     match (error & 1 != 0, error & 2 != 0, error & 0x10 != 0) {
-        (_, _, true) => "mmu: jump to non-executable memory",
+        (true, _, true) => "mmu: jump to non-executable memory",
+        (false, _, true) => "mmu: jump to unmapped memory",
         (true, true, _) => "mmu: store to a read-only page",
         (false, true, _) => "mmu: store to an unmapped page",
         (_, false, _) => "mmu: load from an unmapped page",

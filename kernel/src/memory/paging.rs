@@ -198,7 +198,8 @@ impl AddressSpace {
 
     /// A protection domain's view of this (the kernel's) address space: every
     /// mapping read-only (the writable bit cleared at the top level, which
-    /// overrides everything below it), except the top-level slot of `shared`,
+    /// overrides everything below it) and kernel text not executable outside
+    /// the `__domain_text` pages, except the top-level slot of `shared`,
     /// kept as it is, and the window [lo, hi), writable as the kernel maps it.
     /// Other mappings in the window's 1 GiB (other domains' windows) are absent.
     ///
@@ -228,6 +229,35 @@ impl AddressSpace {
             }
         }
         table(new_pdpt)[i3] = new_pd | TABLE_FLAGS;
+        // Kernel text: executable only where interrupt entry, the gates and
+        // the shared memory functions live; a jump anywhere else faults.
+        let (t0, t1) = (&raw const __text_start as u64, &raw const __text_end as u64);
+        let keep = (
+            &raw const __domain_text_start as u64,
+            &raw const __domain_text_end as u64,
+        );
+        if index(t0, 4) == i4 && index(t0, 3) == index(t1 - 1, 3) && index(t0, 3) != i3 {
+            let k3 = index(t0, 3);
+            let kpd = table(pdpt[k3] & ADDR_MASK);
+            let new_kpd = frames::alloc_frame().ok_or(MapError::OutOfFrames)?;
+            table(new_kpd).copy_from_slice(kpd);
+            for i2 in index(t0, 2)..=index(t1 - 1, 2) {
+                if kpd[i2] & flags::PRESENT == 0 || kpd[i2] & flags::HUGE != 0 {
+                    continue;
+                }
+                let kpt = table(kpd[i2] & ADDR_MASK);
+                let new_pt = frames::alloc_frame().ok_or(MapError::OutOfFrames)?;
+                let base = (t0 & !((1u64 << 30) - 1)) + ((i2 as u64) << 21);
+                for (i1, e) in kpt.iter().enumerate() {
+                    let va = base + ((i1 as u64) << 12);
+                    let text = va >= t0 && va < t1;
+                    let shared = va >= keep.0 && va < keep.1;
+                    table(new_pt)[i1] = if text && !shared { e | flags::NO_EXECUTE } else { *e };
+                }
+                table(new_kpd)[i2] = new_pt | (kpd[i2] & !ADDR_MASK);
+            }
+            table(new_pdpt)[k3] = new_kpd | flags::PRESENT;
+        }
         let root = table(view.root);
         for i in 0..512 {
             if kernel[i] & flags::PRESENT != 0 {
@@ -251,6 +281,8 @@ static IOREMAP_NEXT: AtomicU64 = AtomicU64::new(IOREMAP_BASE);
 unsafe extern "C" {
     static __text_start: u8;
     static __text_end: u8;
+    static __domain_text_start: u8;
+    static __domain_text_end: u8;
     static __rodata_start: u8;
     static __rodata_end: u8;
     static __data_start: u8;
