@@ -56,6 +56,9 @@ enum Cmd {
         /// Dump NIC traffic to build/boot-nic<N>.pcap.
         #[arg(long)]
         pcap: bool,
+        /// Count guest instructions exactly (QEMU -icount; TCG only).
+        #[arg(long)]
+        icount: bool,
     },
 }
 
@@ -67,7 +70,7 @@ fn main() -> Result<()> {
                 Some(f) => format!("mode=test filter={f}"),
                 None => "mode=test".to_string(),
             };
-            let outcome = boot("ktest", &cmdline, &[], timeout, true, None)?;
+            let outcome = boot("ktest", &cmdline, &[], timeout, true, None, false)?;
             let report = serial::KtestReport::parse(&outcome.log);
             match report.summary {
                 Some((p, f)) => println!("ktest: {p} passed, {f} failed"),
@@ -92,9 +95,10 @@ fn main() -> Result<()> {
             modules,
             timeout,
             pcap,
+            icount,
         } => {
             let pcap = pcap.then(|| artifacts::build_dir().join("boot"));
-            let outcome = boot("boot", &cmdline, &modules, timeout, true, pcap)?;
+            let outcome = boot("boot", &cmdline, &modules, timeout, true, pcap, icount)?;
             verdict(&outcome)
         }
     }
@@ -108,6 +112,7 @@ fn boot(
     timeout: u64,
     echo: bool,
     pcap: Option<PathBuf>,
+    icount: bool,
 ) -> Result<qemu::Outcome> {
     eprintln!("building the kernel ...");
     let kernel = artifacts::build_kernel()?;
@@ -135,6 +140,7 @@ fn boot(
     b.timeout = Duration::from_secs(timeout);
     b.pcap_prefix = pcap;
     b.echo = echo;
+    b.icount = icount;
     eprintln!("booting: {:?}", qemu::command(&b));
     qemu::run(&b)
 }

@@ -28,6 +28,10 @@ pub struct Boot {
     pub pcap_prefix: Option<PathBuf>,
     /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// Run under `-icount shift=0,sleep=off` (TCG only): the guest's TSC then
+    /// advances one tick per instruction, which makes in-guest counts exact
+    /// and deterministic.
+    pub icount: bool,
 }
 
 impl Boot {
@@ -41,6 +45,7 @@ impl Boot {
             echo: false,
             pcap_prefix: None,
             memory_mib: 256,
+            icount: false,
         }
     }
 }
@@ -98,7 +103,12 @@ pub fn accel_args() -> Vec<String> {
 /// The full QEMU command for a boot.
 pub fn command(boot: &Boot) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(accel_args());
+    let accel = accel_args();
+    let tcg = accel.iter().any(|a| a == "tcg");
+    cmd.args(accel);
+    if boot.icount && tcg {
+        cmd.args(["-icount", "shift=0,sleep=off"]);
+    }
     cmd.args(["-M", "q35", "-smp", "1", "-m"])
         .arg(boot.memory_mib.to_string());
     cmd.args([

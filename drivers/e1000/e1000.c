@@ -339,7 +339,51 @@ static int e1000_change_mtu(struct net_device *dev, int new_mtu)
 	return 0;
 }
 
+static struct net_device_stats *e1000_get_stats(struct net_device *dev)
+{
+	return &dev->stats;
+}
+
+/* The transmitter is stuck, or the kernel wants a clean slate: stop it, reap
+ * what completed, drop what did not, rewrite every descriptor, restart. */
+static void e1000_tx_timeout(struct net_device *dev, unsigned int txqueue)
+{
+	struct e1000_adapter *a = netdev_priv(dev);
+	unsigned long flags;
+	u32 i;
+
+	(void)txqueue;
+	netif_stop_queue(dev);
+	ew32(a, E1000_TCTL, er32(a, E1000_TCTL) & ~E1000_TCTL_EN);
+	e1000_clean_tx(a);
+	spin_lock_irqsave(&a->tx_lock, flags);
+	for (i = 0; i < TX_RING_SIZE; i++) {
+		if (a->tx_skb[i]) {
+			dma_unmap_single(a->pdev, a->tx_map[i], a->tx_ring[i].length, DMA_TO_DEVICE);
+			dev_kfree_skb_any(a->tx_skb[i]);
+			a->tx_skb[i] = NULL;
+			dev->stats.tx_dropped++;
+		}
+		a->tx_map[i] = 0;
+		a->tx_ring[i].buffer_addr = 0;
+		a->tx_ring[i].length = 0;
+		a->tx_ring[i].cso = 0;
+		a->tx_ring[i].cmd = 0;
+		a->tx_ring[i].status = 0;
+		a->tx_ring[i].css = 0;
+		a->tx_ring[i].special = 0;
+	}
+	a->tx_tail = a->tx_clean = 0;
+	ew32(a, E1000_TDH, 0);
+	ew32(a, E1000_TDT, 0);
+	ew32(a, E1000_TCTL, er32(a, E1000_TCTL) | E1000_TCTL_EN);
+	spin_unlock_irqrestore(&a->tx_lock, flags);
+	netif_wake_queue(dev);
+}
+
 static const struct net_device_ops e1000_netdev_ops = {
+	.ndo_get_stats = e1000_get_stats,
+	.ndo_tx_timeout = e1000_tx_timeout,
 	.ndo_open = e1000_open,
 	.ndo_stop = e1000_close,
 	.ndo_start_xmit = e1000_xmit_frame,

@@ -26,6 +26,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod bench;
 pub mod boot;
 pub mod bootinfo;
 pub mod cmdline;
@@ -125,6 +126,16 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
             run_net(cmdline, &modules);
             arch::exit_qemu(true)
         }
+        "bench" => {
+            let drivers = driver::load_all(&modules);
+            let frames = cmdline::get_u64(cmdline, "frames").unwrap_or(2000) as u32;
+            match bring_up() {
+                Some((tx, rx)) => bench::run(tx, rx, frames),
+                None => error!("mode=bench needs eth0 and eth1 up"),
+            }
+            alive(drivers.len());
+            arch::exit_qemu(true)
+        }
         "panic" => panic!("deliberate panic (mode=panic)"),
         "fault" => {
             // An unexpected page fault outside any catch frame: must be reported.
@@ -162,31 +173,43 @@ fn run_net(cmdline: &str, modules: &[nooks_loader::archive::Member<'static>]) {
             .clamp(1, 1024) as u32,
         stall_ms: 3000,
     };
-    if let (Some(tx), Some(rx), true) = (
-        net::find("eth0"),
-        net::find("eth1"),
-        frames > 0 && cfg.min <= cfg.max,
-    ) {
-        for dev in [tx, rx] {
-            if let Err(e) = net::open(dev) {
-                error!("opening a device failed: {e:?}");
-                return;
+    if frames > 0 && cfg.min <= cfg.max {
+        if let Some((tx, rx)) = bring_up() {
+            match workload::run(tx, rx, cfg) {
+                Ok(report) => workload::print(tx, &cfg, &report),
+                Err(e) => error!("workload failed: {e:?}"),
             }
         }
-        let t0 = timer::millis();
-        while !(net::carrier(tx) && net::carrier(rx)) && timer::millis() - t0 < 2000 {
-            arch::wait_for_interrupt();
-        }
-        info!("link: eth0 {} eth1 {}", net::carrier(tx), net::carrier(rx));
-        match workload::run(tx, rx, cfg) {
-            Ok(report) => workload::print(tx, &cfg, &report),
-            Err(e) => error!("workload failed: {e:?}"),
+    }
+    alive(drivers.len());
+}
+
+/// Opens eth0 and eth1 and waits (up to 2 s) for both links.
+fn bring_up() -> Option<(
+    *mut driver_api::abi::NetDevice,
+    *mut driver_api::abi::NetDevice,
+)> {
+    let (tx, rx) = (net::find("eth0")?, net::find("eth1")?);
+    for dev in [tx, rx] {
+        if let Err(e) = net::open(dev) {
+            error!("opening a device failed: {e:?}");
+            return None;
         }
     }
+    let t0 = timer::millis();
+    while !(net::carrier(tx) && net::carrier(rx)) && timer::millis() - t0 < 2000 {
+        arch::wait_for_interrupt();
+    }
+    info!("link: eth0 {} eth1 {}", net::carrier(tx), net::carrier(rx));
+    Some((tx, rx))
+}
+
+/// Prints the `alive` record: the kernel survived, with what it still holds.
+fn alive(drivers: usize) {
     let (blocks, bytes) = driver_api::mem::live();
     println!(
         "{{\"nooks\":\"alive\",\"drivers\":{},\"netdevs\":{},\"heap_blocks\":{},\"heap_bytes\":{},\"skbs\":{}}}",
-        drivers.len(),
+        drivers,
         net::names().len(),
         blocks,
         bytes,

@@ -63,3 +63,26 @@ fn wait_next_tick() -> u64 {
 pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
 }
+
+/// TSC cycles spent halted in [`idle`], from the halt to the interrupt that
+/// ended it (the handler's own work is not idle). Under QEMU's `-icount` the
+/// TSC counts guest instructions plus idle time, so subtracting this gives
+/// the instructions a run executed.
+pub static IDLE_CYCLES: AtomicU64 = AtomicU64::new(0);
+static HALTED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Halts until the next interrupt (enabling interrupts atomically), counting
+/// the time halted in [`IDLE_CYCLES`].
+pub fn idle() {
+    HALTED_AT.store(crate::arch::rdtsc(), Ordering::SeqCst);
+    crate::arch::wait_for_interrupt();
+    woke();
+}
+
+/// Called at every interrupt entry: ends an idle period, if one is running.
+pub fn woke() {
+    let at = HALTED_AT.swap(0, Ordering::SeqCst);
+    if at != 0 {
+        IDLE_CYCLES.fetch_add(crate::arch::rdtsc().saturating_sub(at), Ordering::SeqCst);
+    }
+}

@@ -98,7 +98,7 @@ fn mac(dev: *mut NetDevice) -> [u8; 6] {
     unsafe { (*dev).dev_addr }
 }
 
-fn build(tx: *mut NetDevice, rx: *mut NetDevice, seq: u32, len: u32) -> *mut SkBuff {
+pub fn build(tx: *mut NetDevice, rx: *mut NetDevice, seq: u32, len: u32) -> *mut SkBuff {
     let s = skb::alloc(tx, len);
     if s.is_null() {
         return s;
@@ -205,7 +205,7 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report
         let idle = net::with(rx, |d| d.rx.is_empty()).unwrap_or(true)
             && (net::stopped(tx) || r.sent == cfg.frames || r.sent - expected >= cfg.window);
         if idle {
-            crate::arch::wait_for_interrupt();
+            crate::timer::idle();
         } else {
             crate::arch::interrupts_enable();
         }

@@ -202,6 +202,8 @@ struct net_device_ops {
 	int (*ndo_start_xmit)(struct sk_buff *skb, struct net_device *dev);
 	int (*ndo_set_mac_address)(struct net_device *dev, void *addr);
 	int (*ndo_change_mtu)(struct net_device *dev, int new_mtu);
+	struct net_device_stats *(*ndo_get_stats)(struct net_device *dev);
+	void (*ndo_tx_timeout)(struct net_device *dev, unsigned int txqueue);
 };
 
 struct net_device_stats {
@@ -294,7 +296,7 @@ int memcmp(const void *a, const void *b, size_t n);
 _Static_assert(sizeof(struct pci_dev) == 64, "struct pci_dev layout");
 _Static_assert(sizeof(struct pci_device_id) == 32, "struct pci_device_id layout");
 _Static_assert(sizeof(struct pci_driver) == 32, "struct pci_driver layout");
-_Static_assert(sizeof(struct net_device_ops) == 40, "struct net_device_ops layout");
+_Static_assert(sizeof(struct net_device_ops) == 56, "struct net_device_ops layout");
 _Static_assert(sizeof(struct net_device) == 128, "struct net_device layout");
 _Static_assert(__builtin_offsetof(struct net_device, priv) == 112, "net_device.priv offset");
 _Static_assert(sizeof(struct sk_buff) == 48, "struct sk_buff layout");

@@ -213,6 +213,9 @@ pub fn init() {
 /// Called by the entry path for every interrupt and exception.
 #[unsafe(no_mangle)]
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
+    if frame.vector >= 32 {
+        crate::timer::woke();
+    }
     match frame.vector {
         0..=31 => crate::fault::exception(frame),
         32..=47 => crate::irq::dispatch((frame.vector - 32) as u8, frame),

@@ -46,6 +46,8 @@ pub struct NetDeviceOps {
     pub ndo_start_xmit: Option<unsafe extern "C" fn(*mut SkBuff, *mut NetDevice) -> i32>,
     pub ndo_set_mac_address: Option<unsafe extern "C" fn(*mut NetDevice, *mut u8) -> i32>,
     pub ndo_change_mtu: Option<unsafe extern "C" fn(*mut NetDevice, i32) -> i32>,
+    pub ndo_get_stats: Option<unsafe extern "C" fn(*mut NetDevice) -> *mut NetDeviceStats>,
+    pub ndo_tx_timeout: Option<unsafe extern "C" fn(*mut NetDevice, u32)>,
 }
 
 /// `struct net_device_stats`.
@@ -118,7 +120,7 @@ const _: () = {
     assert!(offset_of!(PciDev, resource_start) == 8);
     assert!(size_of::<PciDeviceId>() == 32);
     assert!(size_of::<PciDriver>() == 32);
-    assert!(size_of::<NetDeviceOps>() == 40);
+    assert!(size_of::<NetDeviceOps>() == 56);
     assert!(size_of::<NetDeviceStats>() == 64);
     assert!(size_of::<NetDevice>() == 128);
     assert!(offset_of!(NetDevice, dev_addr) == 16);

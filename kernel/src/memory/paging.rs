@@ -252,7 +252,11 @@ impl AddressSpace {
                     let va = base + ((i1 as u64) << 12);
                     let text = va >= t0 && va < t1;
                     let shared = va >= keep.0 && va < keep.1;
-                    table(new_pt)[i1] = if text && !shared { e | flags::NO_EXECUTE } else { *e };
+                    table(new_pt)[i1] = if text && !shared {
+                        e | flags::NO_EXECUTE
+                    } else {
+                        *e
+                    };
                 }
                 table(new_kpd)[i2] = new_pt | (kpd[i2] & !ADDR_MASK);
             }

@@ -161,6 +161,26 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
     }
 }
 
+/// Asks the driver for its statistics (`ndo_get_stats`): the lightest call
+/// into a driver, which makes it the null crossing of the benchmarks.
+pub fn get_stats(dev: *mut NetDevice) -> Result<u64, NetError> {
+    let get = ops(dev)
+        .and_then(|o| o.ndo_get_stats)
+        .ok_or(NetError::NotSupported)?;
+    crate::domain::call(get as usize as u64, &[dev as u64]).map_err(|_| NetError::DomainFailed)
+}
+
+/// Tells the driver its transmitter timed out (`ndo_tx_timeout`): it resets
+/// its transmit ring.
+pub fn tx_timeout(dev: *mut NetDevice) -> Result<(), NetError> {
+    let reset = ops(dev)
+        .and_then(|o| o.ndo_tx_timeout)
+        .ok_or(NetError::NotSupported)?;
+    crate::domain::call(reset as usize as u64, &[dev as u64, 0])
+        .map(|_| ())
+        .map_err(|_| NetError::DomainFailed)
+}
+
 /// Queues a received frame on its device (called by `netif_rx`).
 pub fn receive(skb: *mut SkBuff) -> bool {
     // SAFETY: a live skb handed over by the driver.
