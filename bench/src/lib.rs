@@ -9,7 +9,9 @@
 
 pub mod archive;
 pub mod artifacts;
+pub mod compare;
 pub mod faults;
+pub mod plot;
 pub mod qemu;
 pub mod rewrite;
 pub mod serial;

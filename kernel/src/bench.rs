@@ -4,7 +4,9 @@
 //! spent idle, and the isolation mechanism's counts. Under QEMU's
 //! `-icount shift=0` the TSC advances one tick per guest instruction (and
 //! through idle time), so `cycles - idle` is the exact number of guest
-//! instructions the workload executed: deterministic, unlike wall time.
+//! instructions the workload executed, and `inside` those executed inside
+//! calls into the driver (its code, the kernel functions it calls, the
+//! crossings): deterministic, unlike wall time.
 //!
 //! - `null`: `ndo_get_stats`, kernel → driver → kernel with no work;
 //! - `store`: `ndo_tx_timeout`, the driver rewrites its whole TX ring;
@@ -22,6 +24,7 @@ use core::sync::atomic::Ordering;
 struct Mark {
     tsc: u64,
     idle: u64,
+    inside: u64,
     crossings: Crossings,
 }
 
@@ -30,6 +33,7 @@ impl Mark {
         Mark {
             tsc: crate::arch::rdtsc(),
             idle: timer::IDLE_CYCLES.load(Ordering::SeqCst),
+            inside: crate::domain::INSIDE_CYCLES.load(Ordering::SeqCst),
             crossings: Crossings::now(),
         }
     }
@@ -39,10 +43,11 @@ fn report(workload: &str, size: u32, ops: u64, ok: bool, lost: u64, from: Mark) 
     let to = Mark::now();
     let c = to.crossings.since(from.crossings);
     crate::println!(
-        "{{\"nooks\":\"bench\",\"workload\":\"{workload}\",\"mechanism\":\"{}\",\"size\":{size},\"ops\":{ops},\"ok\":{ok},\"lost\":{lost},\"cycles\":{},\"idle\":{},\"tsc_hz\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pcid\":{}}}",
+        "{{\"nooks\":\"bench\",\"workload\":\"{workload}\",\"mechanism\":\"{}\",\"size\":{size},\"ops\":{ops},\"ok\":{ok},\"lost\":{lost},\"cycles\":{},\"idle\":{},\"inside\":{},\"tsc_hz\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pcid\":{}}}",
         mechanism(),
         to.tsc - from.tsc,
         to.idle - from.idle,
+        to.inside - from.inside,
         timer::tsc_hz(),
         c.entries,
         c.exits,

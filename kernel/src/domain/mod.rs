@@ -290,6 +290,10 @@ pub fn count_lock(delta: i64) {
 
 /// Calls into domains (every mechanism): kernel → driver crossings.
 pub static ENTRIES: AtomicU64 = AtomicU64::new(0);
+/// TSC cycles spent inside outermost calls into domains (the driver's code,
+/// the kernel functions it calls, the crossings): under QEMU's `-icount` the
+/// guest instructions of the driver path.
+pub static INSIDE_CYCLES: AtomicU64 = AtomicU64::new(0);
 
 /// Why a call into a domain did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,8 +367,10 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
     }
     // SAFETY: `entry` is the domain's code (it lies in its text); the stack
     // and tables are the domain's own, from its Space.
+    let t0 = crate::arch::rdtsc();
     let r = fault::catch(|| unsafe { gate::call(entry, &regs, stack, cr3) });
     if outermost {
+        INSIDE_CYCLES.fetch_add(crate::arch::rdtsc() - t0, Ordering::Relaxed);
         crate::watchdog::disarm();
     }
     gate::set_top(gate_top);

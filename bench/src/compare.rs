@@ -1,0 +1,378 @@
+//! The main job's comparison of isolation mechanisms on the same wrappers:
+//! the original e1000 under `none` and `mmu`, and e1000 rewritten by
+//! `nooks-cc --isolation sfi` under `sfi`, each in its own boot.
+//!
+//! Four kinds of figures, never mixed up:
+//! 1. deterministic in-guest counts per operation: guest instructions (QEMU
+//!    `-icount`, TSC minus idle), kernel↔driver crossings, CR3 loads, TLB
+//!    flushes (`mode=bench`);
+//! 2. frames per second under QEMU TCG: emulated wall-clock time, noisy, not
+//!    hardware (`mode=net`);
+//! 3. host-native CPU time of rewritten code, `sfi` against `none`
+//!    ([`crate::rewrite`]);
+//! 4. a hardware cost model of the MMU mechanism's CR3 loads, with its
+//!    source, beside published figures of Nooks, LXFI and LVDs.
+
+use crate::plot::BarChart;
+use crate::{artifacts, qemu, serial};
+use anyhow::{Result, bail};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The mechanisms, in report order.
+pub const MECHANISMS: [&str; 3] = ["none", "mmu", "sfi"];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Frames per stream in the counted (icount) boots.
+    pub frames: u32,
+    /// Frames in each emulated wall-clock boot.
+    pub wall_frames: u32,
+    /// Per-boot timeout.
+    pub timeout: Duration,
+}
+
+/// One mechanism's boot images.
+struct Subject {
+    mechanism: &'static str,
+    object: String,
+    bytes: Vec<u8>,
+    cmdline: &'static str,
+}
+
+/// Everything the comparison measured.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// `bench` records per mechanism (same order as [`MECHANISMS`]).
+    pub counted: Vec<Vec<Value>>,
+    /// Whether the counts are guest instructions (`-icount` under TCG) or TSC cycles (KVM).
+    pub instructions: bool,
+    /// The `workload` record of each mechanism's emulated wall-clock run.
+    pub wall: Vec<Value>,
+    /// Host-native rewrite report (JSON of [`crate::rewrite::print`]).
+    pub host: Option<Value>,
+}
+
+/// Builds the subjects: the original object, and the SFI rewrite.
+fn subjects() -> Result<Vec<Subject>> {
+    use nooks_sfi_compiler::{Isolation, Options, rewrite};
+    let original = std::fs::read(artifacts::build_driver("e1000")?)?;
+    let sfi = rewrite(
+        &original,
+        &Options {
+            isolation: Isolation::Sfi,
+            ..Options::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("nooks-cc --isolation sfi e1000.o: {e}"))?;
+    std::fs::write(
+        artifacts::build_dir().join("drivers").join("e1000.sfi.o"),
+        &sfi.object,
+    )?;
+    Ok(vec![
+        Subject {
+            mechanism: "none",
+            object: "e1000.o".into(),
+            bytes: original.clone(),
+            cmdline: "isolation=none",
+        },
+        Subject {
+            mechanism: "mmu",
+            object: "e1000.o".into(),
+            bytes: original,
+            cmdline: "isolation=mmu",
+        },
+        Subject {
+            mechanism: "sfi",
+            object: "e1000.sfi.o".into(),
+            bytes: sfi.object,
+            cmdline: "",
+        },
+    ])
+}
+
+fn boot_one(
+    kernel: &PathBuf,
+    s: &Subject,
+    mode: &str,
+    icount: bool,
+    timeout: Duration,
+) -> Result<qemu::Outcome> {
+    let tag = format!(
+        "main-{}-{}",
+        s.mechanism,
+        if icount { "count" } else { "wall" }
+    );
+    let archive = artifacts::boot_archive(&tag, kernel, &[(s.object.as_str(), s.bytes.clone())])?;
+    let mut b = qemu::Boot::new(
+        kernel.clone(),
+        Some(archive.path.clone()),
+        format!("{mode} {} {}", s.cmdline, archive.cmdline()),
+    );
+    b.timeout = timeout;
+    b.icount = icount;
+    let out = qemu::run(&b)?;
+    if out.verdict != qemu::Verdict::Success {
+        bail!(
+            "{} ({mode}): {:?}\n---- serial log ----\n{}",
+            s.mechanism,
+            out.verdict,
+            out.log
+        );
+    }
+    Ok(out)
+}
+
+/// Runs the comparison; `step` is told about each finished step.
+pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
+    let kernel = artifacts::build_kernel()?;
+    let subjects = subjects()?;
+    step("built the kernel, e1000.o (gcc) and e1000.sfi.o (nooks-cc)");
+    let instructions = !qemu::accel_args().iter().any(|a| a == "kvm");
+    // The counted boots are deterministic whatever else runs: run them side by side.
+    let counted: Vec<Result<Vec<Value>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = subjects
+            .iter()
+            .map(|s| {
+                let kernel = &kernel;
+                scope.spawn(move || {
+                    let mode = format!("mode=bench frames={}", plan.frames);
+                    let out = boot_one(kernel, s, &mode, true, plan.timeout)?;
+                    let records: Vec<Value> = serial::records(&out.log)
+                        .into_iter()
+                        .filter(|r| r["nooks"] == "bench")
+                        .collect();
+                    if records.len() != 8 {
+                        bail!(
+                            "{}: {} bench records, want 8\n{}",
+                            s.mechanism,
+                            records.len(),
+                            out.log
+                        );
+                    }
+                    if let Some(bad) = records.iter().find(|r| r["ok"] != true) {
+                        bail!("{}: workload failed: {bad}\n{}", s.mechanism, out.log);
+                    }
+                    Ok(records)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("boot thread panicked")))
+            })
+            .collect()
+    });
+    let counted = counted.into_iter().collect::<Result<Vec<_>>>()?;
+    step("counted boots (QEMU -icount): none, mmu, sfi");
+    // Wall-clock boots one at a time: they measure (emulated) time.
+    let mut wall = Vec::new();
+    for s in &subjects {
+        let mode = format!("mode=net frames={}", plan.wall_frames);
+        let out = boot_one(&kernel, s, &mode, false, plan.timeout)?;
+        let Some(w) = serial::records(&out.log)
+            .into_iter()
+            .find(|r| r["nooks"] == "workload")
+        else {
+            bail!("{}: no workload record\n{}", s.mechanism, out.log);
+        };
+        wall.push(w);
+        step(&format!("emulated wall-clock boot: {}", s.mechanism));
+    }
+    Ok(Comparison {
+        counted,
+        instructions,
+        wall,
+        host: None,
+    })
+}
+
+/// Per-operation cost of one `bench` record: (cycles − idle) / ops.
+pub fn per_op(r: &Value) -> f64 {
+    let n = |k: &str| r[k].as_f64().unwrap_or(0.0);
+    (n("cycles") - n("idle")) / n("ops").max(1.0)
+}
+
+/// Per-operation value of a counter field.
+pub fn per_op_of(r: &Value, field: &str) -> f64 {
+    r[field].as_f64().unwrap_or(0.0) / r["ops"].as_f64().unwrap_or(1.0).max(1.0)
+}
+
+/// One row of the counted table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Workload label (`null`, `store`, `tx 64`, `txrx 512`, `rx 1514 (derived)`).
+    pub label: String,
+    /// Cost per operation per mechanism.
+    pub cost: [f64; 3],
+    /// The part of it inside calls into the driver, per mechanism.
+    pub driver: [f64; 3],
+    /// MMU crossings (entries + exits) per operation.
+    pub mmu_crossings: f64,
+    /// MMU CR3 loads per operation.
+    pub mmu_cr3: f64,
+    /// MMU TLB flushes per operation.
+    pub mmu_flushes: f64,
+}
+
+fn find<'a>(records: &'a [Value], workload: &str, size: u64) -> Option<&'a Value> {
+    records
+        .iter()
+        .find(|r| r["workload"] == workload && r["size"].as_u64() == Some(size))
+}
+
+impl Comparison {
+    /// The counted table: every workload, plus RX derived as TX+RX − TX.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let mmu = &self.counted[1];
+        let mut push = |label: String, workload: &str, size: u64| {
+            let cost: Vec<f64> = self
+                .counted
+                .iter()
+                .map(|recs| find(recs, workload, size).map_or(f64::NAN, per_op))
+                .collect();
+            let driver: Vec<f64> = self
+                .counted
+                .iter()
+                .map(|recs| find(recs, workload, size).map_or(f64::NAN, |r| per_op_of(r, "inside")))
+                .collect();
+            let m = find(mmu, workload, size);
+            rows.push(Row {
+                label,
+                cost: [cost[0], cost[1], cost[2]],
+                driver: [driver[0], driver[1], driver[2]],
+                mmu_crossings: m.map_or(f64::NAN, |r| {
+                    per_op_of(r, "entries") + per_op_of(r, "exits")
+                }),
+                mmu_cr3: m.map_or(f64::NAN, |r| per_op_of(r, "cr3_writes")),
+                mmu_flushes: m.map_or(f64::NAN, |r| per_op_of(r, "tlb_flushes")),
+            });
+        };
+        push("null crossing".into(), "null", 0);
+        push("store-heavy op".into(), "store", 0);
+        for size in [64, 512, 1514] {
+            push(format!("tx {size}"), "tx", size);
+        }
+        for size in [64, 512, 1514] {
+            push(format!("txrx {size}"), "txrx", size);
+        }
+        let derived: Vec<Row> = [64u64, 512, 1514]
+            .iter()
+            .filter_map(|size| {
+                let tx = rows.iter().find(|r| r.label == format!("tx {size}"))?;
+                let txrx = rows.iter().find(|r| r.label == format!("txrx {size}"))?;
+                let d = |a: f64, b: f64| a - b;
+                Some(Row {
+                    label: format!("rx {size} (derived)"),
+                    cost: [
+                        d(txrx.cost[0], tx.cost[0]),
+                        d(txrx.cost[1], tx.cost[1]),
+                        d(txrx.cost[2], tx.cost[2]),
+                    ],
+                    driver: [
+                        d(txrx.driver[0], tx.driver[0]),
+                        d(txrx.driver[1], tx.driver[1]),
+                        d(txrx.driver[2], tx.driver[2]),
+                    ],
+                    mmu_crossings: d(txrx.mmu_crossings, tx.mmu_crossings),
+                    mmu_cr3: d(txrx.mmu_cr3, tx.mmu_cr3),
+                    mmu_flushes: d(txrx.mmu_flushes, tx.mmu_flushes),
+                })
+            })
+            .collect();
+        rows.extend(derived);
+        rows
+    }
+}
+
+/// Cycles of one CR3 load on Haswell, as measured by the LVDs paper.
+pub const CR3_WRITE_CYCLES: f64 = 130.0;
+
+/// The published figures we compare against (not measured here).
+pub const ANCHORS: &[(&str, &str)] = &[
+    (
+        "Nooks, e1000 send (Swift et al., SOSP 2003)",
+        "0.91 relative throughput; CPU 21.4% -> 39.3%",
+    ),
+    (
+        "Nooks, e1000 receive (SOSP 2003)",
+        "0.92 relative throughput; CPU 15.2% -> 15.5%",
+    ),
+    (
+        "LXFI (Mao et al., SOSP 2011)",
+        "2.2x to 3.7x the CPU of an unisolated e1000 at full load",
+    ),
+    (
+        "LVDs (Narayanan et al., VEE 2020)",
+        "a VMFUNC call and reply between domains: 396 cycles; CR3 write about 130 cycles (Haswell)",
+    ),
+];
+
+/// The figures as SVG documents: (file name, contents).
+pub fn figures(c: &Comparison, rows: &[Row]) -> Vec<(String, String)> {
+    let unit = if c.instructions {
+        "guest instructions (QEMU -icount, exact)"
+    } else {
+        "TSC cycles (KVM)"
+    };
+    let relative = BarChart {
+        title: "e1000 in the nooks kernel: cost relative to no isolation".into(),
+        subtitle: format!("per operation, {unit}; same wrappers, one boot per mechanism"),
+        y_label: "x none".into(),
+        series: MECHANISMS.iter().map(|m| m.to_string()).collect(),
+        groups: rows
+            .iter()
+            .map(|r| {
+                (
+                    r.label.replace(" (derived)", "*"),
+                    r.cost.iter().map(|v| v / r.cost[0]).collect(),
+                )
+            })
+            .collect(),
+        reference: Some(1.0),
+    };
+    let wall = BarChart {
+        title: "e1000 frames per second under QEMU TCG".into(),
+        subtitle: "EMULATED wall-clock time (not hardware); 64..1514-byte frames eth0 -> eth1"
+            .into(),
+        y_label: "frames/s (emulated)".into(),
+        series: vec!["frames/s".into()],
+        groups: MECHANISMS
+            .iter()
+            .zip(&c.wall)
+            .map(|(m, w)| (m.to_string(), vec![w["fps"].as_f64().unwrap_or(f64::NAN)]))
+            .collect(),
+        reference: None,
+    };
+    let mut out = vec![
+        ("relative_cost.svg".to_string(), relative.svg()),
+        ("tcg_fps.svg".to_string(), wall.svg()),
+    ];
+    if let Some(host) = &c.host {
+        let kernels = host["kernels"].as_array().cloned().unwrap_or_default();
+        let chart = BarChart {
+            title: "SFI checks on the host: sfi / none run time".into(),
+            subtitle: "real CPU time, best of N, rewritten code with and without store checks"
+                .into(),
+            y_label: "x none".into(),
+            series: vec!["sfi / none".into()],
+            groups: kernels
+                .iter()
+                .map(|k| {
+                    (
+                        k["name"].as_str().unwrap_or("?").to_string(),
+                        vec![k["sfi_overhead"].as_f64().unwrap_or(f64::NAN)],
+                    )
+                })
+                .collect(),
+            reference: Some(1.0),
+        };
+        out.push(("host_sfi_overhead.svg".to_string(), chart.svg()));
+    }
+    out
+}
