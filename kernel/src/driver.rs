@@ -117,7 +117,45 @@ fn area(va: u64, size: u64, flags: u64) -> Result<(u64, &'static mut [u8]), Driv
     Ok((va, bytes))
 }
 
-pub fn load(name: &str, bytes: &[u8], instance: usize) -> Result<Driver, DriverError> {
+/// Where every loaded instance came from: what recovery reloads.
+#[derive(Clone, Copy)]
+pub struct Origin {
+    /// The domain it runs in.
+    pub domain: usize,
+    /// The archive member.
+    pub name: &'static str,
+    /// The object to load again on recovery: the archive member itself, or
+    /// its `<name>.clean` sibling when there is one (a fault-injection run
+    /// loads an injected object and recovers with the clean one, as Nooks'
+    /// experiments injected faults into the running driver and reloaded it
+    /// from disk).
+    pub bytes: &'static [u8],
+    /// Its `init_module` returned: it was running when it failed.
+    pub running: bool,
+    /// What recovery would reload differs from what failed.
+    pub clean: bool,
+}
+
+static ORIGINS: crate::sync::IrqMutex<Vec<Origin>> = crate::sync::IrqMutex::new(Vec::new());
+
+/// How many instances of archive member `name` were ever loaded.
+pub fn instances_of(name: &str) -> usize {
+    ORIGINS.lock().iter().filter(|o| o.name == name).count()
+}
+
+/// Where domain `id`'s object came from.
+pub fn origin(id: usize) -> Option<Origin> {
+    ORIGINS.lock().iter().find(|o| o.domain == id).copied()
+}
+
+/// Loads `bytes` (archive member `name`) into a fresh protection domain and
+/// runs its `init_module`.
+pub fn load(
+    name: &'static str,
+    bytes: &'static [u8],
+    reload: &'static [u8],
+    instance: usize,
+) -> Result<Driver, DriverError> {
     let object = Object::parse(bytes).map_err(DriverError::Load)?;
     let missing: Vec<String> = object
         .imports()
@@ -200,9 +238,23 @@ pub fn load(name: &str, bytes: &[u8], instance: usize) -> Result<Driver, DriverE
         domain: window.id,
         mechanism,
     };
+    ORIGINS.lock().push(Origin {
+        domain: window.id,
+        name,
+        bytes: reload,
+        running: false,
+        clean: !core::ptr::eq(bytes, reload),
+    });
     // init_module is the driver's `int init_module(void)`, relocated above.
+    // A fault in a nested call (a probe) fails the domain but not the call.
     match domain::call(init, &[]).map(|r| r as i32) {
-        Ok(0) => Ok(driver),
+        Ok(_) if domain::failed(window.id) => Err(DriverError::InitFaulted),
+        Ok(0) => {
+            if let Some(o) = ORIGINS.lock().iter_mut().find(|o| o.domain == window.id) {
+                o.running = true;
+            }
+            Ok(driver)
+        }
         Ok(r) => Err(DriverError::InitFailed(r)),
         Err(_) => Err(DriverError::InitFaulted),
     }
@@ -277,10 +329,15 @@ fn mechanism_of(object: &Object<'_>) -> Result<Mechanism, DriverError> {
 pub fn load_all(members: &[nooks_loader::archive::Member<'static>]) -> Vec<Driver> {
     let mut loaded = Vec::new();
     for m in members.iter().filter(|m| m.name.ends_with(".o")) {
+        let clean_name = alloc::format!("{}.clean", m.name);
+        let reload = members
+            .iter()
+            .find(|c| c.name == clean_name)
+            .map_or(m.data, |c| c.data);
         let mut instances = Vec::new();
         let mut error = None;
         for instance in 0..8 {
-            match load(m.name, m.data, instance) {
+            match load(m.name, m.data, reload, instance) {
                 Ok(d) => {
                     let bound = crate::driver_api::pci::bound_by(d.domain);
                     instances.push(d);

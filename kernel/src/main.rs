@@ -41,6 +41,7 @@ pub mod memory;
 pub mod modules;
 pub mod net;
 pub mod pci;
+pub mod recovery;
 pub mod rt;
 pub mod serial;
 pub mod symbols;
@@ -128,6 +129,7 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         }
         "bench" => {
             let drivers = driver::load_all(&modules);
+            recovery::poll();
             let frames = cmdline::get_u64(cmdline, "frames").unwrap_or(2000) as u32;
             match bring_up() {
                 Some((tx, rx)) => bench::run(tx, rx, frames),
@@ -154,6 +156,7 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
 /// eth0 → eth1 if both exist.
 fn run_net(cmdline: &str, modules: &[nooks_loader::archive::Member<'static>]) {
     let drivers = driver::load_all(modules);
+    recovery::poll();
     info!(
         "{} driver(s) loaded; network devices: {:?}",
         drivers.len(),
@@ -184,24 +187,37 @@ fn run_net(cmdline: &str, modules: &[nooks_loader::archive::Member<'static>]) {
     alive(drivers.len());
 }
 
-/// Opens eth0 and eth1 and waits (up to 2 s) for both links.
+/// Opens eth0 and eth1 and waits (up to 2 s) for both links. A driver that
+/// fails while opening is recovered and the open tried again.
 fn bring_up() -> Option<(
     *mut driver_api::abi::NetDevice,
     *mut driver_api::abi::NetDevice,
 )> {
-    let (tx, rx) = (net::find("eth0")?, net::find("eth1")?);
-    for dev in [tx, rx] {
-        if let Err(e) = net::open(dev) {
-            error!("opening a device failed: {e:?}");
-            return None;
+    'attempt: for _ in 0..4 {
+        recovery::poll();
+        let (tx, rx) = (net::find("eth0")?, net::find("eth1")?);
+        for dev in [tx, rx] {
+            if net::with(dev, |d| d.up) == Some(true) {
+                continue;
+            }
+            match net::open(dev) {
+                Ok(()) => {}
+                Err(net::NetError::DomainFailed) => continue 'attempt,
+                Err(e) => {
+                    error!("opening a device failed: {e:?}");
+                    return None;
+                }
+            }
         }
+        let t0 = timer::millis();
+        while !(net::carrier(tx) && net::carrier(rx)) && timer::millis() - t0 < 2000 {
+            arch::wait_for_interrupt();
+        }
+        info!("link: eth0 {} eth1 {}", net::carrier(tx), net::carrier(rx));
+        return Some((tx, rx));
     }
-    let t0 = timer::millis();
-    while !(net::carrier(tx) && net::carrier(rx)) && timer::millis() - t0 < 2000 {
-        arch::wait_for_interrupt();
-    }
-    info!("link: eth0 {} eth1 {}", net::carrier(tx), net::carrier(rx));
-    Some((tx, rx))
+    error!("the network devices did not come up");
+    None
 }
 
 /// Prints the `alive` record: the kernel survived, with what it still holds.

@@ -45,6 +45,12 @@ pub struct Report {
     pub irqs: u64,
     /// What the isolation mechanism did during the run.
     pub crossings: Crossings,
+    /// Transmissions that found the driver's domain failed.
+    pub failures: u32,
+    /// Drivers recovered during the run.
+    pub recoveries: u64,
+    /// Guest milliseconds from a failure to the next frame accepted.
+    pub outage_ms: u64,
 }
 
 /// Counts of the isolation mechanism's work, deterministic for a given run
@@ -140,9 +146,22 @@ fn verify(s: *mut SkBuff, tx: *mut NetDevice, rx: *mut NetDevice, cfg: &Config) 
         .then_some(seq)
 }
 
-/// Runs the workload between two opened devices.
-pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report, NetError> {
+/// Runs the workload between two opened devices. It is an application-level
+/// stream: if a driver fails mid-way, the loop lets recovery run, looks the
+/// devices up again by name, and carries on with the next sequence numbers;
+/// the frames lost in the outage show up as sequence gaps.
+pub fn run(
+    mut tx: *mut NetDevice,
+    mut rx: *mut NetDevice,
+    cfg: Config,
+) -> Result<Report, NetError> {
     let mut r = Report::default();
+    let names = (net::name_of(tx), net::name_of(rx));
+    let mut generation = net::generation();
+    let recovered0 = crate::recovery::RECOVERED.load(Ordering::SeqCst);
+    let mut outage_since: Option<u64> = None;
+    // Frames sent before a failure may be lost: the window restarts above them.
+    let mut floor: u32 = 0;
     let irq0 = crate::driver_api::irq::CALLS.load(Ordering::Relaxed);
     let counted = Crossings::now();
     let start = crate::arch::rdtsc();
@@ -151,7 +170,27 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report
     let mut last_progress = crate::timer::millis();
     while expected < cfg.frames {
         let mut progress = false;
-        while r.sent < cfg.frames && r.sent - expected < cfg.window {
+        if crate::recovery::pending() {
+            crate::recovery::poll();
+        }
+        if net::generation() != generation {
+            generation = net::generation();
+            tx = names
+                .0
+                .as_deref()
+                .and_then(net::find)
+                .unwrap_or(core::ptr::null_mut());
+            rx = names
+                .1
+                .as_deref()
+                .and_then(net::find)
+                .unwrap_or(core::ptr::null_mut());
+        }
+        while !tx.is_null()
+            && !rx.is_null()
+            && r.sent < cfg.frames
+            && r.sent - expected.max(floor) < cfg.window
+        {
             let s = match pending.take() {
                 Some(s) => s,
                 None => build(tx, rx, r.sent, frame_len(r.sent, cfg.min, cfg.max)),
@@ -163,9 +202,25 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report
                 Ok(()) => {
                     r.sent += 1;
                     progress = true;
+                    if let Some(t) = outage_since.take() {
+                        r.outage_ms += crate::timer::millis() - t;
+                    }
                 }
                 Err(NetError::Busy) => {
                     pending = Some(s);
+                    break;
+                }
+                Err(NetError::DomainFailed | NetError::NoDevice) => {
+                    // The frame is lost with the driver unless it never took it.
+                    if skb::held_by_kernel(s) {
+                        pending = Some(s);
+                    } else {
+                        r.sent += 1;
+                    }
+                    r.failures += 1;
+                    outage_since.get_or_insert(crate::timer::millis());
+                    floor = r.sent;
+                    progress = true;
                     break;
                 }
                 Err(e) => {
@@ -174,7 +229,7 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report
                 }
             }
         }
-        while let Some(s) = net::next_received(rx) {
+        while let Some(s) = (!rx.is_null()).then(|| net::next_received(rx)).flatten() {
             progress = true;
             match verify(s, tx, rx, &cfg) {
                 Some(seq) if seq == expected => {
@@ -197,13 +252,17 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report
             last_progress = now;
             continue;
         }
-        if now - last_progress > cfg.stall_ms {
+        // After a failure the last frames in flight may never come.
+        let tail = r.failures > 0 && r.sent == cfg.frames;
+        if now - last_progress > if tail { 500 } else { cfg.stall_ms } {
             break;
         }
         // Sleep until the next interrupt; the check and the sleep are atomic.
         crate::arch::interrupts_disable();
         let idle = net::with(rx, |d| d.rx.is_empty()).unwrap_or(true)
-            && (net::stopped(tx) || r.sent == cfg.frames || r.sent - expected >= cfg.window);
+            && (net::stopped(tx)
+                || r.sent == cfg.frames
+                || r.sent - expected.max(floor) >= cfg.window);
         if idle {
             crate::timer::idle();
         } else {
@@ -216,6 +275,7 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, cfg: Config) -> Result<Report
     r.lost += cfg.frames - expected.min(cfg.frames);
     r.cycles = crate::arch::rdtsc() - start;
     r.irqs = crate::driver_api::irq::CALLS.load(Ordering::Relaxed) - irq0;
+    r.recoveries = crate::recovery::RECOVERED.load(Ordering::SeqCst) - recovered0;
     r.crossings = Crossings::now().since(counted);
     Ok(r)
 }
@@ -230,7 +290,7 @@ pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
     let c = r.crossings;
     let per = |n: u64| n as f64 / f64::from(r.received.max(1));
     crate::println!(
-        "{{\"nooks\":\"workload\",\"mechanism\":\"{}\",\"frames\":{},\"min\":{},\"max\":{},\"sent\":{},\"received\":{},\"bad\":{},\"lost\":{},\"bytes\":{},\"cycles\":{},\"tsc_hz\":{},\"fps\":{},\"irqs\":{},\"ms\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pcid\":{},\"per_frame\":{{\"crossings\":{:.3},\"cr3_writes\":{:.3},\"tlb_flushes\":{:.3}}}}}",
+        "{{\"nooks\":\"workload\",\"mechanism\":\"{}\",\"frames\":{},\"min\":{},\"max\":{},\"sent\":{},\"received\":{},\"bad\":{},\"lost\":{},\"bytes\":{},\"cycles\":{},\"tsc_hz\":{},\"fps\":{},\"irqs\":{},\"ms\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pcid\":{},\"failures\":{},\"recoveries\":{},\"outage_ms\":{},\"per_frame\":{{\"crossings\":{:.3},\"cr3_writes\":{:.3},\"tlb_flushes\":{:.3}}}}}",
         mechanism,
         cfg.frames,
         cfg.min,
@@ -250,6 +310,9 @@ pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
         c.cr3_writes,
         c.tlb_flushes,
         crate::arch::pcid_enabled(),
+        r.failures,
+        r.recoveries,
+        r.outage_ms,
         per(c.entries + c.exits),
         per(c.cr3_writes),
         per(c.tlb_flushes),

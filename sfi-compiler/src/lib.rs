@@ -28,6 +28,7 @@ pub mod decode;
 pub mod dwarf;
 pub mod emit;
 pub mod error;
+pub mod inject;
 pub mod instrument;
 pub mod lift;
 pub mod read;

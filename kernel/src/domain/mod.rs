@@ -498,6 +498,12 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
     crate::driver_api::irq::silence(text);
     crate::driver_api::pci::stop_dma_of(id);
     crate::info!("domain {id} contained; kernel still up");
+    crate::recovery::failed(id);
+}
+
+/// The code range of domain `id`.
+pub fn text_of(id: usize) -> (u64, u64) {
+    DOMAINS.lock().get(id).map_or((0, 0), |d| d.text)
 }
 
 /// Whether domain `id` has failed.

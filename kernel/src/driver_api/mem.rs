@@ -62,6 +62,15 @@ pub fn free(p: *const u8) -> bool {
     true
 }
 
+/// Forgets every block of domain `id` (its window is abandoned with it);
+/// returns how many there were.
+pub fn forget_domain(id: usize) -> usize {
+    let mut l = LIVE.lock();
+    let before = l.len();
+    l.retain(|_, v| v.1 != Some(id));
+    before - l.len()
+}
+
 /// (blocks, bytes) live.
 pub fn live() -> (usize, usize) {
     let l = LIVE.lock();

@@ -83,6 +83,7 @@ pub extern "C" fn netif_rx(s: *mut SkBuff) -> i32 {
         return 1;
     }
     if net::receive(s) {
+        skb::hand_to(s, None);
         0
     } else {
         skb::free(s);

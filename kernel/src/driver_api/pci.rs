@@ -261,6 +261,15 @@ pub fn stop_dma_of(domain: usize) {
     }
 }
 
+/// Releases the devices a failed domain bound, so a fresh instance can
+/// probe them; returns how many.
+pub fn unbind_domain(domain: usize) -> usize {
+    let mut b = BINDINGS.lock();
+    let before = b.len();
+    b.retain(|x| x.domain != Some(domain));
+    before - b.len()
+}
+
 /// How many devices domain `domain` has bound.
 pub fn bound_by(domain: usize) -> usize {
     BINDINGS

@@ -43,6 +43,21 @@ pub extern "C" fn del_timer_sync(t: *mut TimerList) -> i32 {
     i32::from(p.len() != before)
 }
 
+/// Drops the pending timers whose callback lies in `text` (a failed
+/// domain's code); returns how many.
+pub fn forget(text: (u64, u64)) -> usize {
+    let mut p = PENDING.lock();
+    let before = p.len();
+    // SAFETY: pending timers are alive (in the failed domain's abandoned window).
+    p.retain(|x| {
+        unsafe { (*x.0).function }.is_none_or(|f| {
+            let a = f as usize as u64;
+            a < text.0 || a >= text.1
+        })
+    });
+    before - p.len()
+}
+
 /// Runs expired timers (called from the timer tick).
 pub fn run_expired(now: u64) {
     loop {

@@ -27,6 +27,25 @@ pub struct Device {
     pub up: bool,
     /// Frames received and not yet consumed.
     pub rx: VecDeque<*mut SkBuff>,
+    /// The protection domain of the driver that registered it.
+    pub domain: Option<usize>,
+}
+
+/// What the upper layers configured on a device: restored on the fresh
+/// instance after a recovery, so they keep the same interface.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Its name (kept across the reload).
+    pub name: String,
+    /// MAC address.
+    pub mac: [u8; 6],
+    /// MTU.
+    pub mtu: u32,
+    /// Interface flags (promiscuity and the like; recorded and written back:
+    /// the driver API has no rx-mode operation for a driver to act on them).
+    pub flags: u32,
+    /// Whether it was open.
+    pub up: bool,
 }
 
 // SAFETY: single CPU; the pointers are only used under the registry lock or
@@ -35,6 +54,92 @@ unsafe impl Send for Device {}
 
 static DEVICES: IrqMutex<Vec<Device>> = IrqMutex::new(Vec::new());
 static NEXT_INDEX: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// Names held for devices being recovered: the next registrations take them.
+static RESERVED: IrqMutex<VecDeque<String>> = IrqMutex::new(VecDeque::new());
+/// Bumped whenever a device comes or goes: holders of device pointers look
+/// them up again when it changes.
+static GENERATION: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The registry's generation (see [`GENERATION`]).
+pub fn generation() -> u64 {
+    GENERATION.load(core::sync::atomic::Ordering::SeqCst)
+}
+
+/// Gives up names held for a recovery that did not happen.
+pub fn release_names(names: &[String]) {
+    RESERVED.lock().retain(|n| !names.contains(n));
+}
+
+/// Applies a recovered device's configuration to the fresh instance's
+/// `net_device`, through the driver's own operations.
+pub fn restore(dev: *mut NetDevice, c: &Config) -> Result<(), NetError> {
+    // SAFETY: a registered device's net_device is alive.
+    let (mac, mtu) = unsafe { ((*dev).dev_addr, (*dev).mtu) };
+    if mac != c.mac {
+        let set = ops(dev)
+            .and_then(|o| o.ndo_set_mac_address)
+            .ok_or(NetError::NotSupported)?;
+        let addr = c.mac;
+        let r = crate::domain::call(set as usize as u64, &[dev as u64, addr.as_ptr() as u64])
+            .map_err(|_| NetError::DomainFailed)? as i32;
+        if r != 0 {
+            return Err(NetError::Driver(r));
+        }
+    }
+    if mtu != c.mtu {
+        let change = ops(dev)
+            .and_then(|o| o.ndo_change_mtu)
+            .ok_or(NetError::NotSupported)?;
+        let r = crate::domain::call(change as usize as u64, &[dev as u64, u64::from(c.mtu)])
+            .map_err(|_| NetError::DomainFailed)? as i32;
+        if r != 0 {
+            return Err(NetError::Driver(r));
+        }
+    }
+    // SAFETY: as above; flags are the upper layers' field.
+    unsafe { (*dev).flags = c.flags };
+    if c.up {
+        open(dev)?;
+    }
+    Ok(())
+}
+
+/// Detaches every device domain `id` registered (its driver failed): returns
+/// their configuration, frees their undelivered frames, and holds their names
+/// for the fresh instance's registrations.
+pub fn detach_domain(id: usize) -> Vec<Config> {
+    let gone: Vec<Device> = {
+        let mut d = DEVICES.lock();
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < d.len() {
+            if d[i].domain == Some(id) {
+                gone.push(d.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        gone
+    };
+    GENERATION.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+    let mut configs = Vec::new();
+    for g in gone {
+        // SAFETY: the failed driver's net_device lives on in its abandoned window.
+        let (mac, mtu, flags) = unsafe { ((*g.dev).dev_addr, (*g.dev).mtu, (*g.dev).flags) };
+        for s in g.rx {
+            skb::free(s);
+        }
+        RESERVED.lock().push_back(g.name.clone());
+        configs.push(Config {
+            name: g.name,
+            mac,
+            mtu,
+            flags,
+            up: g.up,
+        });
+    }
+    configs
+}
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +158,14 @@ pub enum NetError {
 
 /// Registers a device; returns its name.
 pub fn register(dev: *mut NetDevice) -> String {
-    let name = alloc::format!(
-        "eth{}",
-        NEXT_INDEX.fetch_add(1, core::sync::atomic::Ordering::SeqCst)
-    );
+    let reserved = RESERVED.lock().pop_front();
+    let name = reserved.unwrap_or_else(|| {
+        alloc::format!(
+            "eth{}",
+            NEXT_INDEX.fetch_add(1, core::sync::atomic::Ordering::SeqCst)
+        )
+    });
+    GENERATION.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
     DEVICES.lock().push(Device {
         dev,
         name: name.clone(),
@@ -64,6 +173,7 @@ pub fn register(dev: *mut NetDevice) -> String {
         carrier: false,
         up: false,
         rx: VecDeque::new(),
+        domain: crate::domain::current(),
     });
     name
 }
@@ -84,6 +194,11 @@ pub fn with<R>(dev: *const NetDevice, f: impl FnOnce(&mut Device) -> R) -> Optio
         .iter_mut()
         .find(|x| x.dev as *const _ == dev)
         .map(f)
+}
+
+/// The name of the device registered for `dev`.
+pub fn name_of(dev: *const NetDevice) -> Option<String> {
+    with(dev, |d| d.name.clone())
 }
 
 /// The device named `name`.
@@ -153,11 +268,21 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
         .and_then(|o| o.ndo_start_xmit)
         .ok_or(NetError::NotSupported)?;
     // The driver's ndo_start_xmit with a live skb it now owns.
-    match crate::domain::call(xmit as usize as u64, &[skb as u64, dev as u64])
-        .map_err(|_| NetError::DomainFailed)? as i32
-    {
-        NETDEV_TX_OK => Ok(()),
-        _ => Err(NetError::Busy),
+    let domain = crate::domain::owning(xmit as usize as u64);
+    skb::hand_to(skb, domain);
+    match crate::domain::call(xmit as usize as u64, &[skb as u64, dev as u64]) {
+        Ok(r) if r as i32 == NETDEV_TX_OK => Ok(()),
+        Ok(_) => {
+            skb::hand_to(skb, None);
+            Err(NetError::Busy)
+        }
+        // It never got the skb.
+        Err(crate::domain::Failure::AlreadyFailed | crate::domain::Failure::TooDeep) => {
+            skb::hand_to(skb, None);
+            Err(NetError::DomainFailed)
+        }
+        // It may hold it: recovery reclaims it with the domain's other skbs.
+        Err(crate::domain::Failure::Faulted) => Err(NetError::DomainFailed),
     }
 }
 

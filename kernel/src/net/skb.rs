@@ -5,9 +5,12 @@
 use crate::driver_api::abi::{NetDevice, SkBuff};
 use crate::driver_api::mem;
 use crate::sync::IrqMutex;
-use alloc::collections::BTreeSet;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
-static LIVE: IrqMutex<BTreeSet<usize>> = IrqMutex::new(BTreeSet::new());
+/// Live skbs → the domain holding each (None: the kernel). The object tracker
+/// of recovery: a failed domain's skbs are reclaimed from here.
+static LIVE: IrqMutex<BTreeMap<usize, Option<usize>>> = IrqMutex::new(BTreeMap::new());
 
 /// Allocates an skb with `size` bytes of buffer.
 pub fn alloc(dev: *mut NetDevice, size: u32) -> *mut SkBuff {
@@ -37,18 +40,44 @@ pub fn alloc(dev: *mut NetDevice, size: u32) -> *mut SkBuff {
             nooks_private: 0,
         });
     }
-    LIVE.lock().insert(skb as usize);
+    LIVE.lock().insert(skb as usize, crate::domain::current());
     skb
+}
+
+/// Records that `domain` (None: the kernel) now holds `skb`.
+pub fn hand_to(skb: *const SkBuff, domain: Option<usize>) {
+    if let Some(owner) = LIVE.lock().get_mut(&(skb as usize)) {
+        *owner = domain;
+    }
+}
+
+/// Whether `skb` is live and held by the kernel (not by a driver).
+pub fn held_by_kernel(skb: *const SkBuff) -> bool {
+    LIVE.lock().get(&(skb as usize)) == Some(&None)
+}
+
+/// Frees every skb domain `id` holds (after it failed); returns how many.
+pub fn reclaim(id: usize) -> usize {
+    let held: Vec<usize> = LIVE
+        .lock()
+        .iter()
+        .filter(|(_, owner)| **owner == Some(id))
+        .map(|(s, _)| *s)
+        .collect();
+    for s in &held {
+        free(*s as *mut SkBuff);
+    }
+    held.len()
 }
 
 /// Whether `skb` is a live skb.
 pub fn is_live(skb: *const SkBuff) -> bool {
-    LIVE.lock().contains(&(skb as usize))
+    LIVE.lock().contains_key(&(skb as usize))
 }
 
 /// Frees a live skb; refuses (and reports) anything else.
 pub fn free(skb: *mut SkBuff) -> bool {
-    if !LIVE.lock().remove(&(skb as usize)) {
+    if LIVE.lock().remove(&(skb as usize)).is_none() {
         crate::warn!("bad skb free of {skb:p}: not a live skb");
         return false;
     }

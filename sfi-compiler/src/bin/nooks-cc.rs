@@ -40,7 +40,45 @@ enum Cmd {
         /// Also print the lifted IR or the output disassembly.
         #[arg(long, value_enum)]
         emit: Option<Emit>,
+        /// Inject a fault into the input first: KIND:SEED (see `nooks-cc inject`).
+        #[arg(long)]
+        inject: Option<String>,
     },
+    /// Inject one fault into an original object (same length, same layout):
+    /// store-address, store-value, null-pointer, random-pointer, off-by-one,
+    /// skip-unlock, irq-off, remove-instruction, infinite-loop, bad-free.
+    Inject {
+        /// Input object.
+        input: PathBuf,
+        /// Output object.
+        #[arg(short = 'o')]
+        output: PathBuf,
+        /// The kind of fault.
+        #[arg(long)]
+        fault: String,
+        /// Chooses the site, reproducibly.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+/// Parses KIND:SEED.
+fn parse_injection(spec: &str) -> Result<(nooks_sfi_compiler::inject::FaultKind, u64)> {
+    let (kind, seed) = spec.split_once(':').unwrap_or((spec, "0"));
+    let kind = nooks_sfi_compiler::inject::FaultKind::parse(kind)
+        .with_context(|| format!("unknown fault kind `{kind}`"))?;
+    let seed = seed.parse().with_context(|| format!("bad seed `{seed}`"))?;
+    Ok((kind, seed))
+}
+
+fn inject_bytes(
+    bytes: &[u8],
+    kind: nooks_sfi_compiler::inject::FaultKind,
+    seed: u64,
+) -> Result<Vec<u8>> {
+    let (out, what) = nooks_sfi_compiler::inject::inject(bytes, kind, seed)?;
+    eprintln!("nooks-cc: injected {what}");
+    Ok(out)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,8 +104,12 @@ fn options(isolation: Iso, emit: Option<Emit>) -> Options {
     }
 }
 
-fn rewrite_file(input: &Path, output: &Path, opts: &Options) -> Result<()> {
-    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+fn rewrite_file(input: &Path, output: &Path, opts: &Options, inject: Option<&str>) -> Result<()> {
+    let mut bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    if let Some(spec) = inject {
+        let (kind, seed) = parse_injection(spec)?;
+        bytes = inject_bytes(&bytes, kind, seed)?;
+    }
     let out = match nooks_sfi_compiler::rewrite(&bytes, opts) {
         Ok(o) => o,
         Err(e) => bail!("{}: {e}", input.display()),
@@ -127,7 +169,7 @@ fn compile(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("{cc} failed ({status})");
     }
-    let r = rewrite_file(&tmp, &output, &options(isolation, emit));
+    let r = rewrite_file(&tmp, &output, &options(isolation, emit), None);
     let _ = std::fs::remove_file(&tmp);
     r
 }
@@ -143,7 +185,25 @@ fn run() -> Result<()> {
             output,
             isolation,
             emit,
-        }) => rewrite_file(&input, &output, &options(isolation, emit)),
+            inject,
+        }) => rewrite_file(
+            &input,
+            &output,
+            &options(isolation, emit),
+            inject.as_deref(),
+        ),
+        Some(Cmd::Inject {
+            input,
+            output,
+            fault,
+            seed,
+        }) => {
+            let (kind, _) = parse_injection(&fault)?;
+            let bytes =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let out = inject_bytes(&bytes, kind, seed)?;
+            std::fs::write(&output, out).with_context(|| format!("writing {}", output.display()))
+        }
         None => bail!(
             "nothing to do: use `nooks-cc -c file.c -o file.o` or `nooks-cc rewrite in.o -o out.o`"
         ),
