@@ -34,6 +34,7 @@ pub mod domain;
 pub mod driver;
 pub mod driver_api;
 pub mod fault;
+pub mod integrity;
 pub mod irq;
 pub mod ktest;
 pub mod log;
@@ -99,6 +100,7 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         }
     );
     let modules = modules::init(&boot);
+    integrity::snapshot();
     let functions = pci::enumerate();
     pci::log_all(&functions);
 
@@ -220,8 +222,10 @@ fn bring_up() -> Option<(
     None
 }
 
-/// Prints the `alive` record: the kernel survived, with what it still holds.
+/// Prints the `integrity` and `alive` records: the kernel survived, with
+/// what it still holds.
 fn alive(drivers: usize) {
+    integrity::check();
     let (blocks, bytes) = driver_api::mem::live();
     println!(
         "{{\"nooks\":\"alive\",\"drivers\":{},\"netdevs\":{},\"heap_blocks\":{},\"heap_bytes\":{},\"skbs\":{}}}",

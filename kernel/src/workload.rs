@@ -146,6 +146,36 @@ fn verify(s: *mut SkBuff, tx: *mut NetDevice, rx: *mut NetDevice, cfg: &Config) 
         .then_some(seq)
 }
 
+/// A fault to inject into the running drivers at a frame (boot options
+/// `inject=FUNCTION+0xOFFSET:HEXBYTES inject_at=FRAME`, as `nooks-cc inject`
+/// prints them).
+struct Injection {
+    function: &'static str,
+    offset: u64,
+    bytes: alloc::vec::Vec<u8>,
+    at: u32,
+}
+
+impl Injection {
+    fn from_cmdline() -> Option<Self> {
+        let line = crate::cmdline();
+        let spec = crate::cmdline::get(line, "inject")?;
+        let (site, hex) = spec.split_once(':')?;
+        let (function, offset) = site.split_once('+')?;
+        let offset = u64::from_str_radix(offset.trim_start_matches("0x"), 16).ok()?;
+        let bytes = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect::<Option<alloc::vec::Vec<u8>>>()?;
+        let at = crate::cmdline::get_u64(line, "inject_at").unwrap_or(0) as u32;
+        Some(Injection {
+            function,
+            offset,
+            bytes,
+            at,
+        })
+    }
+}
+
 /// Runs the workload between two opened devices. It is an application-level
 /// stream: if a driver fails mid-way, the loop lets recovery run, looks the
 /// devices up again by name, and carries on with the next sequence numbers;
@@ -162,6 +192,7 @@ pub fn run(
     let mut outage_since: Option<u64> = None;
     // Frames sent before a failure may be lost: the window restarts above them.
     let mut floor: u32 = 0;
+    let mut injection = Injection::from_cmdline();
     let irq0 = crate::driver_api::irq::CALLS.load(Ordering::Relaxed);
     let counted = Crossings::now();
     let start = crate::arch::rdtsc();
@@ -185,6 +216,16 @@ pub fn run(
                 .as_deref()
                 .and_then(net::find)
                 .unwrap_or(core::ptr::null_mut());
+        }
+        if let Some(i) = injection.as_ref().filter(|i| r.sent >= i.at) {
+            let n = crate::domain::patch_text(i.function, i.offset, &i.bytes);
+            crate::println!(
+                "{{\"nooks\":\"inject\",\"frame\":{},\"function\":\"{}\",\"offset\":{},\"domains\":{n}}}",
+                r.sent,
+                i.function,
+                i.offset
+            );
+            injection = None;
         }
         while !tx.is_null()
             && !rx.is_null()

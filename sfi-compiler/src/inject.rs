@@ -121,6 +121,18 @@ pub struct Injection {
     pub before: String,
     /// After.
     pub after: String,
+    /// The new bytes at `function + offset` (what a running image would be
+    /// patched with).
+    pub patch: Vec<u8>,
+}
+
+impl Injection {
+    /// The kernel's `inject=` boot option that applies this fault to a
+    /// running original object: `FUNCTION+0xOFFSET:HEXBYTES`.
+    pub fn boot_option(&self) -> String {
+        let hex: String = self.patch.iter().map(|b| format!("{b:02x}")).collect();
+        format!("inject={}+{:#x}:{hex}", self.function, self.offset)
+    }
 }
 
 impl fmt::Display for Injection {
@@ -271,7 +283,7 @@ fn sites(input: &Input, kind: FaultKind) -> Vec<Site> {
                         // Far enough to leave the object it pointed into.
                         match offsets.displacement_size() {
                             1 => b[at] ^= 0x40,
-                            _ => b[at + 2] ^= 0x10,
+                            _ => b[at + 3] ^= 0x10,
                         }
                         out.push(site(b));
                     }
@@ -441,8 +453,21 @@ pub fn inject(
     kind: FaultKind,
     seed: u64,
 ) -> Result<(Vec<u8>, Injection), InjectError> {
+    inject_in(object, kind, seed, None)
+}
+
+/// As [`inject`], choosing only among the sites in function `only` if given.
+pub fn inject_in(
+    object: &[u8],
+    kind: FaultKind,
+    seed: u64,
+    only: Option<&str>,
+) -> Result<(Vec<u8>, Injection), InjectError> {
     let input = read::read(object).map_err(|e| InjectError::BadObject(e.to_string()))?;
-    let candidates = sites(&input, kind);
+    let mut candidates = sites(&input, kind);
+    if let Some(name) = only {
+        candidates.retain(|s| input.functions[s.function].name == name);
+    }
     if candidates.is_empty() {
         return Err(InjectError::NoSite(kind));
     }
@@ -482,6 +507,7 @@ pub fn inject(
             offset: site.offset - f.offset,
             before,
             after,
+            patch: site.bytes.clone(),
         },
     ))
 }

@@ -67,6 +67,18 @@ struct DescriptorPointer {
     base: u64,
 }
 
+/// The GDT and TSS as bytes, for integrity checks.
+pub fn tables() -> (&'static [u8], &'static [u8]) {
+    // SAFETY: read-only views of statics written only at boot (the TSS's IST
+    // slots are written again before interrupts are enabled).
+    unsafe {
+        (
+            core::slice::from_raw_parts((&raw const GDT).cast::<u8>(), size_of::<[u64; 5]>()),
+            core::slice::from_raw_parts((&raw const TSS).cast::<u8>(), size_of::<Tss>()),
+        )
+    }
+}
+
 /// Size of one IST stack.
 pub const IST_STACK_SIZE: u64 = 32 * 1024;
 

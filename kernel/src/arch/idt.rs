@@ -210,6 +210,12 @@ pub fn init() {
     }
 }
 
+/// The IDT as bytes, for integrity checks.
+pub fn table() -> &'static [u8] {
+    // SAFETY: a read-only view of a static written only at boot.
+    unsafe { core::slice::from_raw_parts((&raw const IDT).cast::<u8>(), size_of::<[Gate; 256]>()) }
+}
+
 /// Called by the entry path for every interrupt and exception.
 #[unsafe(no_mangle)]
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {

@@ -306,6 +306,24 @@ pub enum Failure {
     TooDeep,
 }
 
+/// A rule a wrapper found broken inside a driver call, waiting for the fault
+/// that unwinds it (see [`abort`]).
+static ABORTED: IrqMutex<Option<(&'static str, u64)>> = IrqMutex::new(None);
+
+/// Called by a wrapper (a kernel function a driver called) that found the
+/// driver breaking the API's rules — a bad free, say: fails the current
+/// domain with `cause`, unwinding the driver call like any other domain
+/// fault. Outside a domain it returns (the kernel itself called).
+pub fn abort(cause: &'static str, address: u64) {
+    if current().is_none() || !fault::armed() {
+        return;
+    }
+    *ABORTED.lock() = Some((cause, address));
+    // SAFETY: raises #UD, which the armed catch frame turns into this
+    // domain's failure; nothing after it runs.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+}
+
 /// Why a domain broke the rules at a return (checked by the MMU mechanism;
 /// rewritten SFI code checks its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,7 +469,9 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
                 )
             }
         });
+        let aborted = ABORTED.lock().take();
         let (cause, address) = match (violation, fault.vector, kind) {
+            (None, 6, _) if aborted.is_some() => aborted.unwrap_or(("api", 0)),
             (Some(Violation::LockHeld), _, _) => ("mmu: returned holding a lock", 0),
             (Some(Violation::InterruptsOff), _, _) => ("mmu: returned with interrupts disabled", 0),
             (None, vector, kind) => match (vector, kind) {
@@ -495,15 +515,60 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         None => crate::error!("domain {id} failed: {fault}"),
     }
     crate::println!("{report}");
+    if mechanism_of(id) == Mechanism::None {
+        // No isolation: nothing stands between the fault and the kernel,
+        // which goes down as a native kernel would.
+        panic!("driver fault with isolation=none: the kernel goes down with it");
+    }
     crate::driver_api::irq::silence(text);
     crate::driver_api::pci::stop_dma_of(id);
     crate::info!("domain {id} contained; kernel still up");
     crate::recovery::failed(id);
 }
 
+/// Patches `bytes` into the code of every live domain running original
+/// (not rewritten) code that has function `symbol`, at `offset` into it —
+/// fault injection into running drivers, as Nooks' experiments did. Returns
+/// how many domains were patched.
+pub fn patch_text(symbol: &str, offset: u64, bytes: &[u8]) -> usize {
+    let domains = DOMAINS.lock();
+    let mut n = 0;
+    for d in domains
+        .iter()
+        .filter(|d| !d.failed && d.mechanism != Mechanism::Sfi)
+    {
+        let Some((addr, size, _)) = d.symbols.iter().find(|(_, _, name)| name == symbol) else {
+            continue;
+        };
+        if offset + bytes.len() as u64 > *size {
+            continue;
+        }
+        for (i, b) in bytes.iter().enumerate() {
+            let va = addr + offset + i as u64;
+            let Some((phys, _)) = paging::kernel_translate(va) else {
+                continue;
+            };
+            // SAFETY: the byte is the domain's own code, reached through the
+            // direct map (its text mapping is read-only); the CPU (and QEMU)
+            // notice the change on their next fetch of it.
+            unsafe { core::ptr::write_volatile(phys_to_virt(phys) as *mut u8, *b) };
+        }
+        n += 1;
+    }
+    n
+}
+
 /// The code range of domain `id`.
 pub fn text_of(id: usize) -> (u64, u64) {
     DOMAINS.lock().get(id).map_or((0, 0), |d| d.text)
+}
+
+/// The mechanism of domain `id`.
+pub fn mechanism_of(id: usize) -> Mechanism {
+    DOMAINS
+        .lock()
+        .get(id)
+        .map_or(Mechanism::None, |d| d.mechanism)
 }
 
 /// Whether domain `id` has failed.

@@ -86,5 +86,10 @@ pub extern "C" fn kzalloc(size: usize, _flags: u32) -> *mut u8 {
 }
 
 pub extern "C" fn kfree(p: *const u8) {
-    free(p);
+    if !free(p) {
+        crate::domain::abort(
+            "api: bad free (kfree of a pointer that is not a live allocation)",
+            p as u64,
+        );
+    }
 }

@@ -80,6 +80,10 @@ pub extern "C" fn netif_carrier_ok(dev: *const NetDevice) -> bool {
 pub extern "C" fn netif_rx(s: *mut SkBuff) -> i32 {
     if !skb::is_live(s) {
         crate::warn!("netif_rx({s:p}): not a live skb");
+        crate::domain::abort(
+            "api: netif_rx of a pointer that is not a live skb",
+            s as u64,
+        );
         return 1;
     }
     if net::receive(s) {
@@ -96,8 +100,11 @@ pub extern "C" fn netdev_alloc_skb(dev: *mut NetDevice, length: u32) -> *mut SkB
 }
 
 pub extern "C" fn dev_kfree_skb_any(s: *mut SkBuff) {
-    if !s.is_null() {
-        skb::free(s);
+    if !s.is_null() && !skb::free(s) {
+        crate::domain::abort(
+            "api: bad free (dev_kfree_skb_any of a pointer that is not a live skb)",
+            s as u64,
+        );
     }
 }
 

@@ -270,6 +270,31 @@ pub fn unbind_domain(domain: usize) -> usize {
     before - b.len()
 }
 
+/// Checks that every `pci_dev` the kernel handed out still describes its
+/// function (drivers may read it, never write it); names the first that
+/// does not.
+pub fn pdevs_intact() -> Result<(), alloc::string::String> {
+    for b in BINDINGS.lock().iter() {
+        let f = &b.function;
+        // SAFETY: bound pci_devs are kernel allocations alive while bound.
+        let p = unsafe { &*b.pdev };
+        if p.vendor != f.vendor
+            || p.device != f.device
+            || p.bus != f.bus
+            || p.devfn != ((f.dev << 3) | f.func)
+            || p.irq != f.irq_line
+        {
+            return Err(alloc::format!(
+                "pci_dev of {:02x}:{:02x}.{} was overwritten",
+                f.bus,
+                f.dev,
+                f.func
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// How many devices domain `domain` has bound.
 pub fn bound_by(domain: usize) -> usize {
     BINDINGS

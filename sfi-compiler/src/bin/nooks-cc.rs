@@ -59,6 +59,9 @@ enum Cmd {
         /// Chooses the site, reproducibly.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Only sites in this function.
+        #[arg(long)]
+        function: Option<String>,
     },
 }
 
@@ -75,9 +78,14 @@ fn inject_bytes(
     bytes: &[u8],
     kind: nooks_sfi_compiler::inject::FaultKind,
     seed: u64,
+    function: Option<&str>,
 ) -> Result<Vec<u8>> {
-    let (out, what) = nooks_sfi_compiler::inject::inject(bytes, kind, seed)?;
+    let (out, what) = nooks_sfi_compiler::inject::inject_in(bytes, kind, seed, function)?;
     eprintln!("nooks-cc: injected {what}");
+    eprintln!(
+        "nooks-cc: in a running kernel: {} inject_at=<frame>",
+        what.boot_option()
+    );
     Ok(out)
 }
 
@@ -108,7 +116,7 @@ fn rewrite_file(input: &Path, output: &Path, opts: &Options, inject: Option<&str
     let mut bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
     if let Some(spec) = inject {
         let (kind, seed) = parse_injection(spec)?;
-        bytes = inject_bytes(&bytes, kind, seed)?;
+        bytes = inject_bytes(&bytes, kind, seed, None)?;
     }
     let out = match nooks_sfi_compiler::rewrite(&bytes, opts) {
         Ok(o) => o,
@@ -197,11 +205,12 @@ fn run() -> Result<()> {
             output,
             fault,
             seed,
+            function,
         }) => {
             let (kind, _) = parse_injection(&fault)?;
             let bytes =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
-            let out = inject_bytes(&bytes, kind, seed)?;
+            let out = inject_bytes(&bytes, kind, seed, function.as_deref())?;
             std::fs::write(&output, out).with_context(|| format!("writing {}", output.display()))
         }
         None => bail!(
