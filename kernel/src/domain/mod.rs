@@ -401,7 +401,10 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
             return Err(Failure::Faulted);
         }
     };
-    if mechanism != Mechanism::Mmu {
+    // The wrapper's own checks, for every isolating mechanism: the real
+    // interrupt flag (the lock API's irqsave/irqrestore change it on the
+    // driver's behalf, which no virtual flag sees) and the kernel's lock count.
+    if mechanism == Mechanism::None {
         return Ok(returned.value);
     }
     let returned_interrupts = returned.rflags & (1 << 9) != 0;
@@ -472,6 +475,12 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         let aborted = ABORTED.lock().take();
         let (cause, address) = match (violation, fault.vector, kind) {
             (None, 6, _) if aborted.is_some() => aborted.unwrap_or(("api", 0)),
+            (Some(Violation::LockHeld), _, _) if d.mechanism == Mechanism::Sfi => {
+                ("sfi: returned holding a lock", 0)
+            }
+            (Some(Violation::InterruptsOff), _, _) if d.mechanism == Mechanism::Sfi => {
+                ("sfi: returned with interrupts disabled", 0)
+            }
             (Some(Violation::LockHeld), _, _) => ("mmu: returned holding a lock", 0),
             (Some(Violation::InterruptsOff), _, _) => ("mmu: returned with interrupts disabled", 0),
             (None, vector, kind) => match (vector, kind) {
