@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod artifacts;
+pub mod campaign;
 pub mod compare;
 pub mod faults;
 pub mod plot;
