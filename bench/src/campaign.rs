@@ -88,12 +88,19 @@ pub fn classify(verdict: qemu::Verdict, log: &str, frames: u32) -> Outcome {
         return Outcome::CrashOrHang;
     }
     let records = serial::records(log);
-    let of = |k: &str| records.iter().filter(|r| r["nooks"] == k).collect::<Vec<_>>();
+    let of = |k: &str| {
+        records
+            .iter()
+            .filter(|r| r["nooks"] == k)
+            .collect::<Vec<_>>()
+    };
     let (faults, recoveries, workload) = (of("fault"), of("recovery"), of("workload"));
     let integrity_ok = of("integrity").first().is_some_and(|r| r["ok"] == true);
     let n = |w: &Value, k: &str| w[k].as_u64().unwrap_or(0);
     let traffic_ok = |w: &Value| {
-        n(w, "sent") == u64::from(frames) && n(w, "bad") == 0 && n(w, "received") + n(w, "lost") == u64::from(frames)
+        n(w, "sent") == u64::from(frames)
+            && n(w, "bad") == 0
+            && n(w, "received") + n(w, "lost") == u64::from(frames)
     };
     if !faults.is_empty() {
         let back = !recoveries.is_empty() && recoveries.iter().all(|r| r["ok"] == true);
@@ -189,15 +196,24 @@ pub fn run(s: &Settings, tick: impl Fn(usize) + Sync) -> Result<Campaign> {
                     let Some((mechanism, kind, seed, site, faulty)) = jobs.get(i) else {
                         break;
                     };
-                    let run = one(&kernel, s, mechanism, &faulty[..], &clean, &clean_sfi, &sfi, i)
-                        .map(|(outcome, cause)| Run {
-                            mechanism,
-                            kind: *kind,
-                            seed: *seed,
-                            site: site.clone(),
-                            outcome,
-                            cause,
-                        });
+                    let run = one(
+                        &kernel,
+                        s,
+                        mechanism,
+                        &faulty[..],
+                        &clean,
+                        &clean_sfi,
+                        &sfi,
+                        i,
+                    )
+                    .map(|(outcome, cause)| Run {
+                        mechanism,
+                        kind: *kind,
+                        seed: *seed,
+                        site: site.clone(),
+                        outcome,
+                        cause,
+                    });
                     if let Ok(r) = run {
                         runs.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
                     }
@@ -233,21 +249,35 @@ fn one(
     let (members, cmdline) = match mechanism {
         "sfi" => match sfi(faulty) {
             Ok(object) => (
-                vec![("e1000.sfi.o", object), ("e1000.sfi.o.clean", clean_sfi.to_vec())],
+                vec![
+                    ("e1000.sfi.o", object),
+                    ("e1000.sfi.o.clean", clean_sfi.to_vec()),
+                ],
                 "",
             ),
             Err(_) => return Ok((Outcome::Refused, None)),
         },
         m => (
-            vec![("e1000.o", faulty.to_vec()), ("e1000.o.clean", clean.to_vec())],
-            if m == "none" { "isolation=none" } else { "isolation=mmu" },
+            vec![
+                ("e1000.o", faulty.to_vec()),
+                ("e1000.o.clean", clean.to_vec()),
+            ],
+            if m == "none" {
+                "isolation=none"
+            } else {
+                "isolation=mmu"
+            },
         ),
     };
     let archive = artifacts::boot_archive(&format!("campaign-{index}"), kernel, &members)?;
     let mut b = qemu::Boot::new(
         kernel.to_path_buf(),
         Some(archive.path.clone()),
-        format!("mode=net frames={} {cmdline} {}", s.frames, archive.cmdline()),
+        format!(
+            "mode=net frames={} {cmdline} {}",
+            s.frames,
+            archive.cmdline()
+        ),
     );
     b.timeout = s.timeout;
     let out = qemu::run(&b)?;
@@ -270,14 +300,21 @@ impl Campaign {
 
     /// Runs of one mechanism.
     pub fn total(&self, mechanism: &str) -> usize {
-        self.runs.iter().filter(|r| r.mechanism == mechanism).count()
+        self.runs
+            .iter()
+            .filter(|r| r.mechanism == mechanism)
+            .count()
     }
 
     /// Recovered as a share of detected faults, per mechanism.
     pub fn recovered_share(&self, mechanism: &str) -> f64 {
         let rec = self.count(mechanism, Outcome::Recovered);
         let det = rec + self.count(mechanism, Outcome::NotRecovered);
-        if det == 0 { f64::NAN } else { rec as f64 / det as f64 }
+        if det == 0 {
+            f64::NAN
+        } else {
+            rec as f64 / det as f64
+        }
     }
 
     /// The table, in the form of Nooks' (rows: outcomes; columns: mechanisms).
@@ -344,8 +381,13 @@ impl Campaign {
                 .filter(|o| **o != Outcome::Refused)
                 .map(|o| {
                     (
-                        o.name().replace("undetected: ", "undet.: ").replace("detected, ", "det., "),
-                        MECHANISMS.iter().map(|m| self.count(m, *o) as f64).collect(),
+                        o.name()
+                            .replace("undetected: ", "undet.: ")
+                            .replace("detected, ", "det., "),
+                        MECHANISMS
+                            .iter()
+                            .map(|m| self.count(m, *o) as f64)
+                            .collect(),
                     )
                 })
                 .collect(),
@@ -364,8 +406,14 @@ mod tests {
 
     #[test]
     fn a_crash_or_hang_is_classified_first() {
-        assert_eq!(classify(qemu::Verdict::Timeout, OK_WORKLOAD, 100), Outcome::CrashOrHang);
-        assert_eq!(classify(qemu::Verdict::Failure, "", 100), Outcome::CrashOrHang);
+        assert_eq!(
+            classify(qemu::Verdict::Timeout, OK_WORKLOAD, 100),
+            Outcome::CrashOrHang
+        );
+        assert_eq!(
+            classify(qemu::Verdict::Failure, "", 100),
+            Outcome::CrashOrHang
+        );
     }
 
     #[test]
@@ -374,23 +422,41 @@ mod tests {
         let rec = r#"{"nooks":"recovery","ok":true}"#;
         let lossy = r#"{"nooks":"workload","sent":100,"received":90,"bad":0,"lost":10}"#;
         let log = format!("{fault}\n{rec}\n{lossy}\n{INTACT}\n");
-        assert_eq!(classify(qemu::Verdict::Success, &log, 100), Outcome::Recovered);
+        assert_eq!(
+            classify(qemu::Verdict::Success, &log, 100),
+            Outcome::Recovered
+        );
         let stalled = r#"{"nooks":"workload","sent":40,"received":30,"bad":0,"lost":10}"#;
         let log = format!("{fault}\n{rec}\n{stalled}\n{INTACT}\n");
-        assert_eq!(classify(qemu::Verdict::Success, &log, 100), Outcome::NotRecovered);
+        assert_eq!(
+            classify(qemu::Verdict::Success, &log, 100),
+            Outcome::NotRecovered
+        );
         let log = format!("{fault}\n{OK_WORKLOAD}\n{INTACT}\n");
-        assert_eq!(classify(qemu::Verdict::Success, &log, 100), Outcome::NotRecovered);
+        assert_eq!(
+            classify(qemu::Verdict::Success, &log, 100),
+            Outcome::NotRecovered
+        );
     }
 
     #[test]
     fn undetected_faults_are_split_by_their_effect() {
         let log = format!("{OK_WORKLOAD}\n{INTACT}\n");
-        assert_eq!(classify(qemu::Verdict::Success, &log, 100), Outcome::NoEffect);
+        assert_eq!(
+            classify(qemu::Verdict::Success, &log, 100),
+            Outcome::NoEffect
+        );
         let corrupt = r#"{"nooks":"integrity","ok":false,"detail":"pci_dev"}"#;
         let log = format!("{OK_WORKLOAD}\n{corrupt}\n");
-        assert_eq!(classify(qemu::Verdict::Success, &log, 100), Outcome::SilentCorruption);
+        assert_eq!(
+            classify(qemu::Verdict::Success, &log, 100),
+            Outcome::SilentCorruption
+        );
         let bad = r#"{"nooks":"workload","sent":100,"received":99,"bad":1,"lost":0}"#;
         let log = format!("{bad}\n{INTACT}\n");
-        assert_eq!(classify(qemu::Verdict::Success, &log, 100), Outcome::WrongOutput);
+        assert_eq!(
+            classify(qemu::Verdict::Success, &log, 100),
+            Outcome::WrongOutput
+        );
     }
 }

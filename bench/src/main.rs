@@ -186,7 +186,13 @@ fn verdict(outcome: &qemu::Outcome) -> Result<()> {
 }
 
 /// The fault-injection campaign (see `Cmd::Campaign`).
-fn campaign(injections: usize, frames: u32, seed: u64, jobs: Option<usize>, timeout: u64) -> Result<()> {
+fn campaign(
+    injections: usize,
+    frames: u32,
+    seed: u64,
+    jobs: Option<usize>,
+    timeout: u64,
+) -> Result<()> {
     use nooks_bench::campaign::{self, Settings};
     let settings = Settings {
         injections,
@@ -197,9 +203,11 @@ fn campaign(injections: usize, frames: u32, seed: u64, jobs: Option<usize>, time
     };
     let bar = indicatif::ProgressBar::new(campaign::boots(&settings) as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} boots, eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} boots, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let t = std::time::Instant::now();
     let c = campaign::run(&settings, |done| bar.set_position(done as u64))?;
@@ -210,12 +218,20 @@ fn campaign(injections: usize, frames: u32, seed: u64, jobs: Option<usize>, time
     );
     print!("{}", c.table());
     if c.no_site > 0 {
-        println!("  ({} faults had no suitable site and were not run)", c.no_site);
+        println!(
+            "  ({} faults had no suitable site and were not run)",
+            c.no_site
+        );
     }
-    println!("Nooks (SOSP 2003), for comparison: 2,000 injections, 317 native crashes, 313 avoided (99%).");
+    println!(
+        "Nooks (SOSP 2003), for comparison: 2,000 injections, 317 native crashes, 313 avoided (99%)."
+    );
     let dir = artifacts::repo_root().join("results");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("campaign.json"), serde_json::to_string_pretty(&c.json())?)?;
+    std::fs::write(
+        dir.join("campaign.json"),
+        serde_json::to_string_pretty(&c.json())?,
+    )?;
     std::fs::write(dir.join("campaign.svg"), c.svg())?;
     println!("wrote results/campaign.json and results/campaign.svg");
     Ok(())

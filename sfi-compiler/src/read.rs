@@ -165,6 +165,9 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
             let RelocationFlags::Elf { r_type } = r.flags() else {
                 return Err(bad("non-ELF relocation"));
             };
+            if r_type.0 == 0 {
+                continue; // R_X86_64_NONE: nothing to patch (the injector neutralises calls this way)
+            }
             let symbol = match r.target() {
                 RelocationTarget::Symbol(i) => i.0,
                 other => return Err(bad(format!("relocation target {other:?} in {name}"))),

@@ -408,13 +408,17 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
         return Ok(returned.value);
     }
     let returned_interrupts = returned.rflags & (1 << 9) != 0;
-    if returned_interrupts != interrupts {
-        if interrupts {
-            crate::arch::interrupts_enable();
-        } else {
-            crate::arch::interrupts_disable();
+    // Interrupts are restored only after a violating domain has failed (and
+    // its handlers are gone): a pending interrupt must not re-enter it.
+    let restore = || {
+        if returned_interrupts != interrupts {
+            if interrupts {
+                crate::arch::interrupts_enable();
+            } else {
+                crate::arch::interrupts_disable();
+            }
         }
-    }
+    };
     let held = DOMAINS.lock()[id].locks;
     let violation = if held != locks {
         Some(Violation::LockHeld)
@@ -424,7 +428,10 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
         None
     };
     match violation {
-        None => Ok(returned.value),
+        None => {
+            restore();
+            Ok(returned.value)
+        }
         Some(v) => {
             let fault = Fault {
                 vector: 0,
@@ -432,6 +439,7 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
                 ..Fault::default()
             };
             fail(id, &fault, Some(v));
+            restore();
             Err(Failure::Faulted)
         }
     }
@@ -459,6 +467,11 @@ fn page_fault_cause(error: u64) -> &'static str {
 
 /// Marks domain `id` failed, stops its interrupts and its devices' DMA, and reports.
 fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
+    if failed(id) {
+        // Failed already (a nested call faulted first): one report, one recovery.
+        crate::warn!("domain {id}: another fault after failing: {fault}");
+        return;
+    }
     let (report, text, id) = {
         let mut domains = DOMAINS.lock();
         let d = &mut domains[id];

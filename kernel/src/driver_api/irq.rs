@@ -57,7 +57,10 @@ pub unsafe extern "C" fn request_irq(
         regs.len() - 1
     };
     match crate::irq::register(line, trampoline, index) {
-        Ok(()) => 0,
+        Ok(()) => {
+            super::pci::unmask_intx(line);
+            0
+        }
         Err(e) => {
             crate::warn!("request_irq({irq}): {e:?}");
             REGS.lock()[index].live = false;

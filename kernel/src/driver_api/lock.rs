@@ -25,6 +25,13 @@ pub extern "C" fn spin_lock(lock: *mut SpinLock) {
         return;
     }
     let w = word(lock);
+    if w.load(Ordering::Acquire) != 0 {
+        // One CPU: whoever holds it cannot run until this caller returns.
+        crate::domain::abort(
+            "api: deadlock (spin_lock of a lock already held, on one CPU)",
+            lock as u64,
+        );
+    }
     while w
         .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
         .is_err()

@@ -253,11 +253,13 @@ pub extern "C" fn pci_get_drvdata(pdev: *mut PciDev) -> u64 {
         .map_or(0, |b| b.drvdata)
 }
 
-/// Stops the devices a failed domain drove: bus mastering (DMA) and decoding off.
+/// Quiesces the devices a failed domain drove: bus mastering (DMA) and
+/// decoding off, and their interrupt masked at the function (INTx disable),
+/// so a shared line is not left asserted by a device nobody services.
 pub fn stop_dma_of(domain: usize) {
     for b in BINDINGS.lock().iter().filter(|b| b.domain == Some(domain)) {
         let cmd = b.function.read32(0x04);
-        b.function.write32(0x04, cmd & 0xffff & !0x7);
+        b.function.write32(0x04, (cmd & 0xffff & !0x7) | 0x400);
     }
 }
 
@@ -293,6 +295,23 @@ pub fn pdevs_intact() -> Result<(), alloc::string::String> {
         }
     }
     Ok(())
+}
+
+/// Unmasks INTx of the devices the current domain bound on `line`: called
+/// when it registers a handler there, so a device a failed predecessor left
+/// asserting cannot storm a shared line before someone services it.
+pub fn unmask_intx(line: u8) {
+    let domain = crate::domain::current();
+    for b in BINDINGS
+        .lock()
+        .iter()
+        .filter(|b| b.domain == domain && b.function.irq_line == line)
+    {
+        let cmd = b.function.read32(0x04) & 0xffff;
+        if cmd & 0x400 != 0 {
+            b.function.write32(0x04, cmd & !0x400);
+        }
+    }
 }
 
 /// How many devices domain `domain` has bound.
