@@ -152,7 +152,10 @@ const MECHANISMS: [&str; 3] = ["none", "mmu", "sfi"];
 
 /// Runs the campaign; `tick` is called after every boot with the number done.
 pub fn run(s: &Settings, tick: impl Fn(usize) + Sync) -> Result<Campaign> {
-    let kernel = artifacts::build_kernel()?;
+    // A private copy: the campaign runs for minutes, and a rebuild meanwhile
+    // must not change the kernel under it.
+    let kernel = artifacts::build_dir().join("campaign-kernel.elf");
+    std::fs::copy(artifacts::build_kernel()?, &kernel)?;
     let clean = std::fs::read(artifacts::build_driver("e1000")?)?;
     let sfi = |bytes: &[u8]| {
         rewrite(
