@@ -113,6 +113,7 @@ fn boot_one(
     );
     b.timeout = timeout;
     b.icount = icount;
+    b.feed = mode.contains("feed=on");
     let out = qemu::run(&b)?;
     if out.verdict != qemu::Verdict::Success {
         bail!(
@@ -138,15 +139,15 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
             .map(|s| {
                 let kernel = &kernel;
                 scope.spawn(move || {
-                    let mode = format!("mode=bench frames={}", plan.frames);
+                    let mode = format!("mode=bench feed=on frames={}", plan.frames);
                     let out = boot_one(kernel, s, &mode, true, plan.timeout)?;
                     let records: Vec<Value> = serial::records(&out.log)
                         .into_iter()
                         .filter(|r| r["nooks"] == "bench")
                         .collect();
-                    if records.len() != 8 {
+                    if records.len() != 11 {
                         bail!(
-                            "{}: {} bench records, want 8\n{}",
+                            "{}: {} bench records, want 11\n{}",
                             s.mechanism,
                             records.len(),
                             out.log
@@ -205,7 +206,7 @@ pub fn per_op_of(r: &Value, field: &str) -> f64 {
 /// One row of the counted table.
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// Workload label (`null`, `store`, `tx 64`, `txrx 512`, `rx 1514 (derived)`).
+    /// Workload label (`null crossing`, `store-heavy op`, `tx 64`, `txrx 512`, `rx 1514`).
     pub label: String,
     /// Cost per operation per mechanism.
     pub cost: [f64; 3],
@@ -226,7 +227,7 @@ fn find<'a>(records: &'a [Value], workload: &str, size: u64) -> Option<&'a Value
 }
 
 impl Comparison {
-    /// The counted table: every workload, plus RX derived as TX+RX − TX.
+    /// The counted table: every workload.
     pub fn rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
         let mmu = &self.counted[1];
@@ -261,31 +262,9 @@ impl Comparison {
         for size in [64, 512, 1514] {
             push(format!("txrx {size}"), "txrx", size);
         }
-        let derived: Vec<Row> = [64u64, 512, 1514]
-            .iter()
-            .filter_map(|size| {
-                let tx = rows.iter().find(|r| r.label == format!("tx {size}"))?;
-                let txrx = rows.iter().find(|r| r.label == format!("txrx {size}"))?;
-                let d = |a: f64, b: f64| a - b;
-                Some(Row {
-                    label: format!("rx {size} (derived)"),
-                    cost: [
-                        d(txrx.cost[0], tx.cost[0]),
-                        d(txrx.cost[1], tx.cost[1]),
-                        d(txrx.cost[2], tx.cost[2]),
-                    ],
-                    driver: [
-                        d(txrx.driver[0], tx.driver[0]),
-                        d(txrx.driver[1], tx.driver[1]),
-                        d(txrx.driver[2], tx.driver[2]),
-                    ],
-                    mmu_crossings: d(txrx.mmu_crossings, tx.mmu_crossings),
-                    mmu_cr3: d(txrx.mmu_cr3, tx.mmu_cr3),
-                    mmu_flushes: d(txrx.mmu_flushes, tx.mmu_flushes),
-                })
-            })
-            .collect();
-        rows.extend(derived);
+        for size in [64, 512, 1514] {
+            push(format!("rx {size}"), "rx", size);
+        }
         rows
     }
 }
@@ -329,7 +308,7 @@ pub fn figures(c: &Comparison, rows: &[Row]) -> Vec<(String, String)> {
             .iter()
             .map(|r| {
                 (
-                    r.label.replace(" (derived)", "*"),
+                    r.label.clone(),
                     r.cost.iter().map(|v| v / r.cost[0]).collect(),
                 )
             })

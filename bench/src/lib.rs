@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod campaign;
 pub mod compare;
 pub mod faults;
+pub mod feed;
 pub mod plot;
 pub mod qemu;
 pub mod rewrite;

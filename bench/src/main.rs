@@ -326,9 +326,12 @@ fn main_job(timeout: u64, frames: u32) -> Result<()> {
         "  256-entry TX ring); tx N = eth0 sends N-byte frames, eth1 down; txrx N = eth0 -> eth1, every frame"
     );
     println!(
-        "  verified; rx N (derived) = txrx N - tx N. Frame costs include the kernel's own work (building and"
+        "  verified; rx N = eth1 receives N-byte frames the host feeds into QEMU's hub (eth0 down), every"
     );
-    println!("  verifying frames), identical under every mechanism.");
+    println!(
+        "  frame verified. Frame costs include the kernel's own work (building and verifying frames, and for"
+    );
+    println!("  rx the timer ticks between paced frames), identical under every mechanism.");
 
     println!();
     println!(

@@ -32,6 +32,11 @@ pub struct Boot {
     /// advances one tick per instruction, which makes in-guest counts exact
     /// and deterministic.
     pub icount: bool,
+    /// Join a UDP socket to the hub and answer the kernel's `rx-ready`
+    /// records with frames (the RX-only workload, see `feed`).
+    pub feed: bool,
+    /// (QEMU's port, the feeder's port) once `run` bound them.
+    pub feed_ports: Option<(u16, u16)>,
 }
 
 impl Boot {
@@ -46,6 +51,8 @@ impl Boot {
             pcap_prefix: None,
             memory_mib: 256,
             icount: false,
+            feed: false,
+            feed_ports: None,
         }
     }
 }
@@ -107,7 +114,17 @@ pub fn command(boot: &Boot) -> Command {
     let tcg = accel.iter().any(|a| a == "tcg");
     cmd.args(accel);
     if boot.icount && tcg {
-        cmd.args(["-icount", "shift=0,sleep=off"]);
+        // With a host feed, idle guest time must pass at the host's pace
+        // (sleep=on), or the guest would give up waiting for frames long
+        // before they come; instruction counts are exact either way.
+        cmd.args([
+            "-icount",
+            if boot.feed {
+                "shift=0,sleep=on"
+            } else {
+                "shift=0,sleep=off"
+            },
+        ]);
     }
     cmd.args(["-M", "q35", "-smp", "1", "-m"])
         .arg(boot.memory_mib.to_string());
@@ -132,6 +149,12 @@ pub fn command(boot: &Boot) -> Command {
             ));
         }
     }
+    if let Some((qemu_port, feeder_port)) = boot.feed_ports {
+        cmd.arg("-netdev").arg(format!(
+            "dgram,id=feed,local.type=inet,local.host=127.0.0.1,local.port={qemu_port},remote.type=inet,remote.host=127.0.0.1,remote.port={feeder_port}"
+        ));
+        cmd.arg("-netdev").arg("hubport,id=hf,hubid=0,netdev=feed");
+    }
     cmd.arg("-kernel").arg(&boot.kernel);
     if let Some(initrd) = &boot.initrd {
         cmd.arg("-initrd").arg(initrd);
@@ -154,6 +177,22 @@ pub fn ensure_installed() -> Result<()> {
 pub fn run(boot: &Boot) -> Result<Outcome> {
     ensure_installed()?;
     let start = Instant::now();
+    // The RX feed: a socket QEMU's dgram netdev sends to and receives from.
+    let mut boot = boot.clone();
+    let feed = if boot.feed {
+        let socket =
+            std::net::UdpSocket::bind("127.0.0.1:0").context("binding the RX feed socket")?;
+        // QEMU's end: a free port (bound and released here, then QEMU binds it).
+        let qemu_port = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        boot.feed_ports = Some((qemu_port, socket.local_addr()?.port()));
+        Some(socket)
+    } else {
+        None
+    };
+    let boot = &boot;
+    let mut feeding: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let mut child = command(boot)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -173,6 +212,20 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
             if boot.echo {
                 let _ = writeln!(std::io::stderr(), "{line}");
             }
+            if let (Some(socket), Some(r), Some((port, _))) =
+                (feed.as_ref(), crate::feed::request(&line), boot.feed_ports)
+            {
+                if let Ok(socket) = socket.try_clone() {
+                    feeding.push(std::thread::spawn(move || {
+                        crate::feed::send(
+                            &socket,
+                            ("127.0.0.1", port),
+                            r,
+                            Duration::from_micros(700),
+                        )
+                    }));
+                }
+            }
             log.push_str(&line);
             log.push('\n');
         }
@@ -186,6 +239,9 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    for f in feeding {
+        let _ = f.join();
+    }
     let _ = out_reader.join();
     let _ = err_reader.join();
     for line in rx.try_iter() {

@@ -11,7 +11,10 @@
 //! - `null`: `ndo_get_stats`, kernel → driver → kernel with no work;
 //! - `store`: `ndo_tx_timeout`, the driver rewrites its whole TX ring;
 //! - `txrx`: the verified eth0 → eth1 stream (see `workload`) at one size;
-//! - `tx`: eth0 transmits with eth1 down (nobody receives).
+//! - `tx`: eth0 transmits with eth1 down (nobody receives);
+//! - `rx`: eth1 receives a stream the host feeds into QEMU's hub (eth0 down):
+//!   the kernel prints `{"nooks":"rx-ready",...}` and the runner sends the
+//!   frames (see `nooks_bench::feed`).
 
 use crate::driver_api::abi::NetDevice;
 use crate::net::{self, NetError, skb};
@@ -118,6 +121,84 @@ fn transmit_only(
     Ok(sent)
 }
 
+/// The MAC the host's feed sends from.
+pub const FEED_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0xfe];
+
+fn mac_text(m: [u8; 6]) -> alloc::string::String {
+    alloc::format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5]
+    )
+}
+
+/// Receives `frames` frames of `size` bytes the host feeds to `rx`; returns
+/// (intact, bad, lost).
+fn receive_only(rx: *mut NetDevice, frames: u32, size: u32) -> (u32, u32, u32) {
+    // SAFETY: a registered device's net_device is alive.
+    let own = unsafe { (*rx).dev_addr };
+    crate::println!(
+        "{{\"nooks\":\"rx-ready\",\"dst\":\"{}\",\"src\":\"{}\",\"size\":{size},\"frames\":{frames}}}",
+        mac_text(own),
+        mac_text(FEED_MAC)
+    );
+    let (mut good, mut bad, mut next) = (0u32, 0u32, 0u32);
+    let mut lost = 0u32;
+    let start = timer::millis();
+    let mut last = start;
+    while next < frames {
+        let now = timer::millis();
+        // The feed starts within a few seconds, then frames come every millisecond or so.
+        if (good + bad == 0 && now - start > 10_000) || (good + bad > 0 && now - last > 1000) {
+            break;
+        }
+        let Some(s) = net::next_received(rx) else {
+            crate::arch::interrupts_disable();
+            if net::with(rx, |d| d.rx.is_empty()).unwrap_or(true) {
+                timer::idle();
+            } else {
+                crate::arch::interrupts_enable();
+            }
+            continue;
+        };
+        last = timer::millis();
+        // SAFETY: a live skb the driver handed up.
+        let buf = unsafe { core::slice::from_raw_parts((*s).data, (*s).len as usize) };
+        // Frames from anyone else on the hub are not the feed's.
+        if buf.len() < 18
+            || buf[6..12] != FEED_MAC
+            || buf[12..14] != workload::ETHERTYPE.to_be_bytes()
+        {
+            skb::free(s);
+            continue;
+        }
+        let seq = (buf.len() as u32 == size && buf[0..6] == own)
+            .then(|| u32::from_be_bytes([buf[14], buf[15], buf[16], buf[17]]))
+            .filter(|&seq| {
+                seq < frames
+                    && buf
+                        .iter()
+                        .enumerate()
+                        .skip(18)
+                        .all(|(i, &b)| b == workload::pattern(seq, i))
+            });
+        match seq {
+            Some(seq) if seq >= next => {
+                lost += seq - next;
+                next = seq + 1;
+                good += 1;
+            }
+            _ => bad += 1,
+        }
+        skb::free(s);
+    }
+    (good, bad, lost + (frames - next))
+}
+
 /// Runs every workload between eth0 and eth1 (both open, link up).
 pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
     let ops = 10_000;
@@ -158,6 +239,7 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
     if let Err(e) = net::close(rx) {
         crate::error!("closing eth1 for the TX-only runs: {e:?}");
     }
+    // (TX-only below, then RX-only with eth0 down and eth1 up again.)
     for size in [64, 512, 1514] {
         let m = Mark::now();
         match transmit_only(tx, rx, frames, size) {
@@ -173,6 +255,42 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
                 crate::error!("tx {size}: {e:?}");
                 report("tx", size, 0, false, u64::from(frames), m);
             }
+        }
+    }
+    if crate::cmdline::get(crate::cmdline(), "feed") == Some("on") {
+        if let Err(e) = net::close(tx) {
+            crate::error!("closing eth0 for the RX-only runs: {e:?}");
+        }
+        if let Err(e) = net::open(rx) {
+            crate::error!("reopening eth1 for the RX-only runs: {e:?}");
+            return;
+        }
+        let t0 = timer::millis();
+        while !net::carrier(rx) && timer::millis() - t0 < 2000 {
+            timer::idle();
+        }
+        // Let the freshly opened receiver settle before the feed starts.
+        let t1 = timer::millis();
+        while timer::millis() - t1 < 500 {
+            timer::idle();
+        }
+        // A short unmeasured feed first: QEMU translates the receive path
+        // on first use, slowly enough to overflow the ring.
+        let _ = receive_only(rx, 300, 1514);
+        for size in [64, 512, 1514] {
+            let m = Mark::now();
+            let (good, bad, lost) = receive_only(rx, frames, size);
+            if bad > 0 {
+                crate::warn!("rx {size}: {bad} frame(s) out of order or damaged");
+            }
+            report(
+                "rx",
+                size,
+                u64::from(good),
+                bad == 0 && good > 0,
+                u64::from(lost),
+                m,
+            );
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::net::{self, NetError, skb};
 use core::sync::atomic::Ordering;
 
 /// EtherType of workload frames (IEEE local experimental).
-const ETHERTYPE: u16 = 0x88b5;
+pub const ETHERTYPE: u16 = 0x88b5;
 
 /// What to run.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +95,8 @@ pub fn frame_len(seq: u32, min: u32, max: u32) -> u32 {
     min + (seq.wrapping_mul(7919) % (max - min + 1))
 }
 
-fn pattern(seq: u32, i: usize) -> u8 {
+/// Byte `i` of frame `seq` (the host's RX feed builds frames the same way).
+pub fn pattern(seq: u32, i: usize) -> u8 {
     (seq as u8).wrapping_mul(31) ^ (i as u8).wrapping_mul(7) ^ ((i >> 8) as u8)
 }
 

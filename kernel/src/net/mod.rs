@@ -246,6 +246,7 @@ pub fn close(dev: *mut NetDevice) -> Result<(), NetError> {
     let r = crate::domain::call(stop as usize as u64, &[dev as u64]).map_or(0, |r| r as i32);
     let dropped: Vec<*mut SkBuff> = with(dev, |d| {
         d.up = false;
+        d.carrier = false;
         d.rx.drain(..).collect()
     })
     .unwrap_or_default();
