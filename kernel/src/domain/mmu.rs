@@ -10,6 +10,7 @@
 //! interrupt entry live there), stores into the interrupt stacks (the CPU
 //! pushes interrupt frames there before the kernel can switch tables).
 
+use crate::kassert;
 use crate::memory::{INTERRUPT_STACKS, paging};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -137,4 +138,38 @@ pub fn rsp() -> u64 {
         core::arch::asm!("mov {}, rsp", out(reg) v, options(nomem, nostack, preserves_flags))
     };
     v
+}
+
+crate::ktest! {
+    fn a_domain_view_confines_writes_to_its_window() {
+        use crate::memory::{DOMAIN_AREA, PAGE_SIZE, frames};
+        // A window the tests own: the last one of the domain area.
+        let lo = DOMAIN_AREA.1 - super::WINDOW;
+        let page = lo + super::WRITABLE_OFFSET;
+        paging::with_kernel(|k| k.prepare(lo, lo + super::WINDOW)).map_err(|e| alloc::format!("{e}"))?;
+        let frame = frames::alloc_frame().ok_or("no frame")?;
+        paging::kernel_map(page, frame, paging::flags::DATA).map_err(|e| alloc::format!("{e}"))?;
+        let view = paging::with_kernel(|k| k.domain_view(lo, lo + super::WINDOW, INTERRUPT_STACKS))
+            .map_err(|e| alloc::format!("{e}"))?;
+        static KERNEL_DATA: AtomicU64 = AtomicU64::new(0);
+        unsafe extern "C" {
+            fn nooks_kernel_gate();
+        }
+        let data = &raw const KERNEL_DATA as u64;
+        let gate = nooks_kernel_gate as *const () as u64;
+        let text = crate::fault::catch::<(), fn()> as *const () as u64;
+        let ist = crate::arch::gdt::ist_top(1) - 8;
+        kassert!(view.access(page) == Some((true, false)), "own window: {:?}", view.access(page));
+        kassert!(view.access(data) == Some((false, false)), "kernel data: {:?}", view.access(data));
+        kassert!(view.access(lo - PAGE_SIZE).is_none() || lo - PAGE_SIZE < DOMAIN_AREA.0, "the window before is visible");
+        kassert!(view.access(DOMAIN_AREA.0 + super::WRITABLE_OFFSET).is_none(), "another window is visible");
+        kassert!(view.access(gate).is_some_and(|(w, x)| !w && x), "the gate: {:?}", view.access(gate));
+        kassert!(view.access(text).is_some_and(|(w, x)| !w && !x), "kernel text: {:?}", view.access(text));
+        kassert!(view.access(ist).is_some_and(|(w, _)| w), "interrupt stack: {:?}", view.access(ist));
+        // The kernel's own view is unchanged.
+        let own = paging::with_kernel(|k| (k.access(data), k.access(text)));
+        kassert!(own == (Some((true, false)), Some((false, true))), "kernel view: {:?}", own);
+        paging::kernel_unmap(page).map_err(|e| alloc::format!("{e}"))?;
+        Ok(())
+    }
 }

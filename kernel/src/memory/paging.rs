@@ -273,6 +273,26 @@ impl AddressSpace {
         Ok(view)
     }
 
+    /// The effective access to `virt` through every level: (writable,
+    /// executable), or None when unmapped.
+    pub fn access(&self, virt: u64) -> Option<(bool, bool)> {
+        let mut t = table(self.root);
+        let (mut write, mut exec) = (true, true);
+        for level in (1..=4).rev() {
+            let e = t[index(virt, level)];
+            if e & flags::PRESENT == 0 {
+                return None;
+            }
+            write &= e & flags::WRITABLE != 0;
+            exec &= e & flags::NO_EXECUTE == 0;
+            if level == 1 || e & flags::HUGE != 0 {
+                return Some((write, exec));
+            }
+            t = table(e & ADDR_MASK);
+        }
+        None
+    }
+
     /// Shares the top-level entry covering `virt` with `other` (same lower tables).
     pub fn share_top_level(&mut self, other: &AddressSpace, virt: u64) {
         table(self.root)[index(virt, 4)] = table(other.root)[index(virt, 4)];
