@@ -29,6 +29,8 @@ pub enum Category {
     Timer,
     /// String functions (gcc may emit calls to these itself).
     String,
+    /// Port I/O (what nooks-cc turns `in`/`out` into).
+    Port,
 }
 
 /// One exported function.
@@ -119,6 +121,8 @@ pub const EXPORTS: &[Export] = &[
     f("memcpy", 3, String),
     f("memmove", 3, String),
     f("memcmp", 3, String),
+    f("nooks_port_in", 2, Port),
+    f("nooks_port_out", 3, Port),
 ];
 
 /// The export named `name`.

@@ -249,6 +249,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         commons,
         esp,
         sfi,
+        ports: &opts.policy.ports,
     };
     let mut out = Rewritten::default();
     let mut ctx = module.make_context();
@@ -560,9 +561,17 @@ pub fn metadata_text(input: &Input, opts: &Options) -> String {
         .collect();
     imports.sort_unstable();
     imports.dedup();
+    let policy = opts.policy.driver.as_deref().unwrap_or("default");
+    let ports: Vec<String> = opts
+        .policy
+        .ports
+        .iter()
+        .map(|(lo, hi)| format!("{lo:#x}-{hi:#x}"))
+        .collect();
     format!(
-        "nooks-cc {}\nisolation {isolation}\npolicy default\nabi stack-args {} estack {}\nentries {}\nimports {}\n",
+        "nooks-cc {}\nisolation {isolation}\npolicy {policy}\nports {}\nabi stack-args {} estack {}\nentries {}\nimports {}\n",
         env!("CARGO_PKG_VERSION"),
+        ports.join(" "),
         lift::STACK_ARGS,
         ESTACK_SIZE,
         entries.join(" "),

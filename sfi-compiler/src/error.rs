@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Codegen(String),
     /// Writing the output failed.
     Output(String),
+    /// The policy forbids what the instruction does.
+    Forbidden(String),
 }
 
 /// An error with its location in the input.
@@ -60,6 +62,7 @@ impl fmt::Display for RewriteError {
             ErrorKind::UnsupportedSection(s) => write!(f, "unsupported section: {s}")?,
             ErrorKind::Codegen(s) => write!(f, "code generation failed: {s}")?,
             ErrorKind::Output(s) => write!(f, "writing the output failed: {s}")?,
+            ErrorKind::Forbidden(s) => write!(f, "forbidden by the policy: {s}")?,
         }
         if let Some(func) = &self.function {
             write!(f, " in {func}")?;

@@ -66,6 +66,8 @@ pub enum FaultKind {
     InterruptsOff = 3,
     /// An indirect call to something that is neither an entry nor an import.
     BadCallTarget = 4,
+    /// `in`/`out` on a port outside the policy's ranges.
+    Port = 5,
 }
 
 impl FaultKind {
@@ -409,6 +411,11 @@ fn emit_scan(
     b.switch_to_block(next);
     let i1 = b.ins().iadd_imm_s(i, 1);
     b.ins().jump(head, &[i1.into()]);
+}
+
+/// Records the refused address (or port), the driver code, and the cause; traps.
+pub fn refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: FaultKind) {
+    emit_refuse(b, state, addr, kind)
 }
 
 /// Records the refused address, the driver code that asked, and the cause; traps.

@@ -55,6 +55,10 @@ pub struct Options {
     pub emit_clif: bool,
     /// Keep the output disassembly of each function.
     pub emit_asm: bool,
+    /// The driver's policy: under `sfi`, `in`/`out` are allowed only on its
+    /// port ranges (a constant port outside them is refused at rewrite time,
+    /// a computed one is checked at run time).
+    pub policy: nooks_policy::file::Policy,
 }
 
 /// Rewrites an object file's bytes.

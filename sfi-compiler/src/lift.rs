@@ -51,6 +51,8 @@ pub struct Env<'a> {
     pub esp: DataId,
     /// The SFI runtime, with `--isolation sfi`.
     pub sfi: Option<crate::instrument::Runtime>,
+    /// I/O port ranges the policy allows (inclusive).
+    pub ports: &'a [(u16, u16)],
 }
 
 /// A reference to something the rewritten code addresses.
@@ -1398,9 +1400,141 @@ impl<M: Module> Lifter<'_, '_, M> {
             {
                 self.virtual_flags(insn)?
             }
+            X::In | X::Out => self.port_io(insn)?,
             _ => return Err(self.unsupported(insn)),
         }
         Ok(())
+    }
+
+    /// `in`/`out`: Cranelift has no port I/O, so the kernel's
+    /// `nooks_port_in(port, size)` / `nooks_port_out(port, size, value)` do it;
+    /// under SFI the port must lie in the policy's ranges — a constant port is
+    /// checked here, a computed one (`dx`) before the call, trapping otherwise.
+    fn port_io(&mut self, insn: &Insn) -> Result<()> {
+        let i = insn.instr;
+        let out = i.mnemonic() == Mnemonic::Out;
+        let (port_op, data_op) = if out { (0, 1) } else { (1, 0) };
+        let data_reg = i.op_register(data_op);
+        let size = data_reg.size() as i64;
+        let allowed = |p: u64| {
+            self.env
+                .ports
+                .iter()
+                .any(|&(lo, hi)| p >= u64::from(lo) && p + size as u64 - 1 <= u64::from(hi))
+        };
+        let port = match i.op_kind(port_op) {
+            OpKind::Immediate8 => {
+                let p = u64::from(i.immediate8());
+                if self.env.sfi.is_some() && !allowed(p) {
+                    return Err(self.err(
+                        insn,
+                        ErrorKind::Forbidden(format!(
+                            "port {p:#x} is outside the policy's port ranges"
+                        )),
+                    ));
+                }
+                self.b.ins().iconst(I64, p as i64)
+            }
+            OpKind::Register => {
+                let dx = self
+                    .read_reg(Register::DX)
+                    .ok_or_else(|| self.unsupported(insn))?;
+                let p = self.b.ins().uextend(I64, dx);
+                if let Some(rt) = self.env.sfi {
+                    self.check_port(rt, p, size);
+                }
+                p
+            }
+            _ => return Err(self.unsupported(insn)),
+        };
+        let name = if out {
+            "nooks_port_out"
+        } else {
+            "nooks_port_in"
+        };
+        let sig = self
+            .module
+            .declarations()
+            .get_function_decl(
+                self.env
+                    .import_funcs
+                    .values()
+                    .next()
+                    .copied()
+                    .unwrap_or_else(|| {
+                        *self
+                            .env
+                            .native
+                            .values()
+                            .next()
+                            .expect("a function being lifted")
+                    }),
+            )
+            .signature
+            .clone();
+        let id = self
+            .module
+            .declare_function(name, cranelift_module::Linkage::Import, &sig)
+            .map_err(|e| self.err(insn, ErrorKind::Codegen(e.to_string())))?;
+        let f = self.func_ref(id);
+        let zero = self.b.ins().iconst(I64, 0);
+        let sz = self.b.ins().iconst(I64, size);
+        let value = if out {
+            let v = self
+                .read_reg(data_reg)
+                .ok_or_else(|| self.unsupported(insn))?;
+            if size == 8 {
+                v
+            } else {
+                self.b.ins().uextend(I64, v)
+            }
+        } else {
+            zero
+        };
+        let mut args = vec![port, sz, value];
+        let nparams = self.b.func.dfg.signatures[self.b.func.dfg.ext_funcs[f].signature]
+            .params
+            .len();
+        args.resize(nparams, zero);
+        let call = self.b.ins().call(f, &args);
+        if !out {
+            let r = self.b.inst_results(call)[0];
+            let r = if size == 8 {
+                r
+            } else {
+                self.b.ins().ireduce(ty_of(size as usize), r)
+            };
+            self.write_reg(data_reg, r)
+                .ok_or_else(|| self.unsupported(insn))?;
+        }
+        Ok(())
+    }
+
+    /// Traps unless [port, port + size) lies in one of the policy's ranges.
+    fn check_port(&mut self, rt: crate::instrument::Runtime, port: Value, size: i64) {
+        let ok_block = self.b.create_block();
+        let bad = self.b.create_block();
+        let mut ok = self.b.ins().iconst(I8, 0);
+        for &(lo, hi) in self.env.ports {
+            let ge =
+                self.b
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, port, i64::from(lo));
+            let end = self.b.ins().iadd_imm_s(port, size - 1);
+            let le = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, end, i64::from(hi));
+            let both = self.b.ins().band(ge, le);
+            ok = self.b.ins().bor(ok, both);
+        }
+        self.b.ins().brif(ok, ok_block, &[], bad, &[]);
+        self.b.switch_to_block(bad);
+        self.b.set_cold_block(bad);
+        let gv = self.data_gv(rt.state);
+        let state = self.b.ins().symbol_value(I64, gv);
+        crate::instrument::refuse(&mut self.b, state, port, crate::instrument::FaultKind::Port);
+        self.b.switch_to_block(ok_block);
     }
 
     /// `cli`/`sti`/`pushf`/`popf` under SFI: the interrupt flag is the domain's

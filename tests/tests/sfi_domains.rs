@@ -9,26 +9,66 @@ use nooks_sfi_compiler::{Isolation, Options, rewrite};
 use nooks_tests::{boot, fail_with_log, test_driver};
 use std::time::Duration;
 
-const SFI: Options = Options {
-    isolation: Isolation::Sfi,
-    emit_clif: false,
-    emit_asm: false,
-};
+fn sfi_options() -> Options {
+    Options {
+        isolation: Isolation::Sfi,
+        ..Options::default()
+    }
+}
 
 fn sfi(bytes: &[u8], name: &str) -> Vec<u8> {
-    rewrite(bytes, &SFI)
+    rewrite(bytes, &sfi_options())
         .unwrap_or_else(|e| panic!("nooks-cc {name}: {e}"))
         .object
 }
 
 #[test]
 fn privileged_instructions_are_refused_at_build_time() {
-    let err = rewrite(&test_driver("privileged"), &SFI)
+    let err = rewrite(&test_driver("privileged"), &sfi_options())
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("unsupported instruction") && err.contains("wrmsr"),
         "{err}"
+    );
+}
+
+/// The ports driver, rewritten under its policy.
+fn ports_under_policy() -> Vec<u8> {
+    let text =
+        std::fs::read_to_string(artifacts::repo_root().join("tests/drivers/ports.policy")).unwrap();
+    let policy = nooks_policy::file::parse(&text).unwrap();
+    rewrite(
+        &test_driver("ports"),
+        &Options {
+            policy,
+            ..sfi_options()
+        },
+    )
+    .unwrap_or_else(|e| panic!("nooks-cc ports: {e}"))
+    .object
+}
+
+#[test]
+fn a_constant_port_outside_the_policy_is_refused_at_build_time() {
+    let err = rewrite(&test_driver("ports"), &sfi_options())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("forbidden by the policy") && err.contains("0x80"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ports.c:"),
+        "the error names the source line: {err}"
+    );
+    // Under its policy it builds, and calls the kernel's port I/O.
+    let obj = ports_under_policy();
+    let text = String::from_utf8_lossy(&obj);
+    assert!(text.contains("nooks_port_out") && text.contains("nooks_port_in"));
+    assert!(
+        text.contains("ports 0x80-0x80"),
+        "the policy's ranges are in .nooks"
     );
 }
 
@@ -49,6 +89,7 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
     for name in bad {
         modules.push((format!("{name}.o"), sfi(&test_driver(name), name)));
     }
+    modules.push(("ports.o".to_string(), ports_under_policy()));
     let members: Vec<(&str, Vec<u8>)> = modules
         .iter()
         .map(|(n, b)| (n.as_str(), b.clone()))
@@ -110,6 +151,7 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
         ("lock_held.o", "returned holding a lock", None),
         ("irq_off.o", "returned with interrupts disabled", None),
         ("runaway.o", "watchdog", None),
+        ("ports.o", "I/O port outside the policy", None),
     ];
     for (module, cause, function) in expect {
         let Some(f) = fault_of(module) else {
@@ -128,6 +170,7 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
         }
     }
     assert_eq!(fault_of("null_offset.o").unwrap()["address"], "0x40");
+    assert_eq!(fault_of("ports.o").unwrap()["address"], "0x64");
     assert_eq!(
         fault_of("other_domain.o").unwrap()["address"],
         "0xffffffffc0800000"

@@ -292,6 +292,11 @@ void *memcpy(void *dest, const void *src, size_t n);
 void *memmove(void *dest, const void *src, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 
+/* ---- port I/O (nooks-cc turns the in/out instructions into these) ------- */
+
+unsigned int nooks_port_in(unsigned long port, unsigned long size);
+void nooks_port_out(unsigned long port, unsigned long size, unsigned long value);
+
 /* The kernel mirrors these layouts (kernel/src/driver_api/abi.rs). */
 _Static_assert(sizeof(struct pci_dev) == 64, "struct pci_dev layout");
 _Static_assert(sizeof(struct pci_device_id) == 32, "struct pci_device_id layout");

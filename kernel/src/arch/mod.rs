@@ -45,6 +45,30 @@ pub unsafe fn inb(port: u16) -> u8 {
     v
 }
 
+/// Reads a 16-bit word from an I/O port.
+///
+/// # Safety
+/// As [`inb`].
+pub unsafe fn inw(port: u16) -> u16 {
+    let v: u16;
+    // SAFETY: the caller vouches for the port.
+    unsafe {
+        asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
+
+/// Writes a 16-bit word to an I/O port.
+///
+/// # Safety
+/// As [`inb`].
+pub unsafe fn outw(port: u16, v: u16) {
+    // SAFETY: the caller vouches for the port.
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack, preserves_flags))
+    };
+}
+
 /// Writes a byte to an I/O port.
 ///
 /// # Safety

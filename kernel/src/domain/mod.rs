@@ -501,6 +501,7 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
                 (6, Some((_, 2))) => ("sfi: returned holding a lock", 0),
                 (6, Some((_, 3))) => ("sfi: returned with interrupts disabled", 0),
                 (6, Some((addr, 4))) => ("sfi: call to a forbidden target", addr),
+                (6, Some((port, 5))) => ("sfi: I/O port outside the policy", port),
                 (14, _) if d.mechanism == Mechanism::Mmu => {
                     (page_fault_cause(fault.error), fault.cr2)
                 }

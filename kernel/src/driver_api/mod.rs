@@ -18,6 +18,7 @@ pub mod mem;
 pub mod mmio;
 pub mod net;
 pub mod pci;
+pub mod port;
 pub mod time;
 pub mod timer;
 
@@ -112,6 +113,8 @@ export_table! {
     memcpy => crate::rt::memcpy,
     memmove => crate::rt::memmove,
     memcmp => crate::rt::memcmp,
+    nooks_port_in => port::nooks_port_in,
+    nooks_port_out => port::nooks_port_out,
 }
 
 crate::ktest! {

@@ -43,6 +43,9 @@ enum Cmd {
         /// Inject a fault into the input first: KIND:SEED (see `nooks-cc inject`).
         #[arg(long)]
         inject: Option<String>,
+        /// The driver's policy file (I/O port ranges for in/out under sfi).
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Inject one fault into an original object (same length, same layout):
     /// store-address, store-value, null-pointer, random-pointer, off-by-one,
@@ -101,15 +104,25 @@ enum Emit {
     Asm,
 }
 
-fn options(isolation: Iso, emit: Option<Emit>) -> Options {
-    Options {
+fn options(isolation: Iso, emit: Option<Emit>, policy: Option<&Path>) -> Result<Options> {
+    let policy = match policy {
+        None => nooks_policy::file::Policy::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            nooks_policy::file::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?
+        }
+    };
+    Ok(Options {
         isolation: match isolation {
             Iso::None => Isolation::None,
             Iso::Sfi => Isolation::Sfi,
         },
         emit_clif: emit == Some(Emit::Clif),
         emit_asm: emit == Some(Emit::Asm),
-    }
+        policy,
+    })
 }
 
 fn rewrite_file(input: &Path, output: &Path, opts: &Options, inject: Option<&str>) -> Result<()> {
@@ -135,6 +148,7 @@ fn compile(args: &[String]) -> Result<()> {
     let mut output = None;
     let mut isolation = Iso::None;
     let mut emit = None;
+    let mut policy = None;
     let mut cc_args = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -145,6 +159,7 @@ fn compile(args: &[String]) -> Result<()> {
                 isolation = Iso::from_str(it.next().context("--isolation needs none or sfi")?, true)
                     .map_err(anyhow::Error::msg)?
             }
+            "--policy" => policy = Some(PathBuf::from(it.next().context("--policy needs a file")?)),
             "--emit" => {
                 emit = Some(
                     Emit::from_str(it.next().context("--emit needs clif or asm")?, true)
@@ -177,7 +192,8 @@ fn compile(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("{cc} failed ({status})");
     }
-    let r = rewrite_file(&tmp, &output, &options(isolation, emit), None);
+    let r = options(isolation, emit, policy.as_deref())
+        .and_then(|opts| rewrite_file(&tmp, &output, &opts, None));
     let _ = std::fs::remove_file(&tmp);
     r
 }
@@ -194,10 +210,11 @@ fn run() -> Result<()> {
             isolation,
             emit,
             inject,
+            policy,
         }) => rewrite_file(
             &input,
             &output,
-            &options(isolation, emit),
+            &options(isolation, emit, policy.as_deref())?,
             inject.as_deref(),
         ),
         Some(Cmd::Inject {
