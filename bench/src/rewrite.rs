@@ -144,7 +144,9 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
         // A kernel may come with `<name>.shim.c`: native code it calls (the
         // driver API for e1000_path), linked as is, never rewritten.
         let shim_src = kernels_dir.join(format!("{name}.shim.c"));
-        let shim = shim_src.exists().then(|| dir.join(format!("{name}.shim.o")));
+        let shim = shim_src
+            .exists()
+            .then(|| dir.join(format!("{name}.shim.o")));
         if let Some(o) = &shim {
             gcc_c(&shim_src, o)?;
         }

@@ -159,10 +159,15 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             continue;
         }
         if called.contains(&i) {
+            let sig = if lift::register_only(&s.name) {
+                lift::register_signature(call_conv)
+            } else {
+                native_sig.clone()
+            };
             import_funcs.insert(
                 s.name.clone(),
                 module
-                    .declare_function(&s.name, Linkage::Import, &native_sig)
+                    .declare_function(&s.name, Linkage::Import, &sig)
                     .map_err(m)?,
             );
         } else {

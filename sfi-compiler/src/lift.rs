@@ -153,6 +153,25 @@ pub fn native_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Sign
     sig
 }
 
+/// The signature of a kernel export the policy knows takes at most six
+/// arguments: the six argument registers only, so a call to it copies no
+/// stack arguments (variadic `printk` and unknown imports keep the full one).
+pub fn register_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Signature {
+    let mut sig = ir::Signature::new(call_conv);
+    for _ in 0..6 {
+        sig.params.push(ir::AbiParam::new(I64));
+    }
+    sig.returns.push(ir::AbiParam::new(I64));
+    sig.returns.push(ir::AbiParam::new(I64));
+    sig
+}
+
+/// Whether import `name` is a kernel export known to take at most six
+/// arguments and no variable list.
+pub fn register_only(name: &str) -> bool {
+    nooks_policy::export(name).is_some_and(|e| e.args <= 6 && name != "printk")
+}
+
 /// The signature of an inner entry: emulated RSP + 6 registers in, rax:rdx out.
 pub fn inner_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Signature {
     let mut sig = ir::Signature::new(call_conv);
@@ -768,9 +787,18 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let esp_addr = self.b.ins().symbol_value(I64, gv);
         self.b.ins().store(mem(), rsp_at_call, esp_addr, 0);
         let mut args = self.call_args();
-        for k in 0..STACK_ARGS {
-            let v = self.b.ins().load(I64, mem(), rsp_at_call, (8 * k) as i32);
-            args.push(v);
+        let registers_only = match (&callee, addr) {
+            (Ok(f), None) => {
+                let sig = self.b.func.dfg.ext_funcs[*f].signature;
+                self.b.func.dfg.signatures[sig].params.len() == ARG_REGS.len()
+            }
+            _ => false,
+        };
+        if !registers_only {
+            for k in 0..STACK_ARGS {
+                let v = self.b.ins().load(I64, mem(), rsp_at_call, (8 * k) as i32);
+                args.push(v);
+            }
         }
         let inst = match addr {
             Some(a) => {
@@ -1452,26 +1480,8 @@ impl<M: Module> Lifter<'_, '_, M> {
         } else {
             "nooks_port_in"
         };
-        let sig = self
-            .module
-            .declarations()
-            .get_function_decl(
-                self.env
-                    .import_funcs
-                    .values()
-                    .next()
-                    .copied()
-                    .unwrap_or_else(|| {
-                        *self
-                            .env
-                            .native
-                            .values()
-                            .next()
-                            .expect("a function being lifted")
-                    }),
-            )
-            .signature
-            .clone();
+        let call_conv = self.b.func.dfg.signatures[self.native_sig].call_conv;
+        let sig = register_signature(call_conv);
         let id = self
             .module
             .declare_function(name, cranelift_module::Linkage::Import, &sig)
