@@ -336,8 +336,15 @@ pub fn load_all(members: &[nooks_loader::archive::Member<'static>]) -> Vec<Drive
             .map_or(m.data, |c| c.data);
         let mut instances = Vec::new();
         let mut error = None;
+        let mut bytes = m.data;
         for instance in 0..8 {
-            match load(m.name, m.data, reload, instance) {
+            match load(m.name, bytes, reload, instance) {
+                // An injected fault fired in init: recovery will bring this
+                // instance back from the clean copy, and the next instances
+                // are fresh copies too.
+                Err(DriverError::InitFaulted) if !core::ptr::eq(bytes, reload) => {
+                    bytes = reload;
+                }
                 Ok(d) => {
                     let bound = crate::driver_api::pci::bound_by(d.domain);
                     instances.push(d);

@@ -223,8 +223,30 @@ fn redirect(tf: &mut TrapFrame, fault: Fault) -> bool {
     true
 }
 
+/// Delivers a watchdog fault to the interrupted context now (from an NMI).
+pub fn watchdog_now(tf: &mut TrapFrame) {
+    let fault = Fault {
+        vector: WATCHDOG_VECTOR,
+        error: 0,
+        rip: tf.rip,
+        cr2: 0,
+        rsp: tf.rsp,
+        rbp: tf.rbp,
+    };
+    if !redirect(tf, fault) {
+        crate::warn!(
+            "watchdog NMI with nothing armed to unwind to (rip={:#x})",
+            tf.rip
+        );
+    }
+}
+
 /// Handles CPU exceptions (vectors 0..31).
 pub fn exception(tf: &mut TrapFrame) {
+    if tf.vector == 2 && crate::watchdog::nmi_tick() {
+        crate::watchdog::on_nmi(tf);
+        return;
+    }
     let fault = Fault {
         vector: tf.vector,
         error: tf.error,

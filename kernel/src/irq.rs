@@ -63,8 +63,22 @@ pub fn unregister(line: u8, handler: Handler, ctx: usize) -> Result<(), IrqError
     Ok(())
 }
 
+/// Interrupt handlers running now (0: process context).
+static DEPTH: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Whether the CPU is running an interrupt handler.
+pub fn in_interrupt() -> bool {
+    DEPTH.load(core::sync::atomic::Ordering::Relaxed) != 0
+}
+
 /// Called from the entry path for vectors 32..47.
 pub fn dispatch(line: u8, frame: &mut TrapFrame) {
+    DEPTH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    dispatch_line(line, frame);
+    DEPTH.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+fn dispatch_line(line: u8, frame: &mut TrapFrame) {
     if (line == 7 || line == 15) && !pic::in_service(line) {
         if line == 15 {
             pic::eoi(2); // the master saw a real cascade interrupt

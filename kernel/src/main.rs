@@ -84,12 +84,22 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     timer::init();
     arch::interrupts_enable();
     timer::calibrate_tsc();
+    let nmi =
+        cmdline::get(boot.cmdline(), "nmi_watchdog") != Some("off") && watchdog::enable_nmi_tick();
     let (frames_total, frames_used) = memory::frames::stats();
     info!(
         "memory: {} MiB usable, {} KiB in use; TSC {} MHz",
         frames_total * 4 / 1024,
         frames_used * 4,
         timer::tsc_hz() / 1_000_000
+    );
+    info!(
+        "watchdog: {}",
+        if nmi {
+            "timer tick and NMI tick (catches loops with interrupts off)"
+        } else {
+            "timer tick only"
+        }
     );
     info!(
         "PCIDs: {}",

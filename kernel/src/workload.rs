@@ -206,7 +206,11 @@ pub fn run(
             crate::recovery::poll();
         }
         if net::generation() != generation {
+            // A device went or came back: frames in flight may be lost with
+            // the driver that failed (on either side), so the window restarts.
             generation = net::generation();
+            floor = r.sent;
+            outage_since.get_or_insert(crate::timer::millis());
             tx = names
                 .0
                 .as_deref()

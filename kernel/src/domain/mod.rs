@@ -330,6 +330,7 @@ pub fn abort(cause: &'static str, address: u64) {
 enum Violation {
     LockHeld,
     InterruptsOff,
+    InterruptsOn,
 }
 
 /// Calls driver code at `entry` with up to six integer arguments, on behalf
@@ -422,8 +423,10 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
     let held = DOMAINS.lock()[id].locks;
     let violation = if held != locks {
         Some(Violation::LockHeld)
-    } else if returned_interrupts != interrupts {
+    } else if interrupts && !returned_interrupts {
         Some(Violation::InterruptsOff)
+    } else if !interrupts && returned_interrupts {
+        Some(Violation::InterruptsOn)
     } else {
         None
     };
@@ -494,6 +497,14 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
             (Some(Violation::InterruptsOff), _, _) if d.mechanism == Mechanism::Sfi => {
                 ("sfi: returned with interrupts disabled", 0)
             }
+            (Some(Violation::InterruptsOn), _, _) if d.mechanism == Mechanism::Sfi => (
+                "sfi: returned with interrupts enabled in an interrupt handler",
+                0,
+            ),
+            (Some(Violation::InterruptsOn), _, _) => (
+                "mmu: returned with interrupts enabled in an interrupt handler",
+                0,
+            ),
             (Some(Violation::LockHeld), _, _) => ("mmu: returned holding a lock", 0),
             (Some(Violation::InterruptsOff), _, _) => ("mmu: returned with interrupts disabled", 0),
             (None, vector, kind) => match (vector, kind) {

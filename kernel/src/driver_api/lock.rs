@@ -63,7 +63,10 @@ pub extern "C" fn spin_lock_irqsave_flags(lock: *mut SpinLock) -> u64 {
 
 pub extern "C" fn spin_unlock_irqrestore(lock: *mut SpinLock, flags: u64) {
     spin_unlock(lock);
-    if flags & (1 << 9) != 0 {
+    // Never in an interrupt handler: whatever the flags say (a corrupted
+    // value, say), enabling interrupts there would let one nest on the
+    // handler's own interrupt stack.
+    if flags & (1 << 9) != 0 && !crate::irq::in_interrupt() {
         crate::arch::interrupts_enable();
     }
 }
