@@ -173,13 +173,20 @@ pub fn load(
         layout.area(Area::Rodata).size,
         layout.area(Area::Data).size,
     );
-    if tsize > 4 << 20 || rsize > 4 << 20 || dsize > domain::RAM / 2 {
+    if tsize > domain::RODATA_OFFSET
+        || rsize > domain::WRITABLE_OFFSET - domain::RODATA_OFFSET
+        || dsize > domain::RAM / 2
+    {
         return Err(DriverError::NoMemory);
     }
     let window = domain::create(&alloc::format!("{name}#{instance}"), mechanism)
         .ok_or(DriverError::NoMemory)?;
     let (ta, tb) = area(window.base, tsize, paging::flags::CODE)?;
-    let (ra, rb) = area(window.base + (4 << 20), rsize, paging::flags::RODATA)?;
+    let (ra, rb) = area(
+        window.base + domain::RODATA_OFFSET,
+        rsize,
+        paging::flags::RODATA,
+    )?;
     let da = window.base + domain::WRITABLE_OFFSET;
     let db = domain::ram_view(&window, 0, dsize.max(1)).ok_or(DriverError::NoMemory)?;
     let mut placement = Placement {

@@ -27,6 +27,7 @@ fn original_e1000_in_mmu_domains_moves_frames_while_misbehaving_drivers_are_cont
         "lock_held",
         "irq_off",
         "runaway",
+        "cli_loop",
     ];
     for name in bad {
         modules.push((format!("{name}.o"), test_driver(name)));
@@ -95,6 +96,7 @@ fn original_e1000_in_mmu_domains_moves_frames_while_misbehaving_drivers_are_cont
         ("lock_held.o", "mmu: returned holding a lock", None),
         ("irq_off.o", "mmu: returned with interrupts disabled", None),
         ("runaway.o", "watchdog", None),
+        ("cli_loop.o", "watchdog", None),
     ];
     for (module, cause, function) in expect {
         let Some(f) = fault_of(module) else {

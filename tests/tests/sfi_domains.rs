@@ -85,6 +85,7 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
         "lock_held",
         "irq_off",
         "runaway",
+        "cli_loop",
     ];
     for name in bad {
         modules.push((format!("{name}.o"), sfi(&test_driver(name), name)));
@@ -151,6 +152,7 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
         ("lock_held.o", "returned holding a lock", None),
         ("irq_off.o", "returned with interrupts disabled", None),
         ("runaway.o", "watchdog", None),
+        ("cli_loop.o", "watchdog", None),
         ("ports.o", "I/O port outside the policy", None),
     ];
     for (module, cause, function) in expect {

@@ -35,14 +35,16 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
 
+/// Offset of the read-only data in the window (the text comes first).
+pub const RODATA_OFFSET: u64 = 2 << 20;
 /// Size of a domain's virtual window.
-pub const WINDOW: u64 = 64 << 20;
+pub const WINDOW: u64 = 32 << 20;
 /// Offset of the writable part in the window.
-pub const WRITABLE_OFFSET: u64 = 8 << 20;
+pub const WRITABLE_OFFSET: u64 = 4 << 20;
 /// RAM in the writable part: data + heap + DMA.
-pub const RAM: u64 = 16 << 20;
+pub const RAM: u64 = 8 << 20;
 /// Virtual space for MMIO mappings after the RAM.
-pub const MMIO: u64 = 16 << 20;
+pub const MMIO: u64 = 20 << 20;
 
 /// How a domain is enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
