@@ -289,19 +289,6 @@ pub fn request_watchdog_fault() {
 /// to the interrupted context.
 pub fn after_tick(tf: &mut TrapFrame) {
     if WATCHDOG_PENDING.swap(false, Ordering::SeqCst) {
-        let fault = Fault {
-            vector: WATCHDOG_VECTOR,
-            error: 0,
-            rip: tf.rip,
-            cr2: 0,
-            rsp: tf.rsp,
-            rbp: tf.rbp,
-        };
-        if !redirect(tf, fault) {
-            crate::warn!(
-                "watchdog fired with nothing armed to unwind to (rip={:#x})",
-                tf.rip
-            );
-        }
+        watchdog_now(tf);
     }
 }
