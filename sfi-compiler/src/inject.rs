@@ -194,15 +194,18 @@ fn opcode_offset(raw: &[u8]) -> usize {
     i
 }
 
-/// `xor r32, r32` for a 64-bit general register (zero-extends to 64 bits).
-fn xor_self(reg: Register) -> Option<Vec<u8>> {
+/// The encoding number (0-15) of a general register, any width.
+fn gpr(reg: Register) -> Option<usize> {
     let n = reg
         .full_register()
         .number()
         .checked_sub(Register::RAX.number())?;
-    if n >= 16 {
-        return None;
-    }
+    (n < 16).then_some(n)
+}
+
+/// `xor r32, r32` for a 64-bit general register (zero-extends to 64 bits).
+fn xor_self(reg: Register) -> Option<Vec<u8>> {
+    let n = gpr(reg)?;
     let low = (n & 7) as u8;
     let modrm = 0xc0 | (low << 3) | low;
     Some(if n >= 8 {
@@ -214,13 +217,7 @@ fn xor_self(reg: Register) -> Option<Vec<u8>> {
 
 /// `mov r32, imm32`.
 fn mov_imm(reg: Register, value: u32) -> Option<Vec<u8>> {
-    let n = reg
-        .full_register()
-        .number()
-        .checked_sub(Register::RAX.number())?;
-    if n >= 16 {
-        return None;
-    }
+    let n = gpr(reg)?;
     let mut v = Vec::new();
     if n >= 8 {
         v.push(0x41);
