@@ -346,10 +346,12 @@ pub fn load_all(members: &[nooks_loader::archive::Member<'static>]) -> Vec<Drive
         let mut bytes = m.data;
         for instance in 0..8 {
             match load(m.name, bytes, reload, instance) {
-                // An injected fault fired in init: recovery will bring this
-                // instance back from the clean copy, and the next instances
-                // are fresh copies too.
+                // An injected fault fired in init: recovery brings this
+                // instance back from the clean copy now — before the next
+                // instance can take its device or its name — and the next
+                // instances are fresh copies too.
                 Err(DriverError::InitFaulted) if !core::ptr::eq(bytes, reload) => {
+                    crate::recovery::poll();
                     bytes = reload;
                 }
                 Ok(d) => {

@@ -13,7 +13,7 @@
 
 use crate::arch::idt::{TrapFrame, exception_name};
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// Pseudo-vector recorded when the watchdog interrupts a runaway context.
 pub const WATCHDOG_VECTOR: u64 = 256;
@@ -76,10 +76,12 @@ struct CatchFrame {
     rflags: u64,
     prev: *mut CatchFrame,
     fault: Fault,
+    /// Interrupt handlers running and kernel locks held when it was armed.
+    irq_depth: u32,
+    locks: u32,
 }
 
 static CURRENT: AtomicPtr<CatchFrame> = AtomicPtr::new(core::ptr::null_mut());
-static WATCHDOG_PENDING: AtomicBool = AtomicBool::new(false);
 
 // catch_call(frame, f, arg) -> 0 when f(arg) returned, 1 (via the exception
 // handler's redirect) when it faulted. It records the state the redirect
@@ -150,6 +152,8 @@ pub fn catch<R, F: FnOnce() -> R>(f: F) -> Result<R, Fault> {
         rflags: 0,
         prev: CURRENT.load(Ordering::SeqCst),
         fault: Fault::default(),
+        irq_depth: crate::irq::depth(),
+        locks: crate::sync::held(),
     };
     CURRENT.store(&mut frame, Ordering::SeqCst);
     // SAFETY: `frame` and `slot` outlive the call; the handler only redirects to
@@ -223,8 +227,31 @@ fn redirect(tf: &mut TrapFrame, fault: Fault) -> bool {
     true
 }
 
-/// Delivers a watchdog fault to the interrupted context now (from an NMI).
-pub fn watchdog_now(tf: &mut TrapFrame) {
+/// What became of a watchdog fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The interrupted context was redirected to its catch frame.
+    Delivered,
+    /// The interrupted context is not the one the innermost catch frame
+    /// armed: an interrupt handler runs above it, or kernel code holds a lock
+    /// it took since. Unwinding now would abandon that handler or lock.
+    Deferred,
+    /// No catch frame is armed.
+    NothingArmed,
+}
+
+/// Delivers a watchdog fault to the interrupted context, if it is the one
+/// that armed the innermost catch frame.
+pub fn watchdog_now(tf: &mut TrapFrame) -> Delivery {
+    let frame = CURRENT.load(Ordering::SeqCst);
+    if frame.is_null() {
+        return Delivery::NothingArmed;
+    }
+    // SAFETY: an armed frame lives on the stack of a `catch` that has not returned.
+    let (irq_depth, locks) = unsafe { ((*frame).irq_depth, (*frame).locks) };
+    if irq_depth != crate::irq::depth() || locks != crate::sync::held() {
+        return Delivery::Deferred;
+    }
     let fault = Fault {
         vector: WATCHDOG_VECTOR,
         error: 0,
@@ -233,18 +260,14 @@ pub fn watchdog_now(tf: &mut TrapFrame) {
         rsp: tf.rsp,
         rbp: tf.rbp,
     };
-    if !redirect(tf, fault) {
-        crate::warn!(
-            "watchdog NMI with nothing armed to unwind to (rip={:#x})",
-            tf.rip
-        );
-    }
+    redirect(tf, fault);
+    Delivery::Delivered
 }
 
 /// Handles CPU exceptions (vectors 0..31).
 pub fn exception(tf: &mut TrapFrame) {
     if tf.vector == 2 && crate::watchdog::nmi_tick() {
-        crate::watchdog::on_nmi(tf);
+        crate::watchdog::check(tf);
         return;
     }
     let fault = Fault {
@@ -278,17 +301,4 @@ pub fn exception(tf: &mut TrapFrame) {
         exception_name(fault.vector),
         fault.rip
     );
-}
-
-/// Called by the watchdog from the timer tick.
-pub fn request_watchdog_fault() {
-    WATCHDOG_PENDING.store(true, Ordering::SeqCst);
-}
-
-/// Called at the end of the timer interrupt: delivers a pending watchdog fault
-/// to the interrupted context.
-pub fn after_tick(tf: &mut TrapFrame) {
-    if WATCHDOG_PENDING.swap(false, Ordering::SeqCst) {
-        watchdog_now(tf);
-    }
 }

@@ -74,11 +74,20 @@ pub fn in_interrupt() -> bool {
 /// Called from the entry path for vectors 32..47.
 pub fn dispatch(line: u8, frame: &mut TrapFrame) {
     DEPTH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    dispatch_line(line, frame);
+    dispatch_line(line);
     DEPTH.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    if line == 0 {
+        // After the tick, as seen by the context it interrupted.
+        crate::watchdog::check(frame);
+    }
 }
 
-fn dispatch_line(line: u8, frame: &mut TrapFrame) {
+/// How many interrupt handlers are running (0: process context).
+pub fn depth() -> u32 {
+    DEPTH.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+fn dispatch_line(line: u8) {
     if (line == 7 || line == 15) && !pic::in_service(line) {
         if line == 15 {
             pic::eoi(2); // the master saw a real cascade interrupt
@@ -88,7 +97,6 @@ fn dispatch_line(line: u8, frame: &mut TrapFrame) {
     if line == 0 {
         crate::timer::tick();
         pic::eoi(0);
-        crate::fault::after_tick(frame);
         return;
     } else {
         // Copy the slots out so handlers run without the table lock.

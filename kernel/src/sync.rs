@@ -3,7 +3,15 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// Kernel locks held now (the watchdog does not unwind code holding one).
+static HELD: AtomicU32 = AtomicU32::new(0);
+
+/// How many [`IrqMutex`]es are held.
+pub fn held() -> u32 {
+    HELD.load(Ordering::Relaxed)
+}
 
 /// A spinlock held with interrupts disabled.
 pub struct IrqMutex<T> {
@@ -36,6 +44,7 @@ impl<T> IrqMutex<T> {
         {
             core::hint::spin_loop();
         }
+        HELD.fetch_add(1, Ordering::Relaxed);
         IrqGuard {
             mutex: self,
             were_enabled,
@@ -66,6 +75,7 @@ impl<T> DerefMut for IrqGuard<'_, T> {
 
 impl<T> Drop for IrqGuard<'_, T> {
     fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::Relaxed);
         self.mutex.locked.store(false, Ordering::Release);
         if self.were_enabled {
             crate::arch::interrupts_enable();

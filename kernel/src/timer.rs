@@ -26,7 +26,6 @@ pub fn init() {
 /// Called by the IRQ 0 handler.
 pub fn tick() {
     let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
-    crate::watchdog::on_tick();
     crate::driver_api::timer::run_expired(now);
 }
 

@@ -9,16 +9,42 @@
 //! under a spinlock taken with `spin_lock_irqsave`, or after a `cli` of an
 //! MMU-isolated driver (Linux's hard-lockup detector, in miniature).
 
+use crate::arch::idt::TrapFrame;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static DEADLINE: AtomicU64 = AtomicU64::new(0);
 static FIRED: AtomicU64 = AtomicU64::new(0);
 static NMI: AtomicBool = AtomicBool::new(false);
 
-/// Arms the watchdog for `ms` milliseconds from now.
-pub fn arm(ms: u64) {
+/// A deadline that [`arm`] replaced, for [`restore`] to put back.
+#[must_use = "restore the deadline that was replaced"]
+pub struct Saved {
+    deadline: u64,
+    at: u64,
+}
+
+/// Arms the watchdog for `ms` milliseconds from now, returning the deadline
+/// it replaces. Every entry into a driver arms its own budget — also one
+/// nested in another (an interrupt handler that interrupts a driver), so a
+/// deadline that already fired for one does not leave the next unwatched.
+pub fn arm(ms: u64) -> Saved {
     let hz = crate::timer::tsc_hz().max(1_000_000);
-    DEADLINE.store(crate::arch::rdtsc() + ms * (hz / 1000), Ordering::SeqCst);
+    let now = crate::arch::rdtsc();
+    Saved {
+        deadline: DEADLINE.swap(now + ms * (hz / 1000), Ordering::SeqCst),
+        at: now,
+    }
+}
+
+/// Puts back the deadline an [`arm`] replaced, moved later by the time the
+/// nested entry took: an interrupt handler's time is not charged to the
+/// driver it interrupted.
+pub fn restore(saved: Saved) {
+    let deadline = match saved.deadline {
+        0 => 0,
+        d => d + crate::arch::rdtsc().saturating_sub(saved.at),
+    };
+    DEADLINE.store(deadline, Ordering::SeqCst);
 }
 
 /// Disarms the watchdog.
@@ -31,28 +57,29 @@ pub fn fired() -> u64 {
     FIRED.load(Ordering::Relaxed)
 }
 
-/// Whether the deadline passed (and, if so, disarms: it fires once).
-fn expired() -> bool {
+/// Called after every timer tick and for every NMI (the non-maskable tick),
+/// with the interrupted context: once the deadline has passed, raises a
+/// fault on that context, if it is the one that armed the watchdog (not an
+/// interrupt handler above it, nor kernel code holding a lock on its behalf
+/// — those are left to finish, and the next tick tries again).
+pub fn check(tf: &mut TrapFrame) {
     let deadline = DEADLINE.load(Ordering::Relaxed);
-    if deadline != 0 && crate::arch::rdtsc() >= deadline {
-        DEADLINE.store(0, Ordering::SeqCst);
-        FIRED.fetch_add(1, Ordering::Relaxed);
-        return true;
+    if deadline == 0 || crate::arch::rdtsc() < deadline {
+        return;
     }
-    false
-}
-
-/// Called on every timer tick.
-pub fn on_tick() {
-    if expired() {
-        crate::fault::request_watchdog_fault();
-    }
-}
-
-/// Called for every NMI: the non-maskable tick.
-pub fn on_nmi(tf: &mut crate::arch::idt::TrapFrame) {
-    if expired() {
-        crate::fault::watchdog_now(tf);
+    match crate::fault::watchdog_now(tf) {
+        crate::fault::Delivery::Deferred => {}
+        crate::fault::Delivery::Delivered => {
+            DEADLINE.store(0, Ordering::SeqCst);
+            FIRED.fetch_add(1, Ordering::Relaxed);
+        }
+        crate::fault::Delivery::NothingArmed => {
+            DEADLINE.store(0, Ordering::SeqCst);
+            crate::warn!(
+                "watchdog expired with nothing armed to unwind to (rip={:#x})",
+                tf.rip
+            );
+        }
     }
 }
 

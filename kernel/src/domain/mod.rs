@@ -383,17 +383,15 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
     let gate_top = gate::top();
     let interrupts = crate::arch::interrupts_enabled();
     let outermost = previous == KERNEL;
-    if outermost {
-        crate::watchdog::arm(2000);
-    }
+    let watchdog = crate::watchdog::arm(2000);
     // SAFETY: `entry` is the domain's code (it lies in its text); the stack
     // and tables are the domain's own, from its Space.
     let t0 = crate::arch::rdtsc();
     let r = fault::catch(|| unsafe { gate::call(entry, &regs, stack, cr3) });
     if outermost {
         INSIDE_CYCLES.fetch_add(crate::arch::rdtsc() - t0, Ordering::Relaxed);
-        crate::watchdog::disarm();
     }
+    crate::watchdog::restore(watchdog);
     gate::set_top(gate_top);
     gate::DOMAIN_CR3.store(previous_cr3, Ordering::SeqCst);
     CURRENT.store(previous, Ordering::SeqCst);
