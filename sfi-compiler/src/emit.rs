@@ -222,7 +222,10 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         one.params.push(cranelift_codegen::ir::AbiParam::new(
             cranelift_codegen::ir::types::I64,
         ));
+        // The slow path preserves every register, so the fast path's call to
+        // it, cold as it is, costs the hot code no spills.
         let mut two = one.clone();
+        two.call_conv = crate::instrument::SLOW_PATH_CALL_CONV;
         two.params.push(cranelift_codegen::ir::AbiParam::new(
             cranelift_codegen::ir::types::I64,
         ));

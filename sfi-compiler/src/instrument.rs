@@ -90,39 +90,79 @@ pub struct Runtime {
     pub check_call: FuncId,
 }
 
+/// The slow path's calling convention: it saves every register it uses, so a
+/// check's call to it clobbers nothing and values live across the check stay
+/// in caller-saved registers (with SysV, every check in a loop would force
+/// the loop's values into callee-saved registers or onto the stack).
+pub const SLOW_PATH_CALL_CONV: cranelift_codegen::isa::CallConv =
+    cranelift_codegen::isa::CallConv::PreserveAll;
+
 fn flags() -> MemFlagsData {
     MemFlagsData::new()
 }
 
-/// Where a store-like instruction writes: (address, bytes).
-fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<(Value, u32)> {
+/// A store the checks must cover: its address as (root, constant offset),
+/// and its size in bytes.
+#[derive(Clone, Copy)]
+struct Target {
+    inst: ir::Inst,
+    root: Value,
+    offset: i64,
+    size: u32,
+}
+
+/// Where a store-like instruction writes, if it must be checked. A store
+/// flagged `notrap` is one the rewriter itself made to its own data (the
+/// emulated stack pointer it publishes before a call to native code): the
+/// lifter marks no store of the driver's that way.
+fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<Target> {
     let args = func.dfg.inst_args(inst);
-    match func.dfg.insts[inst] {
-        InstructionData::Store { offset, .. } => {
+    let (addr, extra, size) = match func.dfg.insts[inst] {
+        InstructionData::Store { offset, flags, .. } => {
+            if func.dfg.mem_flags[flags].notrap() {
+                return None;
+            }
             let size = func.dfg.value_type(args[0]).bytes();
-            (i32::from(offset) == 0).then_some((args[1], size))
+            (args[1], i64::from(i32::from(offset)), size)
         }
         InstructionData::AtomicRmw { .. } | InstructionData::AtomicCas { .. } => {
             let size = func.dfg.value_type(func.dfg.first_result(inst)).bytes();
-            Some((args[0], size))
+            (args[0], 0, size)
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    let (root, offset) = split_const(func, addr);
+    Some(Target {
+        inst,
+        root,
+        offset: offset + extra,
+        size,
+    })
 }
 
 /// Inserts the store checks into a lifted function; returns how many.
+///
+/// Checks are merged where one provably covers others:
+/// - stores relative to the function's entry stack pointer (its frame:
+///   pushes, locals, outgoing and incoming stack arguments), wherever they
+///   are, share one check of their whole range at entry — the entry value
+///   never changes, so a range that is inside the window at entry is inside
+///   it at every one of those stores;
+/// - other stores in one block through the same base at constant offsets
+///   (the fields of one struct) share one check of their range, placed
+///   before the first of them.
 pub fn instrument<M: Module>(
     func: &mut ir::Function,
     module: &mut M,
     rt: &Runtime,
 ) -> Result<usize> {
-    let stores: Vec<(ir::Inst, Value, u32)> = func
+    let targets: Vec<Target> = func
         .layout
         .blocks()
         .flat_map(|b| func.layout.block_insts(b).collect::<Vec<_>>())
-        .filter_map(|inst| store_target(func, inst).map(|(a, s)| (inst, a, s)))
+        .filter_map(|inst| store_target(func, inst))
         .collect();
-    if stores.is_empty() {
+    if targets.is_empty() {
         return Ok(0);
     }
     let gv = module.declare_data_in_func(rt.state, func);
@@ -131,6 +171,42 @@ pub fn instrument<M: Module>(
         .layout
         .entry_block()
         .ok_or_else(|| RewriteError::new(ErrorKind::Codegen("function without entry".into())))?;
+    // The inner entry's first parameter is the emulated stack pointer.
+    let frame_root = func.dfg.block_params(entry).first().copied();
+    let mut frame: Option<Group> = None;
+    let mut groups: Vec<Group> = Vec::new();
+    for t in &targets {
+        let end = t.offset + i64::from(t.size);
+        if Some(t.root) == frame_root {
+            let g = frame.get_or_insert(Group {
+                block: Some(entry),
+                first: None,
+                base: t.root,
+                min: t.offset,
+                end,
+            });
+            g.min = g.min.min(t.offset);
+            g.end = g.end.max(end);
+            continue;
+        }
+        let block = func.layout.inst_block(t.inst);
+        match groups
+            .iter_mut()
+            .find(|g| g.block == block && g.base == t.root)
+        {
+            Some(g) => {
+                g.min = g.min.min(t.offset);
+                g.end = g.end.max(end);
+            }
+            None => groups.push(Group {
+                block,
+                first: Some(t.inst),
+                base: t.root,
+                min: t.offset,
+                end,
+            }),
+        }
+    }
     // Window bounds, once per function.
     let mut pos = FuncCursor::new(func).at_first_insertion_point(entry);
     let base = pos.ins().symbol_value(I64, gv);
@@ -141,39 +217,24 @@ pub fn instrument<M: Module>(
     // fewer than 8 bytes in the window's last 7 bytes takes the slow path,
     // which accepts it.
     let limit = pos.ins().iadd_imm_s(span, -8);
-    // Stores in one block through the same base register at constant offsets
-    // (the fields of one struct, a frame's slots) share one check of the whole
-    // range, placed before the first of them.
-    let mut groups: Vec<Group> = Vec::new();
-    for &(inst, addr, size) in &stores {
-        let func = &*pos.func;
-        let block = func.layout.inst_block(inst);
-        let (base_value, offset) = split_const(func, addr);
-        match groups
-            .iter_mut()
-            .find(|g| g.block == block && g.base == base_value)
-        {
-            Some(g) => {
-                g.min = g.min.min(offset);
-                g.end = g.end.max(offset + i64::from(size));
-            }
-            None => groups.push(Group {
-                block,
-                first: inst,
-                base: base_value,
-                min: offset,
-                end: offset + i64::from(size),
-            }),
-        }
-    }
-    for g in &groups {
+    // The frame's check goes right after the bounds, before the function's
+    // own first instruction.
+    let after_bounds = match pos.func.dfg.value_def(limit) {
+        ir::ValueDef::Result(inst, _) => pos.func.layout.next_inst(inst),
+        _ => None,
+    };
+    let checks = groups.len() + usize::from(frame.is_some());
+    for g in frame.iter().chain(&groups) {
         let func = &mut *pos.func;
-        // Earlier groups split blocks: find where the first store lives now.
-        let Some(block) = func.layout.inst_block(g.first) else {
+        // Earlier checks split blocks: find where the first store lives now.
+        let Some(split_at) = g.first.or(after_bounds) else {
+            continue;
+        };
+        let Some(block) = func.layout.inst_block(split_at) else {
             continue;
         };
         let cont = func.dfg.make_block();
-        func.layout.split_block(cont, g.first);
+        func.layout.split_block(cont, split_at);
         let cold = func.dfg.make_block();
         func.layout.append_block(cold);
         let mut c = FuncCursor::new(func).at_bottom(block);
@@ -196,31 +257,22 @@ pub fn instrument<M: Module>(
         c.ins().call(slow, &[start, sz]);
         c.ins().jump(cont, &[]);
     }
-    Ok(groups.len())
+    Ok(checks)
 }
 
-/// Stores sharing one check.
+/// Stores sharing one check (of `base + min .. base + end`), placed before
+/// `first` (or at entry, for the frame).
 struct Group {
     block: Option<ir::Block>,
-    first: ir::Inst,
+    first: Option<ir::Inst>,
     base: Value,
     min: i64,
     end: i64,
 }
 
-/// An address as (base, constant offset): `iadd base, iconst c` gives (base, c);
-/// anything else is its own base at offset 0.
+/// An address as (root, constant offset), following chains of constant
+/// additions and subtractions (`push` after `push` gives `rsp - 8 - 8`).
 fn split_const(func: &ir::Function, addr: Value) -> (Value, i64) {
-    let ir::ValueDef::Result(inst, 0) = func.dfg.value_def(addr) else {
-        return (addr, 0);
-    };
-    let InstructionData::Binary {
-        opcode: ir::Opcode::Iadd,
-        args,
-    } = func.dfg.insts[inst]
-    else {
-        return (addr, 0);
-    };
     let constant = |v: Value| match func.dfg.value_def(v) {
         ir::ValueDef::Result(i, 0) => match func.dfg.insts[i] {
             InstructionData::UnaryImm {
@@ -231,12 +283,39 @@ fn split_const(func: &ir::Function, addr: Value) -> (Value, i64) {
         },
         _ => None,
     };
-    match (constant(args[0]), constant(args[1])) {
-        // Keep ranges small, so a group never wraps or spans more than a struct.
-        (Some(c), None) if c.unsigned_abs() < 1 << 16 => (args[1], c),
-        (None, Some(c)) if c.unsigned_abs() < 1 << 16 => (args[0], c),
-        _ => (addr, 0),
+    let step = |v: Value| -> Option<(Value, i64)> {
+        let ir::ValueDef::Result(inst, 0) = func.dfg.value_def(v) else {
+            return None;
+        };
+        match func.dfg.insts[inst] {
+            InstructionData::Binary {
+                opcode: ir::Opcode::Iadd,
+                args,
+            } => match (constant(args[0]), constant(args[1])) {
+                (Some(c), None) => Some((args[1], c)),
+                (None, Some(c)) => Some((args[0], c)),
+                _ => None,
+            },
+            InstructionData::Binary {
+                opcode: ir::Opcode::Isub,
+                args,
+            } => constant(args[1]).and_then(|c| c.checked_neg().map(|c| (args[0], c))),
+            _ => None,
+        }
+    };
+    let (mut root, mut offset) = (addr, 0i64);
+    // Keep ranges small, so a group never wraps or spans more than a frame
+    // or a struct.
+    while let Some((next, c)) = step(root) {
+        match offset.checked_add(c) {
+            Some(o) if o.unsigned_abs() < 1 << 16 => {
+                root = next;
+                offset = o;
+            }
+            _ => break,
+        }
     }
+    (root, offset)
 }
 
 fn err(e: impl std::fmt::Display) -> RewriteError {
@@ -288,6 +367,7 @@ pub fn define_runtime<M: Module>(
         &mut ctx,
         &mut fbc,
         rt.slow,
+        SLOW_PATH_CALL_CONV,
         2,
         |module, b, ok, fail| {
             let gv = module.declare_data_in_func(rt.state, b.func);
@@ -328,6 +408,7 @@ pub fn define_runtime<M: Module>(
         &mut ctx,
         &mut fbc,
         rt.check_call,
+        module.isa().default_call_conv(),
         1,
         |module, b, ok, fail| {
             let tgv = module.declare_data_in_func(rt.targets, b.func);
@@ -356,10 +437,11 @@ fn define_checker<M: Module>(
     ctx: &mut cranelift_codegen::Context,
     fbc: &mut FunctionBuilderContext,
     id: FuncId,
+    call_conv: cranelift_codegen::isa::CallConv,
     params: usize,
     body: impl FnOnce(&mut M, &mut FunctionBuilder<'_>, ir::Block, ir::Block),
 ) -> Result<()> {
-    ctx.func.signature.call_conv = module.isa().default_call_conv();
+    ctx.func.signature.call_conv = call_conv;
     ctx.func.signature.params = vec![ir::AbiParam::new(I64); params];
     ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
     let config = module.isa().frontend_config();

@@ -95,6 +95,12 @@ pub struct Lifter<'a, 'b, M: Module> {
     funcs: HashMap<FuncId, ir::FuncRef>,
     datas: HashMap<DataId, ir::GlobalValue>,
     native_sig: ir::SigRef,
+    /// The value of every register the caller does not pass, at entry.
+    undefined: Option<Value>,
+    /// The stores of `push`es, with the value pushed.
+    pushes: Vec<(ir::Inst, Value)>,
+    /// The loads of `pop`s.
+    pops: Vec<ir::Inst>,
     /// Stores emitted (statistics).
     pub stores: usize,
 }
@@ -218,6 +224,9 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             funcs: HashMap::new(),
             datas: HashMap::new(),
             native_sig,
+            undefined: None,
+            pushes: Vec::new(),
+            pops: Vec::new(),
             stores: 0,
         }
     }
@@ -512,21 +521,24 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     }
 
     /// Every store the rewritten code makes goes through here.
-    pub fn store(&mut self, v: Value, addr: Value) {
+    pub fn store(&mut self, v: Value, addr: Value) -> ir::Inst {
         self.stores += 1;
-        self.b.ins().store(mem(), v, addr, 0);
+        self.b.ins().store(mem(), v, addr, 0)
     }
 
     fn push(&mut self, v: Value) {
         let rsp = self.get64(RSP);
         let rsp = self.b.ins().iadd_imm_s(rsp, -8);
         self.set64(RSP, rsp);
-        self.store(v, rsp);
+        let inst = self.store(v, rsp);
+        self.pushes.push((inst, v));
     }
 
     fn pop(&mut self) -> Value {
         let rsp = self.get64(RSP);
         let v = self.b.ins().load(I64, mem(), rsp, 0);
+        let load = self.b.func.dfg.value_def(v).unwrap_inst();
+        self.pops.push(load);
         let rsp2 = self.b.ins().iadd_imm_s(rsp, 8);
         self.set64(RSP, rsp2);
         v
@@ -785,7 +797,11 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     ) -> Result<()> {
         let gv = self.data_gv(self.env.esp);
         let esp_addr = self.b.ins().symbol_value(I64, gv);
-        self.b.ins().store(mem(), rsp_at_call, esp_addr, 0);
+        // The rewriter's own store to its own variable: `notrap` tells the
+        // SFI pass it is not the driver's (see `instrument::store_target`).
+        self.b
+            .ins()
+            .store(mem().with_notrap(), rsp_at_call, esp_addr, 0);
         let mut args = self.call_args();
         let registers_only = match (&callee, addr) {
             (Ok(f), None) => {
@@ -878,6 +894,16 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         for (k, &r) in ARG_REGS.iter().enumerate() {
             self.set64(r, params[k + 1]);
         }
+        // The registers the caller does not pass (callee-saved and scratch)
+        // start undefined, as one value: a prologue's pushes of them then
+        // store nothing (see `drop_undefined_pushes`).
+        let undefined = self.b.ins().iconst(I64, 0);
+        for r in 0..16 {
+            if r != RSP && !ARG_REGS.contains(&r) {
+                self.set64(r, undefined);
+            }
+        }
+        self.undefined = Some(undefined);
         for &s in &d.block_starts {
             self.block_at(s);
         }
@@ -906,10 +932,48 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             self.b.ins().trap(TrapCode::unwrap_user(1));
         }
         self.b.seal_all_blocks();
+        self.drop_dead_stack_traffic();
         let stores = self.stores;
         let config = self.module.isa().frontend_config();
         self.b.finalize(config);
         Ok(stores)
+    }
+
+    /// Removes a prologue's and an epilogue's saving and restoring of the
+    /// callee-saved registers, which in rewritten code are Cranelift's job:
+    /// - the stores of pushes of undefined registers (the caller never passed
+    ///   them); the slot is still reserved, and only the epilogue's pops read
+    ///   it back, so it may hold anything;
+    /// - pops whose value nothing reads (restoring a register the function
+    ///   does not return). A pop that is read still loads, and faults through
+    ///   a wild stack pointer like the original.
+    fn drop_dead_stack_traffic(&mut self) {
+        let Some(undefined) = self.undefined else {
+            return;
+        };
+        let func = &mut *self.b.func;
+        let mut used = std::collections::HashSet::new();
+        for block in func.layout.blocks() {
+            for inst in func.layout.block_insts(block) {
+                used.extend(
+                    func.dfg
+                        .inst_values(inst)
+                        .map(|v| func.dfg.resolve_aliases(v)),
+                );
+            }
+        }
+        for &inst in &self.pops {
+            let v = func.dfg.first_result(inst);
+            if !used.contains(&v) && func.layout.inst_block(inst).is_some() {
+                func.layout.remove_inst(inst);
+            }
+        }
+        for &(inst, v) in &self.pushes {
+            if func.dfg.resolve_aliases(v) == undefined && func.layout.inst_block(inst).is_some() {
+                func.layout.remove_inst(inst);
+                self.stores -= 1;
+            }
+        }
     }
 
     fn binop(&mut self, insn: &Insn, op: Mnemonic) -> Result<()> {
