@@ -159,8 +159,8 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             continue;
         }
         if called.contains(&i) {
-            let sig = if lift::register_only(&s.name) {
-                lift::register_signature(call_conv)
+            let sig = if let Some(args) = lift::register_only(&s.name) {
+                lift::register_signature(call_conv, args)
             } else {
                 native_sig.clone()
             };

@@ -84,7 +84,7 @@ pub struct Runtime {
     pub state: DataId,
     /// `__nooks_sfi_targets`: count, then the allowed indirect-call targets.
     pub targets: DataId,
-    /// `__nooks_sfi_slow(addr, size)`.
+    /// `__nooks_sfi_slow(addr - lo, size)`.
     pub slow: FuncId,
     /// `__nooks_sfi_check_call(target)`.
     pub check_call: FuncId,
@@ -213,10 +213,13 @@ pub fn instrument<M: Module>(
     let lo = pos.ins().load(I64, flags(), base, layout::LO);
     let hi = pos.ins().load(I64, flags(), base, layout::HI);
     let span = pos.ins().isub(hi, lo);
-    // One limit for every size keeps two registers live, not five: a store of
-    // fewer than 8 bytes in the window's last 7 bytes takes the slow path,
-    // which accepts it.
-    let limit = pos.ins().iadd_imm_s(span, -8);
+    // One limit for every size up to 8 keeps two registers live, not five: a
+    // store of fewer than 8 bytes in the window's last 7 bytes takes the slow
+    // path, which accepts it. It is `hi - (lo + 8)`, not `span - 8`: Cranelift
+    // recomputes an add of a constant at every use rather than keep it in a
+    // register, which would cost every check an instruction.
+    let lo_8 = pos.ins().iadd_imm_s(lo, 8);
+    let limit = pos.ins().isub(hi, lo_8);
     // The frame's check goes right after the bounds, before the function's
     // own first instruction.
     let after_bounds = match pos.func.dfg.value_def(limit) {
@@ -245,7 +248,7 @@ pub fn instrument<M: Module>(
             c.ins().iadd_imm_s(g.base, g.min)
         };
         let off = c.ins().isub(start, lo);
-        let lim = if len == 8 {
+        let lim = if len <= 8 {
             limit
         } else {
             c.ins().iadd_imm_s(span, -len)
@@ -253,8 +256,10 @@ pub fn instrument<M: Module>(
         let ok = c.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, lim);
         c.ins().brif(ok, cont, &[], cold, &[]);
         c.goto_bottom(cold);
+        // The slow path takes the offset the fast path computed (and adds
+        // `lo` back itself), so the address need not stay live to here.
         let sz = c.ins().iconst(I64, len);
-        c.ins().call(slow, &[start, sz]);
+        c.ins().call(slow, &[off, sz]);
         c.ins().jump(cont, &[]);
     }
     Ok(checks)
@@ -360,8 +365,9 @@ pub fn define_runtime<M: Module>(
     let mut ctx = module.make_context();
     let mut fbc = FunctionBuilderContext::new();
 
-    // __nooks_sfi_slow(addr, size): return if the window (the fast path is
-    // conservative near its end) or a grant covers [addr, addr+size), else trap.
+    // __nooks_sfi_slow(addr - lo, size): return if the window (the fast path
+    // is conservative near its end) or a grant covers [addr, addr+size), else
+    // trap.
     define_checker(
         module,
         &mut ctx,
@@ -372,8 +378,10 @@ pub fn define_runtime<M: Module>(
         |module, b, ok, fail| {
             let gv = module.declare_data_in_func(rt.state, b.func);
             let entry = b.current_block().expect("in the entry block");
-            let (addr, size) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+            let (off, size) = (b.block_params(entry)[0], b.block_params(entry)[1]);
             let base = b.ins().symbol_value(I64, gv);
+            let lo = b.ins().load(I64, flags(), base, layout::LO);
+            let addr = b.ins().iadd(off, lo);
             let end = b.ins().iadd(addr, size);
             let covers = |b: &mut FunctionBuilder<'_>, lo: Value, hi: Value| {
                 let above = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, lo);
@@ -382,7 +390,6 @@ pub fn define_runtime<M: Module>(
                 let inside = b.ins().band(above, below);
                 b.ins().band(inside, no_wrap)
             };
-            let lo = b.ins().load(I64, flags(), base, layout::LO);
             let hi = b.ins().load(I64, flags(), base, layout::HI);
             let in_window = covers(b, lo, hi);
             let grants = b.create_block();

@@ -159,12 +159,16 @@ pub fn native_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Sign
     sig
 }
 
-/// The signature of a kernel export the policy knows takes at most six
-/// arguments: the six argument registers only, so a call to it copies no
-/// stack arguments (variadic `printk` and unknown imports keep the full one).
-pub fn register_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Signature {
+/// The signature of a kernel export the policy knows takes `args` <= 6
+/// arguments: those argument registers only, so a call to it copies no stack
+/// arguments and keeps no other register alive for it (variadic `printk` and
+/// unknown imports keep the full one).
+pub fn register_signature(
+    call_conv: cranelift_codegen::isa::CallConv,
+    args: usize,
+) -> ir::Signature {
     let mut sig = ir::Signature::new(call_conv);
-    for _ in 0..6 {
+    for _ in 0..args.min(6) {
         sig.params.push(ir::AbiParam::new(I64));
     }
     sig.returns.push(ir::AbiParam::new(I64));
@@ -174,8 +178,10 @@ pub fn register_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Si
 
 /// Whether import `name` is a kernel export known to take at most six
 /// arguments and no variable list.
-pub fn register_only(name: &str) -> bool {
-    nooks_policy::export(name).is_some_and(|e| e.args <= 6 && name != "printk")
+pub fn register_only(name: &str) -> Option<usize> {
+    nooks_policy::export(name)
+        .filter(|e| e.args <= 6 && name != "printk")
+        .map(|e| usize::from(e.args))
 }
 
 /// The signature of an inner entry: emulated RSP + 6 registers in, rax:rdx out.
@@ -244,6 +250,11 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             return *r;
         }
         let r = self.module.declare_func_in_func(id, self.b.func);
+        // Imports too are called with `call rel32` (an R_X86_64_PLT32): the
+        // kernel's exports lie within 2 GiB of every domain window (the
+        // loader refuses an object whose calls would not reach), and a host
+        // link resolves them through its PLT.
+        self.b.func.dfg.ext_funcs[r].colocated = true;
         self.funcs.insert(id, r);
         r
     }
@@ -806,11 +817,14 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let registers_only = match (&callee, addr) {
             (Ok(f), None) => {
                 let sig = self.b.func.dfg.ext_funcs[*f].signature;
-                self.b.func.dfg.signatures[sig].params.len() == ARG_REGS.len()
+                let n = self.b.func.dfg.signatures[sig].params.len();
+                (n <= ARG_REGS.len()).then_some(n)
             }
-            _ => false,
+            _ => None,
         };
-        if !registers_only {
+        if let Some(n) = registers_only {
+            args.truncate(n);
+        } else {
             for k in 0..STACK_ARGS {
                 let v = self.b.ins().load(I64, mem(), rsp_at_call, (8 * k) as i32);
                 args.push(v);
@@ -1545,7 +1559,7 @@ impl<M: Module> Lifter<'_, '_, M> {
             "nooks_port_in"
         };
         let call_conv = self.b.func.dfg.signatures[self.native_sig].call_conv;
-        let sig = register_signature(call_conv);
+        let sig = register_signature(call_conv, 6);
         let id = self
             .module
             .declare_function(name, cranelift_module::Linkage::Import, &sig)
