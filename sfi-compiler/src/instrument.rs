@@ -240,6 +240,8 @@ pub fn instrument<M: Module>(
         func.layout.split_block(cont, split_at);
         let cold = func.dfg.make_block();
         func.layout.append_block(cold);
+        // Out of line: the hot path falls through a branch never taken.
+        func.layout.set_cold(cold);
         let mut c = FuncCursor::new(func).at_bottom(block);
         let len = g.end - g.min;
         let start = if g.min == 0 {
