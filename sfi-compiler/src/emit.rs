@@ -275,7 +275,18 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         let stores = Lifter::new(b, &env, &mut module, f).lift(&decoded)?;
         out.stats.stores += stores;
         if let Some(rt) = &env.sfi {
+            // Optimise first, so the checks see what Cranelift sees: one
+            // value for one address (two stores through `[rcx+rdx]` and
+            // `[rcx+rdx+8]` share a base), constants folded.
+            ctx.optimize(
+                module.isa(),
+                &mut cranelift_codegen::control::ControlPlane::default(),
+            )
+            .map_err(|e| codegen(format!("{e:?}"), &f.name))?;
             out.stats.checks += crate::instrument::instrument(&mut ctx.func, &mut module, rt)?;
+            // The checks changed the control flow the optimiser recorded.
+            ctx.compute_cfg();
+            ctx.compute_domtree();
         }
         let srclocs = define(
             &mut module,

@@ -101,12 +101,18 @@ fn flags() -> MemFlagsData {
     MemFlagsData::new()
 }
 
-/// A store the checks must cover: its address as (root, constant offset),
-/// and its size in bytes.
-#[derive(Clone, Copy)]
+/// A store the checks must cover: its address as a sum of terms plus a
+/// constant offset, and its size in bytes.
+#[derive(Clone)]
 struct Target {
     inst: ir::Inst,
-    root: Value,
+    /// The non-constant terms of the address, sorted: stores with the same
+    /// terms differ by a constant.
+    terms: Vec<Value>,
+    /// The store's address operand, and its constant part.
+    addr: Value,
+    addr_const: i64,
+    /// The constant part of the address written (with the store's offset).
     offset: i64,
     size: u32,
 }
@@ -131,11 +137,13 @@ fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<Target> {
         }
         _ => return None,
     };
-    let (root, offset) = split_const(func, addr);
+    let (terms, addr_const) = split_terms(func, addr);
     Some(Target {
         inst,
-        root,
-        offset: offset + extra,
+        terms,
+        addr,
+        addr_const,
+        offset: addr_const + extra,
         size,
     })
 }
@@ -174,14 +182,20 @@ pub fn instrument<M: Module>(
     // The inner entry's first parameter is the emulated stack pointer.
     let frame_root = func.dfg.block_params(entry).first().copied();
     let mut frame: Option<Group> = None;
+    let mut hoisted: Vec<(crate::loops::Hoist, Group)> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
+    let mut loops = crate::loops::Loops::new(func);
     for t in &targets {
         let end = t.offset + i64::from(t.size);
-        if Some(t.root) == frame_root {
+        if let (Some(root), [only]) = (frame_root, &t.terms[..])
+            && *only == root
+        {
             let g = frame.get_or_insert(Group {
                 block: Some(entry),
                 first: None,
-                base: t.root,
+                site: t.inst,
+                terms: t.terms.clone(),
+                base: Base::Anchor(root, 0),
                 min: t.offset,
                 end,
             });
@@ -190,9 +204,33 @@ pub fn instrument<M: Module>(
             continue;
         }
         let block = func.layout.inst_block(t.inst);
+        if let Some(h) = block.and_then(|b| loops.hoist(func, b, &t.terms)) {
+            match hoisted
+                .iter_mut()
+                .find(|(k, _)| (k.lp, k.varying, &k.invariant) == (h.lp, h.varying, &h.invariant))
+            {
+                Some((_, g)) => {
+                    g.min = g.min.min(t.offset);
+                    g.end = g.end.max(end);
+                }
+                None => {
+                    let g = Group {
+                        block: None,
+                        first: Some(h.jump),
+                        site: t.inst,
+                        terms: Vec::new(),
+                        base: Base::Sum(h.invariant.clone(), h.base, h.low, h.high - h.low),
+                        min: t.offset,
+                        end,
+                    };
+                    hoisted.push((h, g));
+                }
+            }
+            continue;
+        }
         match groups
             .iter_mut()
-            .find(|g| g.block == block && g.base == t.root)
+            .find(|g| g.block == block && g.terms == t.terms)
         {
             Some(g) => {
                 g.min = g.min.min(t.offset);
@@ -201,7 +239,9 @@ pub fn instrument<M: Module>(
             None => groups.push(Group {
                 block,
                 first: Some(t.inst),
-                base: t.root,
+                site: t.inst,
+                terms: t.terms.clone(),
+                base: Base::Anchor(t.addr, t.addr_const),
                 min: t.offset,
                 end,
             }),
@@ -215,19 +255,20 @@ pub fn instrument<M: Module>(
     let span = pos.ins().isub(hi, lo);
     // One limit for every size up to 8 keeps two registers live, not five: a
     // store of fewer than 8 bytes in the window's last 7 bytes takes the slow
-    // path, which accepts it. It is `hi - (lo + 8)`, not `span - 8`: Cranelift
-    // recomputes an add of a constant at every use rather than keep it in a
-    // register, which would cost every check an instruction.
-    let lo_8 = pos.ins().iadd_imm_s(lo, 8);
-    let limit = pos.ins().isub(hi, lo_8);
+    // path, which accepts it.
+    let limit = limit_for(&mut pos, span, 8);
     // The frame's check goes right after the bounds, before the function's
     // own first instruction.
     let after_bounds = match pos.func.dfg.value_def(limit) {
         ir::ValueDef::Result(inst, _) => pos.func.layout.next_inst(inst),
         _ => None,
     };
-    let checks = groups.len() + usize::from(frame.is_some());
-    for g in frame.iter().chain(&groups) {
+    let checks = groups.len() + hoisted.len() + usize::from(frame.is_some());
+    for g in frame
+        .iter()
+        .chain(hoisted.iter().map(|(_, g)| g))
+        .chain(&groups)
+    {
         let func = &mut *pos.func;
         // Earlier checks split blocks: find where the first store lives now.
         let Some(split_at) = g.first.or(after_bounds) else {
@@ -242,20 +283,40 @@ pub fn instrument<M: Module>(
         func.layout.append_block(cold);
         // Out of line: the hot path falls through a branch never taken.
         func.layout.set_cold(cold);
+        // The check, and its call to the slow path (whose return address a
+        // fault report names), carry the line of the store they protect.
+        let srcloc = func.srcloc(g.site);
         let mut c = FuncCursor::new(func).at_bottom(block);
-        let len = g.end - g.min;
-        let start = if g.min == 0 {
-            g.base
-        } else {
-            c.ins().iadd_imm_s(g.base, g.min)
+        c.set_srcloc(srcloc);
+        let (start, len) = match &g.base {
+            // The group's lowest address, from the first store's address.
+            Base::Anchor(anchor, offset) if g.min == *offset => (*anchor, g.end - g.min),
+            Base::Anchor(anchor, offset) => {
+                (c.ins().iadd_imm_s(*anchor, g.min - offset), g.end - g.min)
+            }
+            // A loop's: its invariant terms plus the lowest `scale * i`.
+            Base::Sum(terms, base, low, spread) => {
+                let mut sum = match terms.first() {
+                    Some(&t) => t,
+                    None => c.ins().iconst(I64, 0),
+                };
+                for &t in terms.iter().skip(1) {
+                    sum = c.ins().iadd(sum, t);
+                }
+                if let Some((b, scale)) = base {
+                    let scaled = c.ins().imul_imm_s(*b, *scale);
+                    sum = c.ins().iadd(sum, scaled);
+                }
+                (c.ins().iadd_imm_s(sum, low + g.min), spread + g.end - g.min)
+            }
         };
         let off = c.ins().isub(start, lo);
         let lim = if len <= 8 {
             limit
         } else {
-            c.ins().iadd_imm_s(span, -len)
+            limit_for(&mut c, span, len)
         };
-        let ok = c.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, lim);
+        let ok = c.ins().icmp(IntCC::UnsignedLessThan, off, lim);
         c.ins().brif(ok, cont, &[], cold, &[]);
         c.goto_bottom(cold);
         // The slow path takes the offset the fast path computed (and adds
@@ -267,62 +328,95 @@ pub fn instrument<M: Module>(
     Ok(checks)
 }
 
-/// Stores sharing one check (of `base + min .. base + end`), placed before
-/// `first` (or at entry, for the frame).
+/// The fast path's bound for a range of `len` bytes: `off < limit` exactly
+/// when `[lo + off, lo + off + len)` lies in a window of `span` bytes —
+/// `span - len + 1`, or 0 (nothing passes) when the window is smaller than
+/// the range. A `select`, which Cranelift keeps in a register where an add of
+/// a constant would be recomputed at every use.
+fn limit_for(c: &mut FuncCursor<'_>, span: Value, len: i64) -> Value {
+    let fits = c
+        .ins()
+        .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, span, len);
+    let room = c.ins().iadd_imm_s(span, 1 - len);
+    let zero = c.ins().iconst(I64, 0);
+    c.ins().select(fits, room, zero)
+}
+
+/// Stores sharing one check (of `terms + min .. terms + end`), placed
+/// before `first` (or at entry, for the frame).
 struct Group {
     block: Option<ir::Block>,
     first: Option<ir::Inst>,
-    base: Value,
+    /// The first store it covers: the check reports that store's source line.
+    site: ir::Inst,
+    terms: Vec<Value>,
+    base: Base,
     min: i64,
     end: i64,
 }
 
-/// An address as (root, constant offset), following chains of constant
-/// additions and subtractions (`push` after `push` gives `rsp - 8 - 8`).
-fn split_const(func: &ir::Function, addr: Value) -> (Value, i64) {
-    let constant = |v: Value| match func.dfg.value_def(v) {
-        ir::ValueDef::Result(i, 0) => match func.dfg.insts[i] {
-            InstructionData::UnaryImm {
-                opcode: ir::Opcode::Iconst,
-                imm,
-            } => Some(imm.bits()),
-            _ => None,
-        },
-        _ => None,
-    };
-    let step = |v: Value| -> Option<(Value, i64)> {
-        let ir::ValueDef::Result(inst, 0) = func.dfg.value_def(v) else {
-            return None;
-        };
-        match func.dfg.insts[inst] {
-            InstructionData::Binary {
-                opcode: ir::Opcode::Iadd,
-                args,
-            } => match (constant(args[0]), constant(args[1])) {
-                (Some(c), None) => Some((args[1], c)),
-                (None, Some(c)) => Some((args[0], c)),
+/// How a group's check computes its lowest address.
+enum Base {
+    /// From an address value available at the check: `terms + offset`.
+    Anchor(Value, i64),
+    /// A loop's stores, checked before the loop: the sum of the invariant
+    /// terms and of `scale * base`, plus the lowest and the spread of
+    /// `scale * i` beyond it.
+    Sum(Vec<Value>, Option<(Value, i64)>, i64, i64),
+}
+
+/// An address as a sum: its non-constant terms (sorted) and a constant,
+/// through trees of additions and subtractions of constants (`push` after
+/// `push` gives `rsp - 8 - 8`; the optimiser writes `[rcx+rdx+8]` as
+/// `(rcx + 8) + rdx`). Offsets stay small, so a group never wraps or spans
+/// more than a frame or a few structs; past that the address is one term.
+fn split_terms(func: &ir::Function, addr: Value) -> (Vec<Value>, i64) {
+    fn constant(func: &ir::Function, v: Value) -> Option<i64> {
+        match func.dfg.value_def(v) {
+            ir::ValueDef::Result(i, 0) => match func.dfg.insts[i] {
+                InstructionData::UnaryImm {
+                    opcode: ir::Opcode::Iconst,
+                    imm,
+                } => Some(imm.bits()),
                 _ => None,
             },
-            InstructionData::Binary {
-                opcode: ir::Opcode::Isub,
-                args,
-            } => constant(args[1]).and_then(|c| c.checked_neg().map(|c| (args[0], c))),
             _ => None,
         }
-    };
-    let (mut root, mut offset) = (addr, 0i64);
-    // Keep ranges small, so a group never wraps or spans more than a frame
-    // or a struct.
-    while let Some((next, c)) = step(root) {
-        match offset.checked_add(c) {
-            Some(o) if o.unsigned_abs() < 1 << 16 => {
-                root = next;
-                offset = o;
-            }
-            _ => break,
-        }
     }
-    (root, offset)
+    fn walk(func: &ir::Function, v: Value, depth: u32, terms: &mut Vec<Value>, c: &mut i64) {
+        if let Some(k) = constant(func, v) {
+            *c = c.saturating_add(k);
+            return;
+        }
+        if depth < 6
+            && let ir::ValueDef::Result(inst, 0) = func.dfg.value_def(v)
+            && let InstructionData::Binary { opcode, args } = func.dfg.insts[inst]
+        {
+            match opcode {
+                ir::Opcode::Iadd => {
+                    walk(func, args[0], depth + 1, terms, c);
+                    walk(func, args[1], depth + 1, terms, c);
+                    return;
+                }
+                ir::Opcode::Isub => {
+                    if let Some(k) = constant(func, args[1]) {
+                        walk(func, args[0], depth + 1, terms, c);
+                        *c = c.saturating_sub(k);
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+        terms.push(v);
+    }
+    let (mut terms, mut c) = (Vec::new(), 0i64);
+    walk(func, addr, 0, &mut terms, &mut c);
+    if c.unsigned_abs() >= 1 << 20 {
+        return (vec![addr], 0);
+    }
+    terms.sort_unstable();
+    (terms, c)
 }
 
 fn err(e: impl std::fmt::Display) -> RewriteError {

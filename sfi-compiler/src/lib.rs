@@ -31,6 +31,7 @@ pub mod error;
 pub mod inject;
 pub mod instrument;
 pub mod lift;
+pub mod loops;
 pub mod read;
 
 pub use emit::{Rewritten, Stats};

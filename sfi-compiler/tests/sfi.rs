@@ -20,6 +20,8 @@ void irq_balanced(void) { unsigned long f; __asm__ volatile("pushfq; popq %0; cl
 long call_through(long (*f)(long), long x) { return f(x); }
 static long twice(long x) { return 2 * x; }
 long call_own(long x) { long (*volatile f)(long) = twice; return f(x); }
+long ring[64];
+void fill(long v) { for (int i = 0; i < 64; i++) ring[i] = v + i; }
 "#;
 
 const MAIN: &str = r#"
@@ -29,12 +31,13 @@ const MAIN: &str = r#"
 #include <string.h>
 struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_site, ngrants, grants[16][2]; };
 extern struct sfi __nooks_sfi;
-extern long inside[4], outside[4];
+extern long inside[4], outside[4], ring[64];
+void fill(long v);
 void poke(long *p, long v); long peek(long *p); void take_lock(void); void irq_off(void); void irq_balanced(void);
 long call_through(long (*f)(long), long x); long call_own(long x);
 void lock_acquire(void) { __nooks_sfi.locks++; }
 static long native(long x) { return x + 1; }
-static void on_trap(int sig) { (void)sig; printf("trap kind=%lu addr_ok=%d\n", __nooks_sfi.fault_kind, __nooks_sfi.fault_addr == (unsigned long)&outside[2]); fflush(stdout); _exit(42); }
+static void on_trap(int sig) { (void)sig; printf("trap kind=%lu addr_ok=%d ring=%ld\n", __nooks_sfi.fault_kind, __nooks_sfi.fault_addr == (unsigned long)&outside[2], ring[0]); fflush(stdout); _exit(42); }
 int main(int argc, char **argv)
 {
 	signal(SIGILL, on_trap);
@@ -47,6 +50,9 @@ int main(int argc, char **argv)
 	__nooks_sfi.hi = (unsigned long)&inside[4];
 	if (!strcmp(what, "inside")) { poke(&inside[2], 9); printf("inside %ld\n", inside[2]); return 0; }
 	if (!strcmp(what, "wild")) { poke(&outside[2], 9); printf("wild store went through\n"); return 0; }
+	/* A loop's stores, checked once before it: all inside, or one past the end. */
+	if (!strcmp(what, "loop")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[64]; fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
+	if (!strcmp(what, "loop-over")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[63]; fill(5); printf("overflow went through\n"); return 0; }
 	if (!strcmp(what, "grant")) { __nooks_sfi.grants[0][0] = (unsigned long)&outside[2]; __nooks_sfi.grants[0][1] = (unsigned long)&outside[3]; __nooks_sfi.ngrants = 1; poke(&outside[2], 9); printf("granted %ld\n", outside[2]); return 0; }
 	__nooks_sfi.lo = 0; __nooks_sfi.hi = ~0ul;
 	if (!strcmp(what, "lock")) { take_lock(); printf("returned holding a lock\n"); return 0; }
@@ -102,20 +108,29 @@ fn checks_stop_exactly_what_they_should() {
     assert_eq!(run(&exe, "inside"), (Some(0), "inside 9".into()));
     assert_eq!(
         run(&exe, "wild"),
-        (Some(42), "trap kind=1 addr_ok=1".into())
+        (Some(42), "trap kind=1 addr_ok=1 ring=0".into())
     );
     assert_eq!(run(&exe, "grant"), (Some(0), "granted 9".into()));
+    assert_eq!(run(&exe, "loop"), (Some(0), "filled 5 68".into()));
+    // The loop's one check runs before the loop: nothing was stored.
+    assert_eq!(
+        run(&exe, "loop-over"),
+        (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
+    );
     assert_eq!(
         run(&exe, "lock"),
-        (Some(42), "trap kind=2 addr_ok=0".into())
+        (Some(42), "trap kind=2 addr_ok=0 ring=0".into())
     );
-    assert_eq!(run(&exe, "irq"), (Some(42), "trap kind=3 addr_ok=0".into()));
+    assert_eq!(
+        run(&exe, "irq"),
+        (Some(42), "trap kind=3 addr_ok=0 ring=0".into())
+    );
     assert_eq!(
         run(&exe, "irq-balanced"),
         (Some(0), "balanced 7 vif=1".into())
     );
     assert_eq!(
         run(&exe, "forged"),
-        (Some(42), "trap kind=4 addr_ok=0".into())
+        (Some(42), "trap kind=4 addr_ok=0 ring=0".into())
     );
 }
