@@ -12,9 +12,9 @@
 //! - `i` enters as `a`, steps by a constant `s`, and the latch continues
 //!   while `i != b` (or `i + s != b`), with `b - a` a non-negative multiple
 //!   of `s`; or while `i < b` (unsigned or signed, `s > 0`) — where `a` and
-//!   `b` are constants, or the same value defined before the loop plus
-//!   constants (gcc counts `for (i = 0; i < 64; i++) p[i] = v + i` from `v`
-//!   to `v + 63`).
+//!   `b` are constants, or (for `!=` tests) the same value defined before
+//!   the loop plus constants (gcc counts `for (i = 0; i < 64; i++) p[i] =
+//!   v + i` from `v` to `v + 63`).
 //!
 //! Everything else keeps its checks in the loop.
 
@@ -216,7 +216,11 @@ impl Loops {
             };
             let tested = if tested == param { 0 } else { step };
             let ((base_a, a), (base_b, b)) = (affine(func, init), affine(func, bound));
-            if base_a != base_b {
+            // With a base, only (in)equality tests cancel it out: `X + c < X + d`
+            // depends on X wrapping around, `X + c != X + d` does not.
+            if base_a != base_b
+                || (base_a.is_some() && !matches!(cc, IntCC::Equal | IntCC::NotEqual))
+            {
                 continue;
             }
             if let Some((lo, hi)) = range(a, step, tested, cc, b, continue_if) {
