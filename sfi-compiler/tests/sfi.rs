@@ -22,6 +22,7 @@ static long twice(long x) { return 2 * x; }
 long call_own(long x) { long (*volatile f)(long) = twice; return f(x); }
 long ring[64];
 void fill(long v) { for (int i = 0; i < 64; i++) ring[i] = v + i; }
+void fill_until(long v) { for (long i = 0; i < 64; i++) { ring[i] = v; if (i == v) break; } }
 "#;
 
 const MAIN: &str = r#"
@@ -32,7 +33,7 @@ const MAIN: &str = r#"
 struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_site, ngrants, grants[16][2]; };
 extern struct sfi __nooks_sfi;
 extern long inside[4], outside[4], ring[64];
-void fill(long v);
+void fill(long v); void fill_until(long v);
 void poke(long *p, long v); long peek(long *p); void take_lock(void); void irq_off(void); void irq_balanced(void);
 long call_through(long (*f)(long), long x); long call_own(long x);
 void lock_acquire(void) { __nooks_sfi.locks++; }
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
 	/* A loop's stores, checked once before it: all inside, or one past the end. */
 	if (!strcmp(what, "loop")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[64]; fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
 	if (!strcmp(what, "loop-over")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[63]; fill(5); printf("overflow went through\n"); return 0; }
+	/* A loop that may stop early keeps its checks inside: no trap for the end it never reaches. */
+	if (!strcmp(what, "loop-break")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[63]; fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
 	if (!strcmp(what, "grant")) { __nooks_sfi.grants[0][0] = (unsigned long)&outside[2]; __nooks_sfi.grants[0][1] = (unsigned long)&outside[3]; __nooks_sfi.ngrants = 1; poke(&outside[2], 9); printf("granted %ld\n", outside[2]); return 0; }
 	__nooks_sfi.lo = 0; __nooks_sfi.hi = ~0ul;
 	if (!strcmp(what, "lock")) { take_lock(); printf("returned holding a lock\n"); return 0; }
@@ -112,6 +115,7 @@ fn checks_stop_exactly_what_they_should() {
     );
     assert_eq!(run(&exe, "grant"), (Some(0), "granted 9".into()));
     assert_eq!(run(&exe, "loop"), (Some(0), "filled 5 68".into()));
+    assert_eq!(run(&exe, "loop-break"), (Some(0), "stopped 5 0".into()));
     // The loop's one check runs before the loop: nothing was stored.
     assert_eq!(
         run(&exe, "loop-over"),
