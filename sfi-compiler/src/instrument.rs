@@ -253,10 +253,11 @@ pub fn instrument<M: Module>(
     let lo = pos.ins().load(I64, flags(), base, layout::LO);
     let hi = pos.ins().load(I64, flags(), base, layout::HI);
     let span = pos.ins().isub(hi, lo);
-    // One limit for every size up to 8 keeps two registers live, not five: a
-    // store of fewer than 8 bytes in the window's last 7 bytes takes the slow
-    // path, which accepts it.
-    let limit = limit_for(&mut pos, span, 8);
+    // One limit for every range up to SHARED_LIMIT bytes (a store, a
+    // struct's fields) keeps two registers live, not one per size: such a
+    // range in the window's last SHARED_LIMIT bytes takes the slow path,
+    // which accepts it.
+    let limit = limit_for(&mut pos, span, SHARED_LIMIT);
     // The frame's check goes right after the bounds, before the function's
     // own first instruction.
     let after_bounds = match pos.func.dfg.value_def(limit) {
@@ -311,7 +312,7 @@ pub fn instrument<M: Module>(
             }
         };
         let off = c.ins().isub(start, lo);
-        let lim = if len <= 8 {
+        let lim = if len <= SHARED_LIMIT {
             limit
         } else {
             limit_for(&mut c, span, len)
@@ -327,6 +328,9 @@ pub fn instrument<M: Module>(
     }
     Ok(checks)
 }
+
+/// The longest range checked against the function's shared limit.
+const SHARED_LIMIT: i64 = 64;
 
 /// The fast path's bound for a range of `len` bytes: `off < limit` exactly
 /// when `[lo + off, lo + off + len)` lies in a window of `span` bytes —
