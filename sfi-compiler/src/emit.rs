@@ -274,15 +274,16 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         let stores = Lifter::new(b, &env, &mut module, f).lift(&decoded)?;
         out.stats.stores += stores;
+        // Optimise first, so the analyses see what Cranelift sees: one value
+        // for one address (two stores through `[rcx+rdx]` and `[rcx+rdx+8]`
+        // share a base), constants folded, dead flag computations gone.
+        ctx.optimize(
+            module.isa(),
+            &mut cranelift_codegen::control::ControlPlane::default(),
+        )
+        .map_err(|e| codegen(format!("{e:?}"), &f.name))?;
+        let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);
         if let Some(rt) = &env.sfi {
-            // Optimise first, so the checks see what Cranelift sees: one
-            // value for one address (two stores through `[rcx+rdx]` and
-            // `[rcx+rdx+8]` share a base), constants folded.
-            ctx.optimize(
-                module.isa(),
-                &mut cranelift_codegen::control::ControlPlane::default(),
-            )
-            .map_err(|e| codegen(format!("{e:?}"), &f.name))?;
             out.stats.checks += crate::instrument::instrument(&mut ctx.func, &mut module, rt)?;
             // The checks changed the control flow the optimiser recorded.
             ctx.compute_cfg();
@@ -320,6 +321,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             esp,
             env.inner[&f.symbol],
             env.sfi.map(|r| r.state),
+            stack_words,
         );
         define(
             &mut module,

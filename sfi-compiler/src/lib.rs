@@ -33,6 +33,7 @@ pub mod instrument;
 pub mod lift;
 pub mod loops;
 pub mod read;
+pub mod stack_args;
 
 pub use emit::{Rewritten, Stats};
 pub use error::{ErrorKind, Result, RewriteError};

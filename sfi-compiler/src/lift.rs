@@ -184,10 +184,15 @@ pub fn register_only(name: &str) -> Option<usize> {
         .map(|e| usize::from(e.args))
 }
 
-/// The signature of an inner entry: emulated RSP + 6 registers in, rax:rdx out.
+/// The signature of an inner entry: emulated RSP, the 6 argument registers
+/// and RAX in, rax:rdx out. RAX goes in because a callee that never writes it
+/// must return the caller's: gcc's interprocedural register allocation
+/// (`-fipa-ra`, on at -O2 and -Os) keeps values in caller-saved registers
+/// across calls to local functions that leave them alone — RDX passes
+/// through as an argument register, the others are never touched by a call.
 pub fn inner_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Signature {
     let mut sig = ir::Signature::new(call_conv);
-    for _ in 0..7 {
+    for _ in 0..8 {
         sig.params.push(ir::AbiParam::new(I64));
     }
     sig.returns.push(ir::AbiParam::new(I64));
@@ -794,6 +799,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let fr = self.func_ref(id);
         let mut args = vec![rsp_at_call];
         args.extend(self.call_args());
+        args.push(self.get64(RAX));
         let inst = self.b.ins().call(fr, &args);
         self.set_results(inst);
     }
@@ -908,12 +914,13 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         for (k, &r) in ARG_REGS.iter().enumerate() {
             self.set64(r, params[k + 1]);
         }
+        self.set64(RAX, params[7]);
         // The registers the caller does not pass (callee-saved and scratch)
         // start undefined, as one value: a prologue's pushes of them then
-        // store nothing (see `drop_undefined_pushes`).
+        // store nothing (see `drop_dead_stack_traffic`).
         let undefined = self.b.ins().iconst(I64, 0);
         for r in 0..16 {
-            if r != RSP && !ARG_REGS.contains(&r) {
+            if r != RSP && r != RAX && !ARG_REGS.contains(&r) {
                 self.set64(r, undefined);
             }
         }
@@ -2190,14 +2197,15 @@ impl<M: Module> Lifter<'_, '_, M> {
 }
 
 /// Builds the native (SysV) entry of a function: copy the caller's stack
-/// arguments onto the emulated stack, call the inner entry, restore the
-/// emulated stack pointer.
+/// arguments the function may read (`stack_words`, see `stack_args`) onto the
+/// emulated stack, call the inner entry, restore the emulated stack pointer.
 pub fn native_entry<M: Module>(
     mut b: FunctionBuilder<'_>,
     module: &mut M,
     esp: DataId,
     inner: FuncId,
     sfi: Option<DataId>,
+    stack_words: usize,
 ) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -2209,12 +2217,15 @@ pub fn native_entry<M: Module>(
     let esp0 = b.ins().load(I64, mem(), esp_addr, 0);
     let area = b.ins().iadd_imm_s(esp0, -((8 * STACK_ARGS) as i64));
     let area = b.ins().band_imm_s(area, !15);
-    for k in 0..STACK_ARGS {
+    for k in 0..stack_words.min(STACK_ARGS) {
         b.ins().store(mem(), params[6 + k], area, (8 * k) as i32);
     }
     let fr = module.declare_func_in_func(inner, b.func);
     let mut args = vec![area];
     args.extend_from_slice(&params[..6]);
+    // RAX: native callers pass nothing in it (a variadic callee reads AL as
+    // the count of vector registers used: none).
+    args.push(b.ins().iconst(I64, 0));
     let state = sfi.map(|id| module.declare_data_in_func(id, b.func));
     let at_entry = state.map(|gv| crate::instrument::entry_state(&mut b, gv));
     let call = b.ins().call(fr, &args);

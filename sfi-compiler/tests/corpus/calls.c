@@ -25,6 +25,12 @@ static long sq(long x) { return x * x; }
 static long inc(long x) { return x + 1; }
 static long (*table[])(long) = { sq, inc, native_twice };
 static long cb(long x) { return x * 100 + 7; }
+/* A local callee that leaves RAX alone: with -fipa-ra gcc keeps the loop
+ * counter in EAX across the call (the caller relies on the callee not
+ * writing it, which no ABI promises). */
+static int counter;
+static __attribute__((noinline)) void bump(int *p) { (*p)++; }
+static __attribute__((noinline)) int count_calls(void) { int i; for (i = 0; i != 34; i++) bump(&counter); return i; }
 long (*program_callback(void))(long) { return cb; }
 int program_main(void)
 {
@@ -36,6 +42,7 @@ int program_main(void)
 	for (int i = 0; i < 3; i++) s += table[i](i + 4);
 	s += native_apply(sq, 9) + native_apply(table[1], 2);
 	struct pair p = { 4, 5 };
+	printf("ipa-ra %d %d\n", count_calls(), counter);
 	printf("calls %ld %ld %ld %ld %ld\n", fib(20), many(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), byval(mk(2), 3, p, 6, mk(5)),
 	       sum(10, 1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L, 9L, 10L), s);
 	printf("%d %d %d %d %d %d %d %d %d %d %s %c %ld\n", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, "eleven", 'c', -13L);
