@@ -30,6 +30,7 @@ const MAIN: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_site, ngrants, grants[16][2]; };
 extern struct sfi __nooks_sfi;
 extern long inside[4], outside[4], ring[64];
