@@ -1,12 +1,15 @@
 //! Stage 4, instrument: the SFI pass (`--isolation sfi`), a separate pass over
-//! the lifted IR, plus the small runtime every sandboxed object carries.
+//! the lifted IR (after Cranelift's optimiser, so it sees one value for one
+//! address), plus the small runtime every sandboxed object carries.
 //!
-//! - **Stores**: before every store and atomic read-modify-write, an inline
-//!   fast path checks the address against the domain's writable window
-//!   (`addr - lo <= hi - lo - size`, one subtract and one compare; `lo`/`hi`
-//!   are loaded once per function). Outside the window, an out-of-line slow
-//!   path scans the byte-granular grants wrappers make for the duration of a
-//!   call; if none covers the store, it records the address and traps.
+//! - **Stores**: every store and atomic read-modify-write is covered by an
+//!   inline fast path that checks its range against the domain's writable
+//!   window (`addr - lo < span - len + 1`: `lea; sub; cmp; ja`, with `lo` and
+//!   the limit loaded once per function). Outside the window, an out-of-line
+//!   slow path (cold, `preserve_all`) scans the byte-granular grants wrappers
+//!   make for the duration of a call; if none covers the store, it records
+//!   the address and traps. One check covers several stores where it
+//!   provably can (see [`instrument`] and `loops`).
 //! - **Indirect calls**: the target must be one of the object's own entry
 //!   points or one of its imports (`__nooks_sfi_targets`); otherwise trap.
 //! - **Entry invariants**: every native entry compares the held-lock count and
@@ -156,9 +159,12 @@ fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<Target> {
 ///   are, share one check of their whole range at entry — the entry value
 ///   never changes, so a range that is inside the window at entry is inside
 ///   it at every one of those stores;
-/// - other stores in one block through the same base at constant offsets
-///   (the fields of one struct) share one check of their range, placed
-///   before the first of them.
+/// - a store in a counted loop whose address is `invariant + scale * i` is
+///   checked once, before the loop, for every value `i` takes, when
+///   `loops::Loops::hoist` can prove that range exact;
+/// - other stores in one block whose addresses differ by constants (the
+///   fields of one struct) share one check of their range, placed before the
+///   first of them.
 pub fn instrument<M: Module>(
     func: &mut ir::Function,
     module: &mut M,
