@@ -259,6 +259,18 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         sfi,
         ports: &opts.policy.ports,
     };
+    // The object's own writable data, which the loader places in the window.
+    let own: crate::instrument::OwnData = env
+        .sections
+        .iter()
+        .filter(|(idx, _)| input.sections[**idx].kind != Kind::Rodata)
+        .map(|(idx, id)| (*id, input.sections[*idx].size))
+        .chain(
+            env.commons
+                .iter()
+                .map(|(i, id)| (*id, input.symbols[*i].size)),
+        )
+        .collect();
     let mut out = Rewritten::default();
     let mut ctx = module.make_context();
     let mut fbc = FunctionBuilderContext::new();
@@ -284,7 +296,8 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         .map_err(|e| codegen(format!("{e:?}"), &f.name))?;
         let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);
         if let Some(rt) = &env.sfi {
-            out.stats.checks += crate::instrument::instrument(&mut ctx.func, &mut module, rt)?;
+            out.stats.checks +=
+                crate::instrument::instrument(&mut ctx.func, &mut module, rt, &own)?;
             // The checks changed the control flow the optimiser recorded.
             ctx.compute_cfg();
             ctx.compute_domtree();

@@ -165,10 +165,16 @@ fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<Target> {
 /// - other stores in one block whose addresses differ by constants (the
 ///   fields of one struct) share one check of their range, placed before the
 ///   first of them.
+///
+/// A store that provably lands inside one of the object's own writable
+/// sections (a static variable, or a static table indexed by a value whose
+/// bound [`crate::bounds`] proves) gets no check: the loader places those
+/// sections inside the window.
 pub fn instrument<M: Module>(
     func: &mut ir::Function,
     module: &mut M,
     rt: &Runtime,
+    own: &OwnData,
 ) -> Result<usize> {
     let targets: Vec<Target> = func
         .layout
@@ -191,7 +197,14 @@ pub fn instrument<M: Module>(
     let mut hoisted: Vec<(crate::loops::Hoist, Group)> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut loops = crate::loops::Loops::new(func);
+    let mut bounds: Option<crate::bounds::Bounds> = None;
     for t in &targets {
+        if t.terms.iter().any(|&v| own_section(func, own, v).is_some()) {
+            let b = bounds.get_or_insert_with(|| crate::bounds::Bounds::new(func));
+            if in_own_data(func, b, own, t) {
+                continue;
+            }
+        }
         let end = t.offset + i64::from(t.size);
         if let (Some(root), [only]) = (frame_root, &t.terms[..])
             && *only == root
@@ -253,6 +266,10 @@ pub fn instrument<M: Module>(
             }),
         }
     }
+    let checks = groups.len() + hoisted.len() + usize::from(frame.is_some());
+    if checks == 0 {
+        return Ok(0);
+    }
     // Window bounds, once per function.
     let mut pos = FuncCursor::new(func).at_first_insertion_point(entry);
     let base = pos.ins().symbol_value(I64, gv);
@@ -270,7 +287,6 @@ pub fn instrument<M: Module>(
         ir::ValueDef::Result(inst, _) => pos.func.layout.next_inst(inst),
         _ => None,
     };
-    let checks = groups.len() + hoisted.len() + usize::from(frame.is_some());
     for g in frame
         .iter()
         .chain(hoisted.iter().map(|(_, g)| g))
@@ -333,6 +349,80 @@ pub fn instrument<M: Module>(
         c.ins().jump(cont, &[]);
     }
     Ok(checks)
+}
+
+/// The object's own writable sections and COMMON blocks, with their sizes:
+/// the loader places all of them inside the domain's window.
+pub type OwnData = std::collections::HashMap<DataId, u64>;
+
+/// If `v` is the address of one of the object's own writable sections: the
+/// symbol's offset into it and the section's size.
+fn own_section(func: &ir::Function, own: &OwnData, v: Value) -> Option<(i64, u64)> {
+    let ir::ValueDef::Result(inst, 0) = func.dfg.value_def(v) else {
+        return None;
+    };
+    let InstructionData::UnaryGlobalValue {
+        opcode: ir::Opcode::SymbolValue,
+        global_value,
+    } = func.dfg.insts[inst]
+    else {
+        return None;
+    };
+    let ir::GlobalValueData::Symbol {
+        name: ir::ExternalName::User(r),
+        offset,
+        tls: false,
+        ..
+    } = func.global_values[global_value]
+    else {
+        return None;
+    };
+    // cranelift-module names data objects in namespace 1.
+    let name = &func.params.user_named_funcs()[r];
+    if name.namespace != 1 {
+        return None;
+    }
+    let size = *own.get(&DataId::from_u32(name.index))?;
+    Some((offset.bits(), size))
+}
+
+/// Whether every byte the store writes lies in one of the object's own
+/// writable sections: its address is that section's symbol plus a constant
+/// plus terms whose upper bounds `bounds` proves, and even the largest sum
+/// ends inside the section.
+fn in_own_data(
+    func: &ir::Function,
+    bounds: &crate::bounds::Bounds,
+    own: &OwnData,
+    t: &Target,
+) -> bool {
+    let mut section = None;
+    let mut spread: u64 = 0;
+    for &term in &t.terms {
+        if section.is_none()
+            && let Some(s) = own_section(func, own, term)
+        {
+            section = Some(s);
+            continue;
+        }
+        match bounds.umax(func, term).and_then(|m| spread.checked_add(m)) {
+            Some(s) => spread = s,
+            None => return false,
+        }
+    }
+    let Some((symbol_offset, size)) = section else {
+        return false;
+    };
+    let Some(lo) = t
+        .offset
+        .checked_add(symbol_offset)
+        .and_then(|o| u64::try_from(o).ok())
+    else {
+        return false;
+    };
+    lo.checked_add(spread)
+        .and_then(|e| e.checked_add(u64::from(t.size)))
+        .is_some_and(|end| end <= size)
 }
 
 /// The longest range checked against the function's shared limit.

@@ -2,7 +2,8 @@
 //! while the window is open, and each check stops the program (a trap the
 //! kernel turns into a domain fault; here a SIGILL the harness catches) with
 //! the right `fault_kind` when the window is closed: a wild store, a store a
-//! grant allows, an entry point returning with a lock held or with the virtual
+//! grant allows, a store into the object's own data that needs no check, an
+//! entry point returning with a lock held or with the virtual
 //! interrupt flag off, and an indirect call to a forged target.
 
 use std::path::PathBuf;
@@ -23,6 +24,11 @@ long call_own(long x) { long (*volatile f)(long) = twice; return f(x); }
 long ring[64];
 void fill(long v) { for (int i = 0; i < 64; i++) ring[i] = v + i; }
 void fill_until(long v) { for (long i = 0; i < 64; i++) { ring[i] = v; if (i == v) break; } }
+static long table[16];
+void put_masked(unsigned i, long v) { table[i & 15] = v; }
+long get_masked(unsigned i) { return table[i & 15]; }
+long small[10];
+void put_small(unsigned i, long v) { small[i & 0xfffff] = v; }
 "#;
 
 const MAIN: &str = r#"
@@ -35,6 +41,7 @@ struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_sit
 extern struct sfi __nooks_sfi;
 extern long inside[4], outside[4], ring[64];
 void fill(long v); void fill_until(long v);
+void put_masked(unsigned i, long v); long get_masked(unsigned i); void put_small(unsigned i, long v);
 void poke(long *p, long v); long peek(long *p); void take_lock(void); void irq_off(void); void irq_balanced(void);
 long call_through(long (*f)(long), long x); long call_own(long x);
 void lock_acquire(void) { __nooks_sfi.locks++; }
@@ -57,6 +64,11 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "loop-over")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[63]; fill(5); printf("overflow went through\n"); return 0; }
 	/* A loop that may stop early keeps its checks inside: no trap for the end it never reaches. */
 	if (!strcmp(what, "loop-break")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[63]; fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
+	/* Stores the bounds analysis proves land in the object's own data carry
+	 * no check (the loader puts that data in the window; here it is not). */
+	if (!strcmp(what, "own-data")) { put_masked(21, 8); printf("own %ld\n", get_masked(5)); return 0; }
+	/* A mask that lets the index past the object's data keeps the check. */
+	if (!strcmp(what, "own-data-over")) { put_small(3, 8); printf("unchecked store to small[]\n"); return 0; }
 	if (!strcmp(what, "grant")) { __nooks_sfi.grants[0][0] = (unsigned long)&outside[2]; __nooks_sfi.grants[0][1] = (unsigned long)&outside[3]; __nooks_sfi.ngrants = 1; poke(&outside[2], 9); printf("granted %ld\n", outside[2]); return 0; }
 	__nooks_sfi.lo = 0; __nooks_sfi.hi = ~0ul;
 	if (!strcmp(what, "lock")) { take_lock(); printf("returned holding a lock\n"); return 0; }
@@ -115,6 +127,11 @@ fn checks_stop_exactly_what_they_should() {
         (Some(42), "trap kind=1 addr_ok=1 ring=0".into())
     );
     assert_eq!(run(&exe, "grant"), (Some(0), "granted 9".into()));
+    assert_eq!(run(&exe, "own-data"), (Some(0), "own 8".into()));
+    assert_eq!(
+        run(&exe, "own-data-over"),
+        (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
+    );
     assert_eq!(run(&exe, "loop"), (Some(0), "filled 5 68".into()));
     assert_eq!(run(&exe, "loop-break"), (Some(0), "stopped 5 0".into()));
     // The loop's one check runs before the loop: nothing was stored.
