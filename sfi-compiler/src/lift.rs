@@ -93,7 +93,7 @@ pub struct Lifter<'a, 'b, M: Module> {
     blocks: HashMap<u64, Block>,
     terminated: bool,
     funcs: HashMap<FuncId, ir::FuncRef>,
-    datas: HashMap<DataId, ir::GlobalValue>,
+    datas: HashMap<(DataId, i64), ir::GlobalValue>,
     native_sig: ir::SigRef,
     /// The value of every register the caller does not pass, at entry.
     undefined: Option<Value>,
@@ -265,11 +265,29 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     }
 
     fn data_gv(&mut self, id: DataId) -> ir::GlobalValue {
-        if let Some(g) = self.datas.get(&id) {
+        if let Some(g) = self.datas.get(&(id, 0)) {
             return *g;
         }
         let g = self.module.declare_data_in_func(id, self.b.func);
-        self.datas.insert(id, g);
+        self.datas.insert((id, 0), g);
+        g
+    }
+
+    /// `id + offset` as one symbol (the relocation carries the offset): an
+    /// add of a constant would be recomputed in every block that uses it
+    /// (Cranelift rematerialises those), inside loops too, where a symbol's
+    /// address is computed once, before the loop.
+    fn data_gv_at(&mut self, id: DataId, offset: i64) -> ir::GlobalValue {
+        if let Some(g) = self.datas.get(&(id, offset)) {
+            return *g;
+        }
+        let base = self.data_gv(id);
+        let mut data = self.b.func.global_values[base].clone();
+        if let ir::GlobalValueData::Symbol { offset: o, .. } = &mut data {
+            *o = ir::immediates::Imm64::new(offset);
+        }
+        let g = self.b.create_global_value(data);
+        self.datas.insert((id, offset), g);
         g
     }
 
@@ -414,14 +432,14 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                 let fr = self.func_ref(id);
                 self.b.ins().func_addr(I64, fr)
             }
+            Target::Data(id, off) if i32::try_from(off).is_ok() => {
+                let gv = self.data_gv_at(id, off);
+                self.b.ins().symbol_value(I64, gv)
+            }
             Target::Data(id, off) => {
                 let gv = self.data_gv(id);
                 let base = self.b.ins().symbol_value(I64, gv);
-                if off == 0 {
-                    base
-                } else {
-                    self.b.ins().iadd_imm_s(base, off)
-                }
+                self.b.ins().iadd_imm_s(base, off)
             }
         }
     }
