@@ -168,13 +168,15 @@ pub fn load(
     }
     let mechanism = mechanism_of(&object)?;
     let layout = Layout::of(&object);
-    let (tsize, rsize, dsize) = (
+    let (tsize, rsize, dsize, ssize) = (
         layout.area(Area::Text).size,
         layout.area(Area::Rodata).size,
         layout.area(Area::Data).size,
+        layout.area(Area::Runtime).size,
     );
     if tsize > domain::RODATA_OFFSET
-        || rsize > domain::WRITABLE_OFFSET - domain::RODATA_OFFSET
+        || rsize > domain::RUNTIME_OFFSET - domain::RODATA_OFFSET
+        || ssize > domain::WRITABLE_OFFSET - domain::RUNTIME_OFFSET
         || dsize > domain::RAM / 2
     {
         return Err(DriverError::NoMemory);
@@ -187,6 +189,12 @@ pub fn load(
         rsize,
         paging::flags::RODATA,
     )?;
+    // The runtime state is writable, outside the window's writable part.
+    let (sa, sb) = if ssize > 0 {
+        area(window.base + domain::RUNTIME_OFFSET, ssize, paging::flags::DATA)?
+    } else {
+        (window.base + domain::RUNTIME_OFFSET, &mut [][..])
+    };
     let da = window.base + domain::WRITABLE_OFFSET;
     let db = domain::ram_view(&window, 0, dsize.max(1)).ok_or(DriverError::NoMemory)?;
     let mut placement = Placement {
@@ -202,6 +210,10 @@ pub fn load(
             bytes: db,
             addr: da,
         },
+        runtime: Target {
+            bytes: sb,
+            addr: sa,
+        },
     };
     let image = nooks_loader::load(&object, &layout, &mut placement, &|name: &str| {
         crate::driver_api::resolve_for(name, mechanism)
@@ -210,9 +222,9 @@ pub fn load(
     let init = image.symbol("init_module").ok_or(DriverError::NoInit)?;
     let text = (ta, ta + tsize);
     let sfi_state = image.symbol("__nooks_sfi");
-    if mechanism == Mechanism::Sfi && sfi_state.is_none() {
+    if mechanism == Mechanism::Sfi && sfi_state.is_none_or(|s| s < sa || s >= sa + ssize) {
         return Err(DriverError::Metadata(String::from(
-            "isolation sfi, but no __nooks_sfi state",
+            "isolation sfi, but no __nooks_sfi state in the object's .nooks.state section",
         )));
     }
     let symbols = image

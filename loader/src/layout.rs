@@ -1,5 +1,6 @@
-//! Where each loaded section, GOT slot and COMMON block goes inside the three
-//! areas (text, rodata, data) the kernel provides.
+//! Where each loaded section, GOT slot and COMMON block goes inside the four
+//! areas (text, rodata, data, and a sandboxed object's runtime state) the
+//! kernel provides.
 
 use crate::object::{Area, Definition, Object};
 use crate::relocate::uses_got;
@@ -24,6 +25,8 @@ pub struct Layout {
     pub rodata: AreaSize,
     /// Writable data, bss, COMMON blocks and the GOT.
     pub data: AreaSize,
+    /// A sandboxed object's runtime state (empty for other objects).
+    pub runtime: AreaSize,
     /// Per section: its area and offset inside it (None if not loaded).
     pub(crate) sections: Vec<Option<(Area, u64)>>,
     /// Per symbol: offset of its GOT slot in the data area, if it needs one.
@@ -45,6 +48,7 @@ impl Layout {
         let mut text = AreaSize { size: 0, align: 1 };
         let mut rodata = AreaSize { size: 0, align: 1 };
         let mut data = AreaSize { size: 0, align: 1 };
+        let mut runtime = AreaSize { size: 0, align: 1 };
         let mut sections = vec![None; object.sections.len()];
         // Copied data first, zero-filled data after it.
         for pass_nobits in [false, true] {
@@ -57,6 +61,7 @@ impl Layout {
                     Area::Text => &mut text,
                     Area::Rodata => &mut rodata,
                     Area::Data => &mut data,
+                    Area::Runtime => &mut runtime,
                 };
                 sections[i] = Some((area, place(target, s.size, s.align)));
             }
@@ -77,6 +82,7 @@ impl Layout {
             text,
             rodata,
             data,
+            runtime,
             sections,
             got,
             commons,
@@ -89,6 +95,7 @@ impl Layout {
             Area::Text => self.text,
             Area::Rodata => self.rodata,
             Area::Data => self.data,
+            Area::Runtime => self.runtime,
         }
     }
 }

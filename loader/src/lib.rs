@@ -20,7 +20,7 @@
 //! each area carries both its bytes and its run-time address.
 //!
 //! ```no_run
-//! # fn demo(bytes: &[u8], text: &mut [u8], ro: &mut [u8], data: &mut [u8]) -> Result<(), nooks_loader::LoadError> {
+//! # fn demo(bytes: &[u8], text: &mut [u8], ro: &mut [u8], data: &mut [u8], rt: &mut [u8]) -> Result<(), nooks_loader::LoadError> {
 //! use nooks_loader::{Layout, Object, Placement, Target, load};
 //! let object = Object::parse(bytes)?;
 //! let layout = Layout::of(&object);
@@ -28,6 +28,7 @@
 //!     text: Target { bytes: text, addr: 0xffff_ffff_c000_0000 },
 //!     rodata: Target { bytes: ro, addr: 0xffff_ffff_c010_0000 },
 //!     data: Target { bytes: data, addr: 0xffff_ffff_c020_0000 },
+//!     runtime: Target { bytes: rt, addr: 0xffff_ffff_c030_0000 },
 //! };
 //! let image = load(&object, &layout, &mut placement, &|name: &str| (name == "printk").then_some(0xffff_ffff_8010_0000))?;
 //! let init = image.symbol("init_module");
@@ -48,4 +49,4 @@ pub mod relocate;
 pub use error::{LoadError, Name};
 pub use layout::{AreaSize, Layout};
 pub use load::{Image, ImageSymbol, Placement, Resolver, Target, load};
-pub use object::{Area, Object};
+pub use object::{Area, Object, RUNTIME_SECTION};

@@ -29,7 +29,7 @@ pub struct Target<'m> {
     pub addr: u64,
 }
 
-/// Memory for the three areas.
+/// Memory for the four areas.
 #[derive(Debug)]
 pub struct Placement<'m> {
     /// Executable code.
@@ -38,6 +38,8 @@ pub struct Placement<'m> {
     pub rodata: Target<'m>,
     /// Writable data.
     pub data: Target<'m>,
+    /// A sandboxed object's runtime state (may be empty for other objects).
+    pub runtime: Target<'m>,
 }
 
 impl<'m> Placement<'m> {
@@ -46,6 +48,7 @@ impl<'m> Placement<'m> {
             Area::Text => &mut self.text,
             Area::Rodata => &mut self.rodata,
             Area::Data => &mut self.data,
+            Area::Runtime => &mut self.runtime,
         }
     }
 
@@ -54,6 +57,7 @@ impl<'m> Placement<'m> {
             Area::Text => self.text.addr,
             Area::Rodata => self.rodata.addr,
             Area::Data => self.data.addr,
+            Area::Runtime => self.runtime.addr,
         }
     }
 }
@@ -106,7 +110,7 @@ pub fn load(
     placement: &mut Placement<'_>,
     resolver: &dyn Resolver,
 ) -> Result<Image, LoadError> {
-    for area in [Area::Text, Area::Rodata, Area::Data] {
+    for area in [Area::Text, Area::Rodata, Area::Data, Area::Runtime] {
         let need = layout.area(area);
         let target = placement.target(area);
         if (target.bytes.len() as u64) < need.size || target.addr % need.align.max(1) != 0 {

@@ -124,6 +124,10 @@ fn loads_and_runs_a_gcc_object() {
             text: Target { bytes: t, addr: ta },
             rodata: Target { bytes: r, addr: ra },
             data: Target { bytes: d, addr: da },
+            runtime: Target {
+                bytes: &mut [],
+                addr: 0,
+            },
         };
         let image = load(&object, &layout, &mut placement, &resolver).unwrap();
         let entry = image.symbol("entry").expect("entry is exported");
@@ -163,6 +167,10 @@ fn kernel_code_model_relocates_into_the_top_2gib() {
             bytes: &mut d,
             addr: base + 0x20_0000,
         },
+        runtime: Target {
+            bytes: &mut [],
+            addr: 0,
+        },
     };
     let kernel = |name: &str| resolver(name).map(|_| 0xffff_ffff_8010_0000u64);
     let image = load(&object, &layout, &mut placement, &kernel).unwrap();
@@ -187,6 +195,10 @@ fn kernel_code_model_relocates_into_the_top_2gib() {
             bytes: &mut d,
             addr: 0x1_0020_0000,
         },
+        runtime: Target {
+            bytes: &mut [],
+            addr: 0,
+        },
     };
     let err = load(&object, &layout, &mut low, &kernel).unwrap_err();
     assert!(matches!(err, LoadError::RelocationOverflow { .. }), "{err}");
@@ -210,6 +222,10 @@ fn a_missing_import_is_named() {
         data: Target {
             bytes: &mut d,
             addr: 0xffff_ffff_c020_0000,
+        },
+        runtime: Target {
+            bytes: &mut [],
+            addr: 0,
         },
     };
     let only_add = |name: &str| (name == "host_add").then_some(0xffff_ffff_8010_0000u64);
@@ -259,6 +275,10 @@ fn malformed_objects_are_errors_never_panics() {
                     bytes: &mut d,
                     addr: 0xffff_ffff_c200_0000,
                 },
+                runtime: Target {
+                    bytes: &mut [],
+                    addr: 0,
+                },
             };
             let _ = load(&o, &layout, &mut p, &|_: &str| Some(0xffff_ffff_8010_0000));
         }
@@ -273,4 +293,72 @@ fn malformed_objects_are_errors_never_panics() {
             try_all(&m);
         }
     }
+}
+
+#[test]
+fn the_runtime_state_gets_an_area_of_its_own() {
+    let bytes = compile("runtime", &["-mcmodel=kernel"]);
+    let object = Object::parse(&bytes).unwrap();
+    let layout = Layout::of(&object);
+    assert_eq!(layout.runtime.size, 64, "{layout:?}");
+    assert!(layout.data.size >= 8 && layout.data.size < 64, "{layout:?}");
+    let base = 0xffff_ffff_c000_0000u64;
+    let (mut t, mut r, mut d, mut s) = (
+        vec![0u8; 4096],
+        vec![0u8; 4096],
+        vec![0u8; 4096],
+        vec![0u8; 4096],
+    );
+    let mut placement = Placement {
+        text: Target {
+            bytes: &mut t,
+            addr: base,
+        },
+        rodata: Target {
+            bytes: &mut r,
+            addr: base + 0x20_0000,
+        },
+        data: Target {
+            bytes: &mut d,
+            addr: base + 0x40_0000,
+        },
+        runtime: Target {
+            bytes: &mut s,
+            addr: base + 0x30_0000,
+        },
+    };
+    let image = load(&object, &layout, &mut placement, &|_: &str| None).unwrap();
+    assert_eq!(image.symbol("state"), Some(base + 0x30_0000));
+    assert_eq!(image.symbol("counter"), Some(base + 0x40_0000));
+    assert_eq!(&s[..16], &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    // No room for it: a clear error, nothing loaded.
+    let (mut t, mut r, mut d) = (vec![0u8; 4096], vec![0u8; 4096], vec![0u8; 4096]);
+    let mut small = Placement {
+        text: Target {
+            bytes: &mut t,
+            addr: base,
+        },
+        rodata: Target {
+            bytes: &mut r,
+            addr: base + 0x20_0000,
+        },
+        data: Target {
+            bytes: &mut d,
+            addr: base + 0x40_0000,
+        },
+        runtime: Target {
+            bytes: &mut [],
+            addr: base + 0x30_0000,
+        },
+    };
+    let err = load(&object, &layout, &mut small, &|_: &str| None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LoadError::PlacementTooSmall {
+                area: nooks_loader::Area::Runtime
+            }
+        ),
+        "{err}"
+    );
 }

@@ -18,9 +18,11 @@
 //!   interrupt flag (in the lifter); every other one is refused at rewrite time.
 //!
 //! The state lives in the object (`__nooks_sfi`, global, so the kernel — or a
-//! host test — sets the window): by default the window is the whole address
-//! space, so an SFI object also links into host programs and behaves as the
-//! original. The kernel confines it at load time. Traps use distinct codes and
+//! host test — sets the window), in a section of its own (`.nooks.state`)
+//! that the kernel places outside the window's writable part, so no store the
+//! checks allow can widen the window. By default the window is the whole
+//! address space, so an SFI object also links into host programs and behaves
+//! as the original. The kernel confines it at load time. Traps use distinct codes and
 //! `fault_kind` says which check failed.
 
 use crate::error::{ErrorKind, Result, RewriteError};
@@ -56,6 +58,9 @@ pub mod layout {
     /// Size of the state.
     pub const SIZE: usize = 64 + 16 * MAX_GRANTS;
 }
+
+/// The section `__nooks_sfi` lives in (the loader's `RUNTIME_SECTION`).
+pub const STATE_SECTION: &str = ".nooks.state";
 
 /// Why an SFI check trapped (stored in `fault_kind`; the trap code is 10 + kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +107,12 @@ pub const SLOW_PATH_CALL_CONV: cranelift_codegen::isa::CallConv =
 
 fn flags() -> MemFlagsData {
     MemFlagsData::new()
+}
+
+/// A store of the runtime's into its own state (outside the window):
+/// `notrap` marks it as the rewriter's, so [`instrument`] never checks it.
+fn state_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
 }
 
 /// A store the checks must cover: its address as a sum of terms plus a
@@ -540,6 +551,9 @@ pub fn define_runtime<M: Module>(
     let mut d = DataDescription::new();
     d.define(bytes.into_boxed_slice());
     d.set_align(64);
+    // A section of its own, which the kernel places outside the window's
+    // writable part: no store the checks allow reaches the window's bounds.
+    d.set_custom_section(STATE_SECTION);
     module.define_data(rt.state, &d).map_err(err)?;
 
     let mut d = DataDescription::new();
@@ -705,11 +719,13 @@ pub fn refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: Faul
 
 /// Records the refused address, the driver code that asked, and the cause; traps.
 fn emit_refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: FaultKind) {
-    b.ins().store(flags(), addr, state, layout::FAULT_ADDR);
+    b.ins()
+        .store(state_flags(), addr, state, layout::FAULT_ADDR);
     let site = b.ins().get_return_address(I64);
-    b.ins().store(flags(), site, state, layout::FAULT_SITE);
+    b.ins()
+        .store(state_flags(), site, state, layout::FAULT_SITE);
     let k = b.ins().iconst(I64, kind as i64);
-    b.ins().store(flags(), k, state, layout::FAULT_KIND);
+    b.ins().store(state_flags(), k, state, layout::FAULT_KIND);
     b.ins().trap(kind.trap());
 }
 
@@ -737,7 +753,7 @@ pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry
         b.switch_to_block(fail);
         b.seal_block(fail);
         let k = b.ins().iconst(I64, kind as i64);
-        b.ins().store(flags(), k, base, layout::FAULT_KIND);
+        b.ins().store(state_flags(), k, base, layout::FAULT_KIND);
         b.ins().trap(kind.trap());
         b.switch_to_block(cont);
         b.seal_block(cont);

@@ -1670,7 +1670,9 @@ impl<M: Module> Lifter<'_, '_, M> {
                     .b
                     .ins()
                     .iconst(I64, i64::from(insn.instr.mnemonic() == Mnemonic::Sti));
-                self.b.ins().store(mem(), v, base, vif);
+                // The runtime's own state, outside the window: `notrap` tells
+                // the SFI pass this store is the rewriter's, not the driver's.
+                self.b.ins().store(mem().with_notrap(), v, base, vif);
             }
             Mnemonic::Pushfq | Mnemonic::Pushf => {
                 let mut word = self.b.ins().iconst(I64, 2);
@@ -1696,7 +1698,7 @@ impl<M: Module> Lifter<'_, '_, M> {
                 }
                 let v = self.b.ins().ushr_imm_u(word, 9);
                 let v = self.b.ins().band_imm_s(v, 1);
-                self.b.ins().store(mem(), v, base, vif);
+                self.b.ins().store(mem().with_notrap(), v, base, vif);
                 self.producer = None;
             }
         }

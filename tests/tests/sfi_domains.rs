@@ -86,6 +86,7 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
         "irq_off",
         "runaway",
         "cli_loop",
+        "state_smash",
     ];
     for name in bad {
         modules.push((format!("{name}.o"), sfi(&test_driver(name), name)));
@@ -154,6 +155,7 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
         ("runaway.o", "watchdog", None),
         ("cli_loop.o", "watchdog", None),
         ("ports.o", "I/O port outside the policy", None),
+        ("state_smash.o", "store outside the domain", Some("init")),
     ];
     for (module, cause, function) in expect {
         let Some(f) = fault_of(module) else {
@@ -173,6 +175,20 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
     }
     assert_eq!(fault_of("null_offset.o").unwrap()["address"], "0x40");
     assert_eq!(fault_of("ports.o").unwrap()["address"], "0x64");
+    // The runtime state sits outside the window's writable part: the store
+    // aimed at its `hi` bound is refused.
+    let smash = fault_of("state_smash.o").unwrap();
+    let addr = u64::from_str_radix(
+        smash["address"].as_str().unwrap().trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    assert_eq!(addr & ((32 << 20) - 1), (3 << 20) + 8, "{smash}");
+    assert_eq!(
+        nooks_sfi_compiler::instrument::STATE_SECTION,
+        nooks_loader::RUNTIME_SECTION,
+        "nooks-cc and the loader name the runtime section alike"
+    );
     assert_eq!(
         fault_of("other_domain.o").unwrap()["address"],
         "0xffffffffc0800000"

@@ -39,6 +39,10 @@ use linked_list_allocator::Heap;
 pub const RODATA_OFFSET: u64 = 2 << 20;
 /// Size of a domain's virtual window.
 pub const WINDOW: u64 = 32 << 20;
+/// Offset of a sandboxed object's runtime state (`.nooks.state`: its
+/// `__nooks_sfi`) in the window: writable, but below the writable part, so
+/// no store the object's checks allow can change its own bounds.
+pub const RUNTIME_OFFSET: u64 = 3 << 20;
 /// Offset of the writable part in the window.
 pub const WRITABLE_OFFSET: u64 = 4 << 20;
 /// RAM in the writable part: data + heap + DMA.
