@@ -302,55 +302,48 @@ fn the_runtime_state_gets_an_area_of_its_own() {
     let layout = Layout::of(&object);
     assert_eq!(layout.runtime.size, 64, "{layout:?}");
     assert!(layout.data.size >= 8 && layout.data.size < 64, "{layout:?}");
+    // The window layout the kernel uses: text, rodata at 2 MiB, runtime state
+    // at 3 MiB, data at 4 MiB; `runtime` bytes given for the state.
     let base = 0xffff_ffff_c000_0000u64;
-    let (mut t, mut r, mut d, mut s) = (
-        vec![0u8; 4096],
-        vec![0u8; 4096],
-        vec![0u8; 4096],
-        vec![0u8; 4096],
-    );
-    let mut placement = Placement {
-        text: Target {
-            bytes: &mut t,
-            addr: base,
-        },
-        rodata: Target {
-            bytes: &mut r,
-            addr: base + 0x20_0000,
-        },
-        data: Target {
-            bytes: &mut d,
-            addr: base + 0x40_0000,
-        },
-        runtime: Target {
-            bytes: &mut s,
-            addr: base + 0x30_0000,
-        },
-    };
-    let image = load(&object, &layout, &mut placement, &|_: &str| None).unwrap();
+    fn window<'m>(
+        base: u64,
+        [t, r, d]: &'m mut [Vec<u8>; 3],
+        runtime: &'m mut [u8],
+    ) -> Placement<'m> {
+        let [t, r, d] = [t, r, d].map(|v| v.as_mut_slice());
+        Placement {
+            text: Target {
+                bytes: t,
+                addr: base,
+            },
+            rodata: Target {
+                bytes: r,
+                addr: base + 0x20_0000,
+            },
+            runtime: Target {
+                bytes: runtime,
+                addr: base + 0x30_0000,
+            },
+            data: Target {
+                bytes: d,
+                addr: base + 0x40_0000,
+            },
+        }
+    }
+    let mut areas = [vec![0u8; 4096], vec![0u8; 4096], vec![0u8; 4096]];
+    let mut s = vec![0u8; 4096];
+    let image = load(
+        &object,
+        &layout,
+        &mut window(base, &mut areas, &mut s),
+        &|_: &str| None,
+    )
+    .unwrap();
     assert_eq!(image.symbol("state"), Some(base + 0x30_0000));
     assert_eq!(image.symbol("counter"), Some(base + 0x40_0000));
     assert_eq!(&s[..16], &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
     // No room for it: a clear error, nothing loaded.
-    let (mut t, mut r, mut d) = (vec![0u8; 4096], vec![0u8; 4096], vec![0u8; 4096]);
-    let mut small = Placement {
-        text: Target {
-            bytes: &mut t,
-            addr: base,
-        },
-        rodata: Target {
-            bytes: &mut r,
-            addr: base + 0x20_0000,
-        },
-        data: Target {
-            bytes: &mut d,
-            addr: base + 0x40_0000,
-        },
-        runtime: Target {
-            bytes: &mut [],
-            addr: base + 0x30_0000,
-        },
-    };
+    let mut small = window(base, &mut areas, &mut []);
     let err = load(&object, &layout, &mut small, &|_: &str| None).unwrap_err();
     assert!(
         matches!(
