@@ -222,7 +222,7 @@ pub fn load(
     let init = image.symbol("init_module").ok_or(DriverError::NoInit)?;
     let text = (ta, ta + tsize);
     let sfi_state = image.symbol("__nooks_sfi");
-    if mechanism == Mechanism::Sfi && sfi_state.is_none_or(|s| s < sa || s >= sa + ssize) {
+    if mechanism == Mechanism::Sfi && sfi_state.is_none_or(|s| s < sa || s + nooks_policy::abi::state::SIZE as u64 > sa + ssize) {
         return Err(DriverError::Metadata(String::from(
             "isolation sfi, but no __nooks_sfi state in the object's .nooks.state section",
         )));

@@ -25,18 +25,83 @@ pub mod abi {
     /// Bytes of emulated stack a rewritten object carries.
     pub const ESTACK_SIZE: usize = 1 << 20;
     /// The `abi` line of `.nooks` for these values.
-    pub const LINE: &str = "abi stack-args 12 estack 1048576";
+    pub const LINE: &str = "abi stack-args 12 estack 1048576 state 328";
+
+    /// The layout of a sandboxed object's runtime state, `__nooks_sfi`: byte
+    /// offsets of its 64-bit fields. The kernel sets the window (`LO`, `HI`
+    /// and `LIMIT` together, see [`state::limit`]) and maintains `LOCKS`; the
+    /// rewritten code keeps `VIF` and records refused stores and calls.
+    pub mod state {
+        /// Lowest writable address of the window.
+        pub const LO: i32 = 0;
+        /// One past the highest writable address.
+        pub const HI: i32 = 8;
+        /// The virtual interrupt flag (1 = enabled).
+        pub const VIF: i32 = 16;
+        /// Locks held by the domain (maintained by the kernel's lock wrappers).
+        pub const LOCKS: i32 = 24;
+        /// The address of the last refused store or call.
+        pub const FAULT_ADDR: i32 = 32;
+        /// Which check failed (see nooks-cc's `FaultKind`).
+        pub const FAULT_KIND: i32 = 40;
+        /// The return address into the driver code whose store or call was refused.
+        pub const FAULT_SITE: i32 = 48;
+        /// Number of grants in use.
+        pub const NGRANTS: i32 = 56;
+        /// Grants: (lo, hi) pairs.
+        pub const GRANTS: i32 = 64;
+        /// Capacity of the grant table.
+        pub const MAX_GRANTS: usize = 16;
+        /// The inline check's bound for ranges of up to [`SHARED_LIMIT`] bytes:
+        /// `off = addr - LO` passes when `off < LIMIT`.
+        pub const LIMIT: i32 = GRANTS + 16 * MAX_GRANTS as i32;
+        /// Size of the state.
+        pub const SIZE: usize = LIMIT as usize + 8;
+        /// The longest range the inline check compares against `LIMIT`.
+        pub const SHARED_LIMIT: u64 = 64;
+
+        /// `LIMIT` for the window `[lo, hi)`: a range of up to
+        /// [`SHARED_LIMIT`] bytes at `lo + off` lies inside it when `off <
+        /// limit` (near the window's end a smaller store fails this
+        /// conservative test and the slow path accepts it).
+        pub const fn limit(lo: u64, hi: u64) -> u64 {
+            let span = hi.wrapping_sub(lo);
+            if hi >= lo && span >= SHARED_LIMIT {
+                span - SHARED_LIMIT + 1
+            } else {
+                0
+            }
+        }
+    }
 
     #[cfg(test)]
     mod tests {
         #[test]
         fn line_matches_the_constants() {
             let want = alloc::format!(
-                "abi stack-args {} estack {}",
+                "abi stack-args {} estack {} state {}",
                 super::STACK_ARGS,
-                super::ESTACK_SIZE
+                super::ESTACK_SIZE,
+                super::state::SIZE
             );
             assert_eq!(super::LINE, want);
+        }
+
+        #[test]
+        fn the_limit_admits_exactly_the_ranges_inside_the_window() {
+            use super::state::{SHARED_LIMIT, limit};
+            let (lo, hi) = (0x1000u64, 0x2000u64);
+            let l = limit(lo, hi);
+            assert_eq!(l, 0x1000 - SHARED_LIMIT + 1);
+            // The last offset that passes still has SHARED_LIMIT bytes of room.
+            assert!((l - 1) + SHARED_LIMIT <= hi - lo);
+            assert_eq!(
+                limit(lo, lo + SHARED_LIMIT - 1),
+                0,
+                "too small: nothing passes"
+            );
+            assert_eq!(limit(hi, lo), 0, "an inverted window admits nothing");
+            assert_eq!(limit(0, u64::MAX), u64::MAX - SHARED_LIMIT + 1);
         }
     }
 }

@@ -603,11 +603,10 @@ pub fn metadata_text(input: &Input, opts: &Options) -> String {
         .map(|(lo, hi)| format!("{lo:#x}-{hi:#x}"))
         .collect();
     format!(
-        "nooks-cc {}\nisolation {isolation}\npolicy {policy}\nports {}\nabi stack-args {} estack {}\nentries {}\nimports {}\n",
+        "nooks-cc {}\nisolation {isolation}\npolicy {policy}\nports {}\n{}\nentries {}\nimports {}\n",
         env!("CARGO_PKG_VERSION"),
         ports.join(" "),
-        lift::STACK_ARGS,
-        ESTACK_SIZE,
+        nooks_policy::abi::LINE,
         entries.join(" "),
         imports.join(" ")
     )

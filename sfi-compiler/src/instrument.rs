@@ -4,8 +4,9 @@
 //!
 //! - **Stores**: every store and atomic read-modify-write is covered by an
 //!   inline fast path that checks its range against the domain's writable
-//!   window (`addr - lo < span - len + 1`: `lea; sub; cmp; ja`, with `lo` and
-//!   the limit loaded once per function). Outside the window, an out-of-line
+//!   window (`addr - lo < limit`: `lea; sub; cmp; jae`, with `lo` and the
+//!   limit loaded once per function; the kernel keeps `limit = hi - lo - 63`
+//!   beside the bounds). Outside the window, an out-of-line
 //!   slow path (cold, `preserve_all`) scans the byte-granular grants wrappers
 //!   make for the duration of a call; if none covers the store, it records
 //!   the address and traps. One check covers several stores where it
@@ -33,31 +34,8 @@ use cranelift_codegen::ir::{self, InstBuilder, InstructionData, MemFlagsData, Tr
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, DataId, FuncId, Module};
 
-/// Offsets in `__nooks_sfi`.
-pub mod layout {
-    /// Lowest writable address of the window.
-    pub const LO: i32 = 0;
-    /// One past the highest writable address.
-    pub const HI: i32 = 8;
-    /// The virtual interrupt flag (1 = enabled).
-    pub const VIF: i32 = 16;
-    /// Locks held by the domain (maintained by the kernel's lock wrappers).
-    pub const LOCKS: i32 = 24;
-    /// The address of the last refused store or call.
-    pub const FAULT_ADDR: i32 = 32;
-    /// Which check failed (see [`super::FaultKind`]).
-    pub const FAULT_KIND: i32 = 40;
-    /// The return address into the driver code whose store or call was refused.
-    pub const FAULT_SITE: i32 = 48;
-    /// Number of grants in use.
-    pub const NGRANTS: i32 = 56;
-    /// Grants: (lo, hi) pairs.
-    pub const GRANTS: i32 = 64;
-    /// Capacity of the grant table.
-    pub const MAX_GRANTS: usize = 16;
-    /// Size of the state.
-    pub const SIZE: usize = 64 + 16 * MAX_GRANTS;
-}
+/// Offsets in `__nooks_sfi` (shared with the kernel, which sets the window).
+pub use nooks_policy::abi::state as layout;
 
 /// The section `__nooks_sfi` lives in (the loader's `RUNTIME_SECTION`).
 pub const STATE_SECTION: &str = ".nooks.state";
@@ -107,6 +85,11 @@ pub const SLOW_PATH_CALL_CONV: cranelift_codegen::isa::CallConv =
 
 fn flags() -> MemFlagsData {
     MemFlagsData::new()
+}
+
+/// A load of the window's bounds: the state is always mapped.
+fn state_load() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
 }
 
 /// A store of the runtime's into its own state (outside the window):
@@ -281,19 +264,14 @@ pub fn instrument<M: Module>(
     if checks == 0 {
         return Ok(0);
     }
-    // Window bounds, once per function.
+    // The window's low bound and the shared limit, once per function (the
+    // kernel keeps the limit beside the bounds, so this is two loads).
     let mut pos = FuncCursor::new(func).at_first_insertion_point(entry);
     let base = pos.ins().symbol_value(I64, gv);
-    let lo = pos.ins().load(I64, flags(), base, layout::LO);
-    let hi = pos.ins().load(I64, flags(), base, layout::HI);
-    let span = pos.ins().isub(hi, lo);
-    // One limit for every range up to SHARED_LIMIT bytes (a store, a
-    // struct's fields) keeps two registers live, not one per size: such a
-    // range in the window's last SHARED_LIMIT bytes takes the slow path,
-    // which accepts it.
-    let limit = limit_for(&mut pos, span, SHARED_LIMIT);
-    // The frame's check goes right after the bounds, before the function's
-    // own first instruction.
+    let lo = pos.ins().load(I64, state_load(), base, layout::LO);
+    let limit = pos.ins().load(I64, state_load(), base, layout::LIMIT);
+    // The frame's check goes right after them, before the function's own
+    // first instruction.
     let after_bounds = match pos.func.dfg.value_def(limit) {
         ir::ValueDef::Result(inst, _) => pos.func.layout.next_inst(inst),
         _ => None,
@@ -345,9 +323,16 @@ pub fn instrument<M: Module>(
             }
         };
         let off = c.ins().isub(start, lo);
+        // One limit serves every range up to SHARED_LIMIT bytes (a store, a
+        // struct's fields), so checks keep two registers live, not one per
+        // size: such a range in the window's last SHARED_LIMIT bytes takes the
+        // slow path, which accepts it. A longer one (a loop's) computes its
+        // own from the bounds.
         let lim = if len <= SHARED_LIMIT {
             limit
         } else {
+            let hi = c.ins().load(I64, state_load(), base, layout::HI);
+            let span = c.ins().isub(hi, lo);
             limit_for(&mut c, span, len)
         };
         let ok = c.ins().icmp(IntCC::UnsignedLessThan, off, lim);
@@ -436,8 +421,8 @@ fn in_own_data(
         .is_some_and(|end| end <= size)
 }
 
-/// The longest range checked against the function's shared limit.
-const SHARED_LIMIT: i64 = 64;
+/// The longest range checked against the state's shared limit.
+const SHARED_LIMIT: i64 = layout::SHARED_LIMIT as i64;
 
 /// The fast path's bound for a range of `len` bytes: `off < limit` exactly
 /// when `[lo + off, lo + off + len)` lies in a window of `span` bytes —
@@ -548,6 +533,8 @@ pub fn define_runtime<M: Module>(
     let mut bytes = vec![0u8; layout::SIZE];
     bytes[layout::HI as usize..layout::HI as usize + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     bytes[layout::VIF as usize] = 1;
+    let limit = layout::LIMIT as usize;
+    bytes[limit..limit + 8].copy_from_slice(&layout::limit(0, u64::MAX).to_le_bytes());
     let mut d = DataDescription::new();
     d.define(bytes.into_boxed_slice());
     d.set_align(64);

@@ -14,7 +14,9 @@
 //!   of `s`; or while `i < b` (unsigned or signed, `s > 0`) — where `a` and
 //!   `b` are constants, or (for `!=` tests) the same value defined before
 //!   the loop plus constants (gcc counts `for (i = 0; i < 64; i++) p[i] =
-//!   v + i` from `v` to `v + 63`).
+//!   v + i` from `v` to `v + 63`), or two counters of an enclosing loop that
+//!   provably differ by a constant (gcc keeps `it` and `it + 2048` in two
+//!   registers and counts from one to the other).
 //!
 //! Everything else keeps its checks in the loop.
 
@@ -215,7 +217,19 @@ impl Loops {
                 continue;
             };
             let tested = if tested == param { 0 } else { step };
-            let ((base_a, a), (base_b, b)) = (affine(func, init), affine(func, bound));
+            let ((base_a, a), (base_b, mut b)) = (affine(func, init), affine(func, bound));
+            // Two counters of an enclosing loop that step together differ by
+            // a constant: `it` and `it + 2048` carried in two registers.
+            let base_b = match (base_a, base_b) {
+                (Some(x), Some(y)) if x != y => match self.linked(func, x, y) {
+                    Some(d) => {
+                        b = b.wrapping_add(d);
+                        Some(x)
+                    }
+                    None => Some(y),
+                },
+                _ => base_b,
+            };
             // With a base, only (in)equality tests cancel it out: `X + c < X + d`
             // depends on X wrapping around, `X + c != X + d` does not.
             if base_a != base_b
@@ -232,6 +246,48 @@ impl Loops {
             latch: latch.0,
             ivs,
         })
+    }
+}
+
+impl Loops {
+    /// `d` such that `y == x + d` whenever both are live, if `x` and `y` are
+    /// parameters of one block that every edge into it passes either as
+    /// constants `d` apart, or as `x + k` and `y + k` (both stepped alike):
+    /// true on entry, kept by every step.
+    fn linked(&self, func: &ir::Function, x: Value, y: Value) -> Option<i64> {
+        let (ir::ValueDef::Param(hx, ix), ir::ValueDef::Param(hy, iy)) =
+            (func.dfg.value_def(x), func.dfg.value_def(y))
+        else {
+            return None;
+        };
+        if hx != hy {
+            return None;
+        }
+        let pool = &func.dfg.value_lists;
+        let mut diff = None;
+        for pred in self.cfg.pred_iter(hx) {
+            let calls = func.dfg.insts[pred.inst]
+                .branch_destination(&func.dfg.jump_tables, &func.dfg.exception_tables);
+            for call in calls.iter().filter(|c| c.block(pool) == hx) {
+                let args: Vec<BlockArg> = call.args(pool).collect();
+                let (BlockArg::Value(ax), BlockArg::Value(ay)) = (*args.get(ix)?, *args.get(iy)?)
+                else {
+                    return None;
+                };
+                let edge = match (affine(func, ax), affine(func, ay)) {
+                    ((None, cx), (None, cy)) => Some(cy.wrapping_sub(cx)),
+                    ((Some(px), kx), (Some(py), ky)) if px == py => Some(ky.wrapping_sub(kx)),
+                    ((Some(px), kx), (Some(py), ky)) if (px, py) == (x, y) && kx == ky => None,
+                    _ => return None,
+                };
+                match (edge, diff) {
+                    (Some(e), None) => diff = Some(e),
+                    (Some(e), Some(d)) if e != d => return None,
+                    _ => {}
+                }
+            }
+        }
+        diff
     }
 }
 

@@ -24,6 +24,19 @@ long call_own(long x) { long (*volatile f)(long) = twice; return f(x); }
 long ring[64];
 void fill(long v) { for (int i = 0; i < 64; i++) ring[i] = v + i; }
 void fill_until(long v) { for (long i = 0; i < 64; i++) { ring[i] = v; if (i == v) break; } }
+long src2[64];
+unsigned char bsrc2[100], bdst2[100];
+/* gcc counts the first inner loop from `it` to `it + 64`, kept in two registers. */
+long shifted(long iters)
+{
+	long acc = 0;
+	for (long it = 0; it < iters; it++) {
+		for (int i = 0; i < 64; i++) ring[i] = src2[(i + it) & 63] + 1;
+		for (int i = 0; i < 100; i++) bdst2[i] = bsrc2[i] ^ (unsigned char)it;
+		acc += ring[it & 63] + bdst2[it % 100];
+	}
+	return acc;
+}
 static long table[16];
 void put_masked(unsigned i, long v) { table[i & 15] = v; }
 long get_masked(unsigned i) { return table[i & 15]; }
@@ -37,10 +50,12 @@ const MAIN: &str = r#"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_site, ngrants, grants[16][2]; };
+struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_site, ngrants, grants[16][2], limit; };
 extern struct sfi __nooks_sfi;
+/* What the kernel does when it sets a domain's window. */
+static void confine(unsigned long lo, unsigned long hi) { __nooks_sfi.lo = lo; __nooks_sfi.hi = hi; __nooks_sfi.limit = hi - lo >= 64 ? hi - lo - 63 : 0; }
 extern long inside[4], outside[4], ring[64];
-void fill(long v); void fill_until(long v);
+void fill(long v); void fill_until(long v); long shifted(long iters); extern unsigned char bdst2[100];
 void put_masked(unsigned i, long v); long get_masked(unsigned i); void put_small(unsigned i, long v);
 void poke(long *p, long v); long peek(long *p); void take_lock(void); void irq_off(void); void irq_balanced(void);
 long call_through(long (*f)(long), long x); long call_own(long x);
@@ -55,22 +70,28 @@ int main(int argc, char **argv)
 	poke(&outside[0], 1);
 	if (!strcmp(what, "open")) { printf("open %ld %ld\n", peek(&outside[0]), call_own(21)); return 0; }
 	/* Confine the window to inside[]. */
-	__nooks_sfi.lo = (unsigned long)&inside[0];
-	__nooks_sfi.hi = (unsigned long)&inside[4];
+	confine((unsigned long)&inside[0], (unsigned long)&inside[4]);
 	if (!strcmp(what, "inside")) { poke(&inside[2], 9); printf("inside %ld\n", inside[2]); return 0; }
 	if (!strcmp(what, "wild")) { poke(&outside[2], 9); printf("wild store went through\n"); return 0; }
 	/* A loop's stores, checked once before it: all inside, or one past the end. */
-	if (!strcmp(what, "loop")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[64]; fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
-	if (!strcmp(what, "loop-over")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[63]; fill(5); printf("overflow went through\n"); return 0; }
+	if (!strcmp(what, "loop")) { confine((unsigned long)&ring[0], (unsigned long)&ring[64]); fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
+	if (!strcmp(what, "loop-over")) { confine((unsigned long)&ring[0], (unsigned long)&ring[63]); fill(5); printf("overflow went through\n"); return 0; }
 	/* A loop that may stop early keeps its checks inside: no trap for the end it never reaches. */
-	if (!strcmp(what, "loop-break")) { __nooks_sfi.lo = (unsigned long)&ring[0]; __nooks_sfi.hi = (unsigned long)&ring[63]; fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
+	if (!strcmp(what, "loop-break")) { confine((unsigned long)&ring[0], (unsigned long)&ring[63]); fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
 	/* Stores the bounds analysis proves land in the object's own data carry
 	 * no check (the loader puts that data in the window; here it is not). */
 	if (!strcmp(what, "own-data")) { put_masked(21, 8); printf("own %ld\n", get_masked(5)); return 0; }
 	/* A mask that lets the index past the object's data keeps the check. */
 	if (!strcmp(what, "own-data-over")) { put_small(3, 8); printf("unchecked store to small[]\n"); return 0; }
+	/* The same, with the loop's bound in a second register of the outer loop
+	 * (bdst2 granted): checked once, before the loop, so nothing is stored. */
+	if (!strcmp(what, "linked") || !strcmp(what, "linked-over")) {
+		confine((unsigned long)&ring[0], (unsigned long)&ring[strcmp(what, "linked") ? 63 : 64]);
+		__nooks_sfi.grants[0][0] = (unsigned long)&bdst2[0]; __nooks_sfi.grants[0][1] = (unsigned long)&bdst2[100]; __nooks_sfi.ngrants = 1;
+		shifted(3); printf("linked %ld %ld\n", ring[0], ring[63]); return 0;
+	}
 	if (!strcmp(what, "grant")) { __nooks_sfi.grants[0][0] = (unsigned long)&outside[2]; __nooks_sfi.grants[0][1] = (unsigned long)&outside[3]; __nooks_sfi.ngrants = 1; poke(&outside[2], 9); printf("granted %ld\n", outside[2]); return 0; }
-	__nooks_sfi.lo = 0; __nooks_sfi.hi = ~0ul;
+	confine(0, ~0ul);
 	if (!strcmp(what, "lock")) { take_lock(); printf("returned holding a lock\n"); return 0; }
 	if (!strcmp(what, "irq")) { irq_off(); printf("returned with interrupts off\n"); return 0; }
 	if (!strcmp(what, "irq-balanced")) { irq_balanced(); printf("balanced %ld vif=%lu\n", inside[3], __nooks_sfi.vif); return 0; }
@@ -134,6 +155,11 @@ fn checks_stop_exactly_what_they_should() {
     );
     assert_eq!(run(&exe, "loop"), (Some(0), "filled 5 68".into()));
     assert_eq!(run(&exe, "loop-break"), (Some(0), "stopped 5 0".into()));
+    assert_eq!(run(&exe, "linked"), (Some(0), "linked 1 1".into()));
+    assert_eq!(
+        run(&exe, "linked-over"),
+        (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
+    );
     // The loop's one check runs before the loop: nothing was stored.
     assert_eq!(
         run(&exe, "loop-over"),

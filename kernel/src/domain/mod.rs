@@ -34,6 +34,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
+use nooks_policy::abi::state as sfi;
 
 /// Offset of the read-only data in the window (the text comes first).
 pub const RODATA_OFFSET: u64 = 2 << 20;
@@ -184,10 +185,15 @@ pub fn finish(
             .init(heap_lo as *mut u8, (heap_hi - heap_lo) as usize)
     };
     if let (Mechanism::Sfi, Some(state)) = (d.mechanism, sfi_state) {
-        // SAFETY: `state` is the object's __nooks_sfi (lo, hi at offsets 0, 8), in its data area.
-        unsafe {
-            core::ptr::write_volatile(state as *mut u64, d.writable.0);
-            core::ptr::write_volatile((state + 8) as *mut u64, d.writable.1);
+        let (lo, hi) = d.writable;
+        for (field, value) in [
+            (sfi::LO, lo),
+            (sfi::HI, hi),
+            (sfi::LIMIT, sfi::limit(lo, hi)),
+        ] {
+            // SAFETY: `state` is the object's __nooks_sfi, in its runtime
+            // area (checked by the loader's caller), `sfi::SIZE` bytes.
+            unsafe { core::ptr::write_volatile((state + field as u64) as *mut u64, value) };
         }
         d.sfi_state = Some(state);
     }
@@ -288,7 +294,7 @@ pub fn count_lock(delta: i64) {
     let d = &mut domains[id];
     d.locks += delta;
     if let Some(state) = d.sfi_state {
-        let p = (state + 24) as *mut u64;
+        let p = (state + sfi::LOCKS as u64) as *mut u64;
         // SAFETY: the LOCKS field of the object's __nooks_sfi.
         unsafe { p.write_volatile(p.read_volatile().wrapping_add(delta as u64)) };
     }
@@ -487,8 +493,8 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
             // SAFETY: FAULT_ADDR and FAULT_KIND of the object's __nooks_sfi.
             unsafe {
                 (
-                    core::ptr::read_volatile((s + 32) as *const u64),
-                    core::ptr::read_volatile((s + 40) as *const u64),
+                    core::ptr::read_volatile((s + sfi::FAULT_ADDR as u64) as *const u64),
+                    core::ptr::read_volatile((s + sfi::FAULT_KIND as u64) as *const u64),
                 )
             }
         });
@@ -529,7 +535,7 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         let mut site = fault.rip;
         if let (Some((_, 1 | 4)), Some(state)) = (kind, d.sfi_state) {
             // SAFETY: FAULT_SITE of the object's __nooks_sfi.
-            let recorded = unsafe { core::ptr::read_volatile((state + 48) as *const u64) };
+            let recorded = unsafe { core::ptr::read_volatile((state + sfi::FAULT_SITE as u64) as *const u64) };
             if recorded >= d.text.0 && recorded < d.text.1 {
                 site = recorded;
             }
