@@ -191,7 +191,11 @@ pub fn load(
     )?;
     // The runtime state is writable, outside the window's writable part.
     let (sa, sb) = if ssize > 0 {
-        area(window.base + domain::RUNTIME_OFFSET, ssize, paging::flags::DATA)?
+        area(
+            window.base + domain::RUNTIME_OFFSET,
+            ssize,
+            paging::flags::DATA,
+        )?
     } else {
         (window.base + domain::RUNTIME_OFFSET, &mut [][..])
     };
@@ -222,7 +226,10 @@ pub fn load(
     let init = image.symbol("init_module").ok_or(DriverError::NoInit)?;
     let text = (ta, ta + tsize);
     let sfi_state = image.symbol("__nooks_sfi");
-    if mechanism == Mechanism::Sfi && sfi_state.is_none_or(|s| s < sa || s + nooks_policy::abi::state::SIZE as u64 > sa + ssize) {
+    if mechanism == Mechanism::Sfi
+        && sfi_state
+            .is_none_or(|s| s < sa || s + nooks_policy::abi::state::SIZE as u64 > sa + ssize)
+    {
         return Err(DriverError::Metadata(String::from(
             "isolation sfi, but no __nooks_sfi state in the object's .nooks.state section",
         )));

@@ -535,7 +535,8 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         let mut site = fault.rip;
         if let (Some((_, 1 | 4)), Some(state)) = (kind, d.sfi_state) {
             // SAFETY: FAULT_SITE of the object's __nooks_sfi.
-            let recorded = unsafe { core::ptr::read_volatile((state + sfi::FAULT_SITE as u64) as *const u64) };
+            let recorded =
+                unsafe { core::ptr::read_volatile((state + sfi::FAULT_SITE as u64) as *const u64) };
             if recorded >= d.text.0 && recorded < d.text.1 {
                 site = recorded;
             }
