@@ -49,4 +49,4 @@ pub mod relocate;
 pub use error::{LoadError, Name};
 pub use layout::{AreaSize, Layout};
 pub use load::{Image, ImageSymbol, Placement, Resolver, Target, load};
-pub use object::{Area, Object, RUNTIME_SECTION};
+pub use object::{Area, Object};

@@ -9,10 +9,6 @@ use goblin::elf::{Elf, header, section_header as sh, sym};
 /// Largest total size of the loadable sections accepted (a driver is small).
 pub const MAX_IMAGE: u64 = 64 << 20;
 
-/// The section nooks-cc puts a sandboxed object's runtime state in
-/// (`__nooks_sfi`: the window's bounds, the virtual interrupt flag, grants).
-pub const RUNTIME_SECTION: &str = ".nooks.state";
-
 /// Which area of the image a section goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Area {
@@ -22,9 +18,10 @@ pub enum Area {
     Rodata,
     /// Writable data and zero-filled data (bss, COMMON, the GOT).
     Data,
-    /// A sandboxed object's runtime state ([`RUNTIME_SECTION`]): writable,
-    /// but kept apart from [`Area::Data`] so the kernel can place it outside
-    /// the memory the object's own checked stores may reach.
+    /// A sandboxed object's runtime state (the section named
+    /// `nooks_policy::abi::STATE_SECTION`): writable, but kept apart from
+    /// [`Area::Data`] so the kernel can place it outside the memory the
+    /// object's own checked stores may reach.
     Runtime,
 }
 
@@ -153,7 +150,7 @@ impl<'a> Object<'a> {
             let area = loaded.then(|| {
                 if s.sh_flags & u64::from(sh::SHF_EXECINSTR) != 0 {
                     Area::Text
-                } else if name == RUNTIME_SECTION {
+                } else if name == nooks_policy::abi::STATE_SECTION {
                     Area::Runtime
                 } else if s.sh_flags & u64::from(sh::SHF_WRITE) != 0 || nobits {
                     Area::Data

@@ -24,6 +24,11 @@ pub mod abi {
     pub const STACK_ARGS: usize = 12;
     /// Bytes of emulated stack a rewritten object carries.
     pub const ESTACK_SIZE: usize = 1 << 20;
+    /// The section of a sandboxed object that holds its runtime state
+    /// (`__nooks_sfi`): nooks-cc puts it there, the loader gives it an area of
+    /// its own, and the kernel places that area outside the window's writable
+    /// part.
+    pub const STATE_SECTION: &str = ".nooks.state";
     /// The `abi` line of `.nooks` for these values.
     pub const LINE: &str = "abi stack-args 12 estack 1048576 state 328";
 

@@ -37,9 +37,6 @@ use cranelift_module::{DataDescription, DataId, FuncId, Module};
 /// Offsets in `__nooks_sfi` (shared with the kernel, which sets the window).
 pub use nooks_policy::abi::state as layout;
 
-/// The section `__nooks_sfi` lives in (the loader's `RUNTIME_SECTION`).
-pub const STATE_SECTION: &str = ".nooks.state";
-
 /// Why an SFI check trapped (stored in `fault_kind`; the trap code is 10 + kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -87,13 +84,9 @@ fn flags() -> MemFlagsData {
     MemFlagsData::new()
 }
 
-/// A load of the window's bounds: the state is always mapped.
-fn state_load() -> MemFlagsData {
-    MemFlagsData::new().with_notrap()
-}
-
-/// A store of the runtime's into its own state (outside the window):
-/// `notrap` marks it as the rewriter's, so [`instrument`] never checks it.
+/// An access of the runtime's to its own state, which is always mapped and
+/// outside the window: `notrap`, which also marks a store as the rewriter's,
+/// so [`instrument`] never checks it.
 fn state_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
@@ -268,8 +261,8 @@ pub fn instrument<M: Module>(
     // kernel keeps the limit beside the bounds, so this is two loads).
     let mut pos = FuncCursor::new(func).at_first_insertion_point(entry);
     let base = pos.ins().symbol_value(I64, gv);
-    let lo = pos.ins().load(I64, state_load(), base, layout::LO);
-    let limit = pos.ins().load(I64, state_load(), base, layout::LIMIT);
+    let lo = pos.ins().load(I64, state_flags(), base, layout::LO);
+    let limit = pos.ins().load(I64, state_flags(), base, layout::LIMIT);
     // The frame's check goes right after them, before the function's own
     // first instruction.
     let after_bounds = match pos.func.dfg.value_def(limit) {
@@ -331,7 +324,7 @@ pub fn instrument<M: Module>(
         let lim = if len <= SHARED_LIMIT {
             limit
         } else {
-            let hi = c.ins().load(I64, state_load(), base, layout::HI);
+            let hi = c.ins().load(I64, state_flags(), base, layout::HI);
             let span = c.ins().isub(hi, lo);
             limit_for(&mut c, span, len)
         };
@@ -540,7 +533,7 @@ pub fn define_runtime<M: Module>(
     d.set_align(64);
     // A section of its own, which the kernel places outside the window's
     // writable part: no store the checks allow reaches the window's bounds.
-    d.set_custom_section(STATE_SECTION);
+    d.set_custom_section(nooks_policy::abi::STATE_SECTION);
     module.define_data(rt.state, &d).map_err(err)?;
 
     let mut d = DataDescription::new();

@@ -185,11 +185,6 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
     .unwrap();
     assert_eq!(addr & ((32 << 20) - 1), (3 << 20) + 8, "{smash}");
     assert_eq!(
-        nooks_sfi_compiler::instrument::STATE_SECTION,
-        nooks_loader::RUNTIME_SECTION,
-        "nooks-cc and the loader name the runtime section alike"
-    );
-    assert_eq!(
         fault_of("other_domain.o").unwrap()["address"],
         "0xffffffffc0800000"
     );
