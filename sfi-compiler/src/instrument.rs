@@ -84,10 +84,11 @@ fn flags() -> MemFlagsData {
     MemFlagsData::new()
 }
 
-/// An access of the runtime's to its own state, which is always mapped and
-/// outside the window: `notrap`, which also marks a store as the rewriter's,
-/// so [`instrument`] never checks it.
-fn state_flags() -> MemFlagsData {
+/// An access of the rewriter's own to its own data (the runtime state, which
+/// is always mapped and outside the window; the published emulated stack
+/// pointer): `notrap`, which also marks a store as not the driver's, so
+/// [`instrument`] never checks it (see `store_target`).
+pub fn rewriter_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
@@ -261,8 +262,8 @@ pub fn instrument<M: Module>(
     // kernel keeps the limit beside the bounds, so this is two loads).
     let mut pos = FuncCursor::new(func).at_first_insertion_point(entry);
     let base = pos.ins().symbol_value(I64, gv);
-    let lo = pos.ins().load(I64, state_flags(), base, layout::LO);
-    let limit = pos.ins().load(I64, state_flags(), base, layout::LIMIT);
+    let lo = pos.ins().load(I64, rewriter_flags(), base, layout::LO);
+    let limit = pos.ins().load(I64, rewriter_flags(), base, layout::LIMIT);
     // The frame's check goes right after them, before the function's own
     // first instruction.
     let after_bounds = match pos.func.dfg.value_def(limit) {
@@ -324,7 +325,7 @@ pub fn instrument<M: Module>(
         let lim = if len <= SHARED_LIMIT {
             limit
         } else {
-            let hi = c.ins().load(I64, state_flags(), base, layout::HI);
+            let hi = c.ins().load(I64, rewriter_flags(), base, layout::HI);
             let span = c.ins().isub(hi, lo);
             limit_for(&mut c, span, len)
         };
@@ -700,12 +701,13 @@ pub fn refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: Faul
 /// Records the refused address, the driver code that asked, and the cause; traps.
 fn emit_refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: FaultKind) {
     b.ins()
-        .store(state_flags(), addr, state, layout::FAULT_ADDR);
+        .store(rewriter_flags(), addr, state, layout::FAULT_ADDR);
     let site = b.ins().get_return_address(I64);
     b.ins()
-        .store(state_flags(), site, state, layout::FAULT_SITE);
+        .store(rewriter_flags(), site, state, layout::FAULT_SITE);
     let k = b.ins().iconst(I64, kind as i64);
-    b.ins().store(state_flags(), k, state, layout::FAULT_KIND);
+    b.ins()
+        .store(rewriter_flags(), k, state, layout::FAULT_KIND);
     b.ins().trap(kind.trap());
 }
 
@@ -733,7 +735,7 @@ pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry
         b.switch_to_block(fail);
         b.seal_block(fail);
         let k = b.ins().iconst(I64, kind as i64);
-        b.ins().store(state_flags(), k, base, layout::FAULT_KIND);
+        b.ins().store(rewriter_flags(), k, base, layout::FAULT_KIND);
         b.ins().trap(kind.trap());
         b.switch_to_block(cont);
         b.seal_block(cont);

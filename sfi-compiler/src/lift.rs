@@ -832,11 +832,13 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     ) -> Result<()> {
         let gv = self.data_gv(self.env.esp);
         let esp_addr = self.b.ins().symbol_value(I64, gv);
-        // The rewriter's own store to its own variable: `notrap` tells the
-        // SFI pass it is not the driver's (see `instrument::store_target`).
-        self.b
-            .ins()
-            .store(mem().with_notrap(), rsp_at_call, esp_addr, 0);
+        // The rewriter's own store to its own variable, unchecked.
+        self.b.ins().store(
+            crate::instrument::rewriter_flags(),
+            rsp_at_call,
+            esp_addr,
+            0,
+        );
         let mut args = self.call_args();
         let registers_only = match (&callee, addr) {
             (Ok(f), None) => {
@@ -1670,9 +1672,10 @@ impl<M: Module> Lifter<'_, '_, M> {
                     .b
                     .ins()
                     .iconst(I64, i64::from(insn.instr.mnemonic() == Mnemonic::Sti));
-                // The runtime's own state, outside the window: `notrap` tells
-                // the SFI pass this store is the rewriter's, not the driver's.
-                self.b.ins().store(mem().with_notrap(), v, base, vif);
+                // The runtime's own state, outside the window: unchecked.
+                self.b
+                    .ins()
+                    .store(crate::instrument::rewriter_flags(), v, base, vif);
             }
             Mnemonic::Pushfq | Mnemonic::Pushf => {
                 let mut word = self.b.ins().iconst(I64, 2);
@@ -1698,7 +1701,9 @@ impl<M: Module> Lifter<'_, '_, M> {
                 }
                 let v = self.b.ins().ushr_imm_u(word, 9);
                 let v = self.b.ins().band_imm_s(v, 1);
-                self.b.ins().store(mem().with_notrap(), v, base, vif);
+                self.b
+                    .ins()
+                    .store(crate::instrument::rewriter_flags(), v, base, vif);
                 self.producer = None;
             }
         }

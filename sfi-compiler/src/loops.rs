@@ -247,9 +247,7 @@ impl Loops {
             ivs,
         })
     }
-}
 
-impl Loops {
     /// `d` such that `y == x + d` whenever both are live, if `x` and `y` are
     /// parameters of one block that every edge into it passes either as
     /// constants `d` apart, or as `x + k` and `y + k` (both stepped alike):
