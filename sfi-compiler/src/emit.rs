@@ -275,17 +275,34 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     let mut ctx = module.make_context();
     let mut fbc = FunctionBuilderContext::new();
     let mut lines: Vec<(FuncId, u64, Vec<(u64, String, u64)>)> = Vec::new();
+    // Lift every function first: a call passes only what its callee needs
+    // (see `params`), which is known once every body is.
+    let mut lifted = Vec::with_capacity(input.functions.len());
     for f in &input.functions {
         let decoded = decode::decode(input, f)?;
         out.stats.functions += 1;
         out.stats.instructions += decoded.insns.len();
         out.stats.input_text += f.size as usize;
 
-        ctx.func.signature = inner_sig.clone();
-        ctx.func.name = cranelift_codegen::ir::UserFuncName::user(0, env.inner[&f.symbol].as_u32());
-        let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let stores = Lifter::new(b, &env, &mut module, f).lift(&decoded)?;
-        out.stats.stores += stores;
+        let mut func = cranelift_codegen::ir::Function::with_name_signature(
+            cranelift_codegen::ir::UserFuncName::user(0, env.inner[&f.symbol].as_u32()),
+            inner_sig.clone(),
+        );
+        let b = FunctionBuilder::new(&mut func, &mut fbc);
+        out.stats.stores += Lifter::new(b, &env, &mut module, f).lift(&decoded)?;
+        lifted.push(func);
+    }
+    let needs = crate::params::needs(
+        &input
+            .functions
+            .iter()
+            .zip(&lifted)
+            .map(|(f, func)| (env.inner[&f.symbol], func))
+            .collect::<Vec<_>>(),
+    );
+    for (f, mut func) in input.functions.iter().zip(lifted) {
+        crate::params::pass_only_needed(&mut func, &needs);
+        ctx.func = func;
         // Optimise first, so the analyses see what Cranelift sees: one value
         // for one address (two stores through `[rcx+rdx]` and `[rcx+rdx+8]`
         // share a base), constants folded, dead flag computations gone.

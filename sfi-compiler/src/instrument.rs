@@ -179,8 +179,11 @@ pub fn instrument<M: Module>(
         .layout
         .entry_block()
         .ok_or_else(|| RewriteError::new(ErrorKind::Codegen("function without entry".into())))?;
-    // The inner entry's first parameter is the emulated stack pointer.
-    let frame_root = func.dfg.block_params(entry).first().copied();
+    let frame_root = func
+        .dfg
+        .block_params(entry)
+        .get(crate::lift::INNER_SP)
+        .copied();
     let mut frame: Option<Group> = None;
     let mut hoisted: Vec<(crate::loops::Hoist, Group)> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();

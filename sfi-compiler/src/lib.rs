@@ -33,6 +33,7 @@ pub mod inject;
 pub mod instrument;
 pub mod lift;
 pub mod loops;
+pub mod params;
 pub mod read;
 pub mod stack_args;
 

@@ -184,12 +184,20 @@ pub fn register_only(name: &str) -> Option<usize> {
         .map(|e| usize::from(e.args))
 }
 
-/// The signature of an inner entry: emulated RSP, the 6 argument registers
-/// and RAX in, rax:rdx out. RAX goes in because a callee that never writes it
-/// must return the caller's: gcc's interprocedural register allocation
-/// (`-fipa-ra`, on at -O2 and -Os) keeps values in caller-saved registers
-/// across calls to local functions that leave them alone — RDX passes
-/// through as an argument register, the others are never touched by a call.
+/// The index of the emulated RSP among an inner entry's parameters.
+pub const INNER_SP: usize = 6;
+/// The index of RAX among an inner entry's parameters.
+const INNER_RAX: usize = 7;
+
+/// The signature of an inner entry: the 6 argument registers, the emulated
+/// RSP and RAX in, rax:rdx out. The argument registers come first, in the
+/// SysV order, so a native entry passes its own arguments on in place (only
+/// the stack pointer and RAX travel on the native stack). RAX goes in
+/// because a callee that never writes it must return the caller's: gcc's
+/// interprocedural register allocation (`-fipa-ra`, on at -O2 and -Os) keeps
+/// values in caller-saved registers across calls to local functions that
+/// leave them alone — RDX passes through as an argument register, the
+/// others are never touched by a call.
 pub fn inner_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Signature {
     let mut sig = ir::Signature::new(call_conv);
     for _ in 0..8 {
@@ -815,8 +823,8 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     fn call_inner(&mut self, sym: usize, rsp_at_call: Value) {
         let id = self.env.inner[&sym];
         let fr = self.func_ref(id);
-        let mut args = vec![rsp_at_call];
-        args.extend(self.call_args());
+        let mut args = self.call_args();
+        args.push(rsp_at_call);
         args.push(self.get64(RAX));
         let inst = self.b.ins().call(fr, &args);
         self.set_results(inst);
@@ -929,12 +937,12 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
         let params = self.b.block_params(entry).to_vec();
-        let rsp = self.b.ins().iadd_imm_s(params[0], -8);
+        let rsp = self.b.ins().iadd_imm_s(params[INNER_SP], -8);
         self.set64(RSP, rsp);
         for (k, &r) in ARG_REGS.iter().enumerate() {
-            self.set64(r, params[k + 1]);
+            self.set64(r, params[k]);
         }
-        self.set64(RAX, params[7]);
+        self.set64(RAX, params[INNER_RAX]);
         // The registers the caller does not pass (callee-saved and scratch)
         // start undefined, as one value: a prologue's pushes of them then
         // store nothing (see `drop_dead_stack_traffic`).
@@ -2246,8 +2254,8 @@ pub fn native_entry<M: Module>(
         b.ins().store(mem(), params[6 + k], area, (8 * k) as i32);
     }
     let fr = module.declare_func_in_func(inner, b.func);
-    let mut args = vec![area];
-    args.extend_from_slice(&params[..6]);
+    let mut args = params[..6].to_vec();
+    args.push(area);
     // RAX: native callers pass nothing in it (a variadic callee reads AL as
     // the count of vector registers used: none).
     args.push(b.ins().iconst(I64, 0));

@@ -51,7 +51,7 @@ pub fn words_read(func: &ir::Function, all: usize) -> usize {
     let Some(entry) = func.layout.entry_block() else {
         return all;
     };
-    let Some(&sp) = func.dfg.block_params(entry).first() else {
+    let Some(&sp) = func.dfg.block_params(entry).get(crate::lift::INNER_SP) else {
         return all;
     };
     let params = block_params(func, sp);
