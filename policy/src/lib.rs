@@ -30,7 +30,7 @@ pub mod abi {
     /// part.
     pub const STATE_SECTION: &str = ".nooks.state";
     /// The `abi` line of `.nooks` for these values.
-    pub const LINE: &str = "abi stack-args 12 estack 1048576 state 328";
+    pub const LINE: &str = "abi stack-args 12 estack 1048576 state 328 shared-limit 4096";
 
     /// The layout of a sandboxed object's runtime state, `__nooks_sfi`: byte
     /// offsets of its 64-bit fields. The kernel sets the window (`LO`, `HI`
@@ -62,8 +62,11 @@ pub mod abi {
         pub const LIMIT: i32 = GRANTS + 16 * MAX_GRANTS as i32;
         /// Size of the state.
         pub const SIZE: usize = LIMIT as usize + 8;
-        /// The longest range the inline check compares against `LIMIT`.
-        pub const SHARED_LIMIT: u64 = 64;
+        /// The longest range the inline check compares against `LIMIT`: a
+        /// page, so a struct's fields or two parallel arrays indexed alike
+        /// (`skb[i]`, `map[i]`) share one plain check; only stores in the
+        /// window's last page take the slow path for it, which accepts them.
+        pub const SHARED_LIMIT: u64 = 4096;
 
         /// `LIMIT` for the window `[lo, hi)`: a range of up to
         /// [`SHARED_LIMIT`] bytes at `lo + off` lies inside it when `off <
@@ -84,10 +87,11 @@ pub mod abi {
         #[test]
         fn line_matches_the_constants() {
             let want = alloc::format!(
-                "abi stack-args {} estack {} state {}",
+                "abi stack-args {} estack {} state {} shared-limit {}",
                 super::STACK_ARGS,
                 super::ESTACK_SIZE,
-                super::state::SIZE
+                super::state::SIZE,
+                super::state::SHARED_LIMIT
             );
             assert_eq!(super::LINE, want);
         }

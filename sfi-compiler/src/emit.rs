@@ -7,7 +7,7 @@
 
 use crate::decode;
 use crate::error::{ErrorKind, Result, RewriteError};
-use crate::lift::{self, Env, Lifter};
+use crate::lift::{self, Entry, Env, Lifter};
 use crate::read::{Input, Kind};
 use crate::{Isolation, Options};
 use cranelift_codegen::settings::{self, Configurable};
@@ -180,9 +180,9 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         }
     }
 
-    // Functions: a native (SysV) entry under the original name, an inner entry beside it.
+    // Functions: a native (SysV) entry under the original name (inner
+    // entries beside those rewritten code calls are declared by the lifter).
     let mut native = HashMap::new();
-    let mut inner = HashMap::new();
     let mut func_at = HashMap::new();
     for f in &input.functions {
         let s = &input.symbols[f.symbol];
@@ -197,16 +197,6 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             f.symbol,
             module
                 .declare_function(&f.name, linkage, &native_sig)
-                .map_err(m)?,
-        );
-        inner.insert(
-            f.symbol,
-            module
-                .declare_function(
-                    &format!("{}.nooks_inner", f.name),
-                    Linkage::Local,
-                    &inner_sig,
-                )
                 .map_err(m)?,
         );
         func_at.insert((f.section, f.offset), f.symbol);
@@ -249,7 +239,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     let env = Env {
         input,
         native,
-        inner,
+        inner: Default::default(),
         func_at,
         import_funcs,
         import_data,
@@ -275,8 +265,9 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     let mut ctx = module.make_context();
     let mut fbc = FunctionBuilderContext::new();
     let mut lines: Vec<(FuncId, u64, Vec<(u64, String, u64)>)> = Vec::new();
-    // Lift every function first: a call passes only what its callee needs
-    // (see `params`), which is known once every body is.
+    // Lift every function first, as an inner entry: that declares the inner
+    // entries rewritten code calls, and a call passes only what its callee
+    // needs (see `params`), which is known once every body is.
     let mut lifted = Vec::with_capacity(input.functions.len());
     for f in &input.functions {
         let decoded = decode::decode(input, f)?;
@@ -285,82 +276,83 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         out.stats.input_text += f.size as usize;
 
         let mut func = cranelift_codegen::ir::Function::with_name_signature(
-            cranelift_codegen::ir::UserFuncName::user(0, env.inner[&f.symbol].as_u32()),
+            cranelift_codegen::ir::UserFuncName::default(),
             inner_sig.clone(),
         );
         let b = FunctionBuilder::new(&mut func, &mut fbc);
-        out.stats.stores += Lifter::new(b, &env, &mut module, f).lift(&decoded)?;
-        lifted.push(func);
+        let l = Lifter::new(b, &env, &mut module, f).lift(&decoded, Entry::Inner)?;
+        out.stats.stores += l.stores;
+        lifted.push((func, l.frame_root, decoded));
     }
+    let inner = env.inner.borrow().clone();
     let needs = crate::params::needs(
         &input
             .functions
             .iter()
             .zip(&lifted)
-            .map(|(f, func)| (env.inner[&f.symbol], func))
+            .filter_map(|(f, (func, ..))| Some((*inner.get(&f.symbol)?, func)))
             .collect::<Vec<_>>(),
     );
-    for (f, mut func) in input.functions.iter().zip(lifted) {
-        crate::params::pass_only_needed(&mut func, &needs);
-        ctx.func = func;
-        // Optimise first, so the analyses see what Cranelift sees: one value
-        // for one address (two stores through `[rcx+rdx]` and `[rcx+rdx+8]`
-        // share a base), constants folded, dead flag computations gone.
-        ctx.optimize(
-            module.isa(),
-            &mut cranelift_codegen::control::ControlPlane::default(),
-        )
-        .map_err(|e| codegen(format!("{e:?}"), &f.name))?;
-        let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);
-        if let Some(rt) = &env.sfi {
-            out.stats.checks +=
-                crate::instrument::instrument(&mut ctx.func, &mut module, rt, &own)?;
-            // The checks changed the control flow the optimiser recorded.
-            ctx.compute_cfg();
-            ctx.compute_domtree();
-        }
-        let srclocs = define(
+    for (f, (func, frame_root, decoded)) in input.functions.iter().zip(lifted) {
+        let native_id = env.native[&f.symbol];
+        let Some(&inner_id) = inner.get(&f.symbol) else {
+            // Nothing rewritten calls it: one body, entered natively.
+            let mut probe = Context::for_function(func);
+            optimize(&mut probe, &module, &f.name)?;
+            let stack_words = crate::stack_args::words_read(&probe.func, lift::STACK_ARGS);
+            let mut func = cranelift_codegen::ir::Function::with_name_signature(
+                cranelift_codegen::ir::UserFuncName::user(0, native_id.as_u32()),
+                native_sig.clone(),
+            );
+            let b = FunctionBuilder::new(&mut func, &mut fbc);
+            let l = Lifter::new(b, &env, &mut module, f)
+                .lift(&decoded, Entry::Native { stack_words })?;
+            let rows = compile_body(
+                &mut module,
+                &mut ctx,
+                func,
+                l.frame_root,
+                &needs,
+                native_id,
+                f,
+                &env,
+                &own,
+                opts,
+                &mut out,
+            )?;
+            lines.push((native_id, rows.0, rows.1));
+            continue;
+        };
+        let mut func = func;
+        func.name = cranelift_codegen::ir::UserFuncName::user(0, inner_id.as_u32());
+        let rows = compile_body(
             &mut module,
             &mut ctx,
-            env.inner[&f.symbol],
-            &f.name,
+            func,
+            frame_root,
+            &needs,
+            inner_id,
+            f,
+            &env,
+            &own,
             opts,
             &mut out,
         )?;
-        let mut rows: Vec<(u64, String, u64)> = Vec::new();
-        for (start, loc) in srclocs.0 {
-            if let Some((file, line)) = input.file_line(f.section, f.offset + u64::from(loc)) {
-                if rows.last().is_none_or(|r| r.1 != file || r.2 != line) {
-                    rows.push((start, file.to_string(), line));
-                }
-            }
-        }
-        // The prologue Cranelift adds belongs to the function's first line.
-        if let Some(first) = rows.first().cloned().filter(|r| r.0 != 0) {
-            rows.insert(0, (0, first.1, first.2));
-        }
-        lines.push((env.inner[&f.symbol], srclocs.1, rows));
+        let stack_words = rows.2;
+        lines.push((inner_id, rows.0, rows.1));
 
         ctx.func.signature = native_sig.clone();
-        ctx.func.name =
-            cranelift_codegen::ir::UserFuncName::user(0, env.native[&f.symbol].as_u32());
+        ctx.func.name = cranelift_codegen::ir::UserFuncName::user(0, native_id.as_u32());
         let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         lift::native_entry(
             b,
             &mut module,
             esp,
-            env.inner[&f.symbol],
+            inner_id,
             env.sfi.map(|r| r.state),
             stack_words,
         );
-        define(
-            &mut module,
-            &mut ctx,
-            env.native[&f.symbol],
-            &f.name,
-            opts,
-            &mut out,
-        )?;
+        define(&mut module, &mut ctx, native_id, &f.name, opts, &mut out)?;
     }
 
     define_data(&mut module, &env, estack)?;
@@ -456,6 +448,81 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         .emit()
         .map_err(|e| RewriteError::new(ErrorKind::Output(e.to_string())))?;
     Ok(out)
+}
+
+/// Optimises a lifted body: the analyses then see what Cranelift sees (one
+/// value for one address — two stores through `[rcx+rdx]` and
+/// `[rcx+rdx+8]` share a base — constants folded, dead flag computations
+/// gone).
+fn optimize(ctx: &mut Context, module: &ObjectModule, name: &str) -> Result<()> {
+    ctx.optimize(
+        module.isa(),
+        &mut cranelift_codegen::control::ControlPlane::default(),
+    )
+    .map_err(|e| codegen(format!("{e:?}"), name))?;
+    Ok(())
+}
+
+/// Optimises, instruments (under SFI) and defines a lifted body as `id`;
+/// returns its code size, its line rows, and how many stack argument words
+/// it reads (for an inner entry).
+#[allow(clippy::too_many_arguments)]
+fn compile_body(
+    module: &mut ObjectModule,
+    ctx: &mut Context,
+    mut func: cranelift_codegen::ir::Function,
+    frame_root: cranelift_codegen::ir::Value,
+    needs: &HashMap<FuncId, Vec<bool>>,
+    id: FuncId,
+    f: &crate::read::Function,
+    env: &Env<'_>,
+    own: &crate::instrument::OwnData,
+    opts: &Options,
+    out: &mut Rewritten,
+) -> Result<(u64, Vec<(u64, String, u64)>, usize)> {
+    crate::params::pass_only_needed(&mut func, needs);
+    ctx.func = func;
+    optimize(ctx, module, &f.name)?;
+    let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);
+    if let Some(rt) = &env.sfi {
+        // The frame's root is a parameter or a load: the optimiser keeps it.
+        let kept = match ctx.func.dfg.value_def(frame_root) {
+            cranelift_codegen::ir::ValueDef::Result(inst, _) => {
+                ctx.func.layout.inst_block(inst).is_some()
+            }
+            _ => true,
+        };
+        out.stats.checks += crate::instrument::instrument(
+            &mut ctx.func,
+            module,
+            rt,
+            own,
+            kept.then_some(frame_root),
+        )?;
+        // The checks changed the control flow the optimiser recorded.
+        ctx.compute_cfg();
+        ctx.compute_domtree();
+    }
+    let srclocs = define(module, ctx, id, &f.name, opts, out)?;
+    let input = env.input;
+    let mut rows: Vec<(u64, String, u64)> = Vec::new();
+    for (start, loc) in srclocs.0 {
+        if let Some((file, line)) = input.file_line(f.section, f.offset + u64::from(loc)) {
+            if rows.last().is_none_or(|r| r.1 != file || r.2 != line) {
+                rows.push((start, file.to_string(), line));
+            }
+        }
+    }
+    // The prologue Cranelift adds belongs where the original's began (its
+    // own prologue's line, which the lifter may have left without code).
+    if rows.first().is_none_or(|r| r.0 != 0) {
+        let start = input
+            .file_line(f.section, f.offset)
+            .map(|(file, line)| (0, file.to_string(), line))
+            .or_else(|| rows.first().map(|r| (0, r.1.clone(), r.2)));
+        rows.splice(0..0, start);
+    }
+    Ok((srclocs.1, rows, stack_words))
 }
 
 /// Compiles and defines one function; returns its (code offset, source

@@ -142,11 +142,11 @@ fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<Target> {
 /// Inserts the store checks into a lifted function; returns how many.
 ///
 /// Checks are merged where one provably covers others:
-/// - stores relative to the function's entry stack pointer (its frame:
-///   pushes, locals, outgoing and incoming stack arguments), wherever they
-///   are, share one check of their whole range at entry — the entry value
-///   never changes, so a range that is inside the window at entry is inside
-///   it at every one of those stores;
+/// - stores relative to the function's entry stack pointer (`frame_root`,
+///   see `lift::Lifted`: its frame: pushes, locals, outgoing and incoming
+///   stack arguments), wherever they are, share one check of their whole
+///   range at entry — the entry value never changes, so a range that is
+///   inside the window at entry is inside it at every one of those stores;
 /// - a store in a counted loop whose address is `invariant + scale * i` is
 ///   checked once, before the loop, for every value `i` takes, when
 ///   `loops::Loops::hoist` can prove that range exact;
@@ -163,6 +163,7 @@ pub fn instrument<M: Module>(
     module: &mut M,
     rt: &Runtime,
     own: &OwnData,
+    frame_root: Option<Value>,
 ) -> Result<usize> {
     let targets: Vec<Target> = func
         .layout
@@ -179,11 +180,6 @@ pub fn instrument<M: Module>(
         .layout
         .entry_block()
         .ok_or_else(|| RewriteError::new(ErrorKind::Codegen("function without entry".into())))?;
-    let frame_root = func
-        .dfg
-        .block_params(entry)
-        .get(crate::lift::INNER_SP)
-        .copied();
     let mut frame: Option<Group> = None;
     let mut hoisted: Vec<(crate::loops::Hoist, Group)> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
@@ -200,9 +196,15 @@ pub fn instrument<M: Module>(
         if let (Some(root), [only]) = (frame_root, &t.terms[..])
             && *only == root
         {
+            // Right after the root is known: the function's start, or the
+            // load of a natively entered body's stack pointer.
+            let first = match func.dfg.value_def(root) {
+                ir::ValueDef::Result(def, _) => func.layout.next_inst(def),
+                _ => None,
+            };
             let g = frame.get_or_insert(Group {
                 block: Some(entry),
-                first: None,
+                first,
                 site: t.inst,
                 terms: t.terms.clone(),
                 base: Base::Anchor(root, 0),

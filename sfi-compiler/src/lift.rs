@@ -35,8 +35,9 @@ pub struct Env<'a> {
     pub input: &'a Input,
     /// Native (SysV) entry of each function, by symbol index.
     pub native: HashMap<usize, FuncId>,
-    /// Inner entry of each function, by symbol index.
-    pub inner: HashMap<usize, FuncId>,
+    /// Inner entry of each function some rewritten code calls, by symbol
+    /// index: declared by the first call lifted (see `Entry`).
+    pub inner: std::cell::RefCell<HashMap<usize, FuncId>>,
     /// Function symbol at (section, offset).
     pub func_at: HashMap<(usize, u64), usize>,
     /// Imported functions by name.
@@ -103,6 +104,46 @@ pub struct Lifter<'a, 'b, M: Module> {
     pops: Vec<ir::Inst>,
     /// Stores emitted (statistics).
     pub stores: usize,
+    /// For a body entered from native code: what its returns restore.
+    native: Option<NativeFrame>,
+}
+
+/// What lifting a body gave besides the body.
+pub struct Lifted {
+    /// Stores emitted (statistics).
+    pub stores: usize,
+    /// The emulated stack pointer the frame hangs from: the inner entry's
+    /// parameter, or the `__nooks_esp` a natively entered body loaded. The
+    /// optimiser keeps either value (a parameter, a load's result), so the
+    /// SFI pass finds the frame's stores by it.
+    pub frame_root: Value,
+}
+
+/// How a lifted body is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// Through the inner signature (`inner_signature`), from rewritten code
+    /// or from its own native entry (`native_entry`).
+    Inner,
+    /// Straight from native code, with the SysV signature, for a function
+    /// nothing rewritten calls: the body itself takes its emulated frame
+    /// below `__nooks_esp` and copies `stack_words` stack arguments there,
+    /// and every return gives the frame back (and checks the lock count and
+    /// interrupt flag under SFI) — the work of a separate native entry,
+    /// without its call, its frame and its saved registers.
+    Native {
+        /// How many of the caller's stack words the body may read.
+        stack_words: usize,
+    },
+}
+
+/// What a natively entered body keeps from its entry for its returns.
+#[derive(Clone, Copy)]
+struct NativeFrame {
+    /// `__nooks_esp` at entry.
+    esp0: Value,
+    /// The lock count and the virtual interrupt flag at entry, under SFI.
+    at_entry: Option<(Value, Value)>,
 }
 
 fn ty_of(bytes: usize) -> types::Type {
@@ -247,6 +288,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             pushes: Vec::new(),
             pops: Vec::new(),
             stores: 0,
+            native: None,
         }
     }
 
@@ -820,14 +862,30 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
 
     /// A call to a rewritten function of this object: straight to its inner
     /// entry, passing the emulated RSP (stack arguments are already there).
-    fn call_inner(&mut self, sym: usize, rsp_at_call: Value) {
-        let id = self.env.inner[&sym];
+    fn call_inner(&mut self, sym: usize, rsp_at_call: Value) -> Result<()> {
+        let id = self.inner_id(sym)?;
         let fr = self.func_ref(id);
         let mut args = self.call_args();
         args.push(rsp_at_call);
         args.push(self.get64(RAX));
         let inst = self.b.ins().call(fr, &args);
         self.set_results(inst);
+        Ok(())
+    }
+
+    /// The inner entry of function `sym`, declared by its first caller.
+    fn inner_id(&mut self, sym: usize) -> Result<FuncId> {
+        if let Some(&id) = self.env.inner.borrow().get(&sym) {
+            return Ok(id);
+        }
+        let name = format!("{}.nooks_inner", self.env.input.symbols[sym].name);
+        let sig = inner_signature(self.module.isa().default_call_conv());
+        let id = self
+            .module
+            .declare_function(&name, cranelift_module::Linkage::Local, &sig)
+            .map_err(|e| RewriteError::new(ErrorKind::Codegen(e.to_string())))?;
+        self.env.inner.borrow_mut().insert(sym, id);
+        Ok(id)
     }
 
     /// A call to native code (an import or any indirect target): publish the
@@ -880,6 +938,16 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
 
     fn ret(&mut self) {
         let (rax, rdx) = (self.get64(RAX), self.get64(RDX));
+        if let Some(frame) = self.native {
+            let gv = self.data_gv(self.env.esp);
+            let esp_addr = self.b.ins().symbol_value(I64, gv);
+            let flags = crate::instrument::rewriter_flags();
+            self.b.ins().store(flags, frame.esp0, esp_addr, 0);
+            if let (Some(rt), Some(at_entry)) = (self.env.sfi, frame.at_entry) {
+                let gv = self.data_gv(rt.state);
+                crate::instrument::check_after(&mut self.b, gv, at_entry);
+            }
+        }
         self.b.ins().return_(&[rax, rdx]);
         self.terminated = true;
     }
@@ -907,10 +975,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                     }
                 };
                 match target {
-                    Target::Func(s) => {
-                        self.call_inner(s, rsp_at_call);
-                        Ok(())
-                    }
+                    Target::Func(s) => self.call_inner(s, rsp_at_call),
                     Target::ImportFunc(id) => {
                         let fr = self.func_ref(id);
                         self.call_native(Ok(fr), rsp_at_call, None)
@@ -931,18 +996,52 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
 
     // ---- the function ------------------------------------------------------------
 
-    /// Lifts the decoded function into the builder's function (the inner entry).
-    pub fn lift(mut self, d: &Decoded) -> Result<usize> {
-        let entry = self.b.create_block();
-        self.b.append_block_params_for_function_params(entry);
-        self.b.switch_to_block(entry);
-        let params = self.b.block_params(entry).to_vec();
-        let rsp = self.b.ins().iadd_imm_s(params[INNER_SP], -8);
+    /// Lifts the decoded function into the builder's function, whose
+    /// signature is `entry`'s (`inner_signature` or `native_signature`).
+    pub fn lift(mut self, d: &Decoded, entry: Entry) -> Result<Lifted> {
+        let entry_block = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry_block);
+        self.b.switch_to_block(entry_block);
+        let params = self.b.block_params(entry_block).to_vec();
+        let mut frame_root = params[INNER_SP];
+        let (sp, rax) = match entry {
+            Entry::Inner => (params[INNER_SP], params[INNER_RAX]),
+            Entry::Native { stack_words } => {
+                let gv = self.data_gv(self.env.esp);
+                let esp_addr = self.b.ins().symbol_value(I64, gv);
+                let esp0 = self.b.ins().load(I64, mem(), esp_addr, 0);
+                // Published stack pointers are those of calls, 16-byte
+                // aligned already (the driver flags keep gcc's default
+                // boundary): no `and` hides the frame's root from the checks.
+                frame_root = esp0;
+                // Room for the stack arguments it reads, in 16-byte units.
+                let words = stack_words.min(STACK_ARGS).next_multiple_of(2);
+                let area = self.b.ins().iadd_imm_s(esp0, -((8 * words) as i64));
+                // The driver's own stores: checked under SFI like any other
+                // (`__nooks_esp` lies in the driver's window).
+                for k in 0..stack_words.min(STACK_ARGS) {
+                    self.b
+                        .ins()
+                        .store(mem(), params[6 + k], area, (8 * k) as i32);
+                }
+                let at_entry = match self.env.sfi {
+                    Some(rt) => {
+                        let gv = self.data_gv(rt.state);
+                        Some(crate::instrument::entry_state(&mut self.b, gv))
+                    }
+                    None => None,
+                };
+                self.native = Some(NativeFrame { esp0, at_entry });
+                // RAX: native callers pass nothing in it.
+                (area, self.b.ins().iconst(I64, 0))
+            }
+        };
+        let rsp = self.b.ins().iadd_imm_s(sp, -8);
         self.set64(RSP, rsp);
         for (k, &r) in ARG_REGS.iter().enumerate() {
             self.set64(r, params[k]);
         }
-        self.set64(RAX, params[INNER_RAX]);
+        self.set64(RAX, rax);
         // The registers the caller does not pass (callee-saved and scratch)
         // start undefined, as one value: a prologue's pushes of them then
         // store nothing (see `drop_dead_stack_traffic`).
@@ -985,7 +1084,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let stores = self.stores;
         let config = self.module.isa().frontend_config();
         self.b.finalize(config);
-        Ok(stores)
+        Ok(Lifted { stores, frame_root })
     }
 
     /// Removes a prologue's and an epilogue's saving and restoring of the

@@ -53,7 +53,7 @@ const MAIN: &str = r#"
 struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_site, ngrants, grants[16][2], limit; };
 extern struct sfi __nooks_sfi;
 /* What the kernel does when it sets a domain's window. */
-static void confine(unsigned long lo, unsigned long hi) { __nooks_sfi.lo = lo; __nooks_sfi.hi = hi; __nooks_sfi.limit = hi - lo >= 64 ? hi - lo - 63 : 0; }
+static void confine(unsigned long lo, unsigned long hi) { __nooks_sfi.lo = lo; __nooks_sfi.hi = hi; __nooks_sfi.limit = hi - lo >= 4096 ? hi - lo - 4095 : 0; }
 extern long inside[4], outside[4], ring[64];
 void fill(long v); void fill_until(long v); long shifted(long iters); extern unsigned char bdst2[100];
 void put_masked(unsigned i, long v); long get_masked(unsigned i); void put_small(unsigned i, long v);
