@@ -150,6 +150,9 @@ fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<Target> {
 /// - a store in a counted loop whose address is `invariant + scale * i` is
 ///   checked once, before the loop, for every value `i` takes, when
 ///   `loops::Loops::hoist` can prove that range exact;
+/// - a store in a loop whose address does not vary in it is checked once,
+///   before the loop, when every way out of the loop passes it
+///   (`loops::Loops::hoist_invariant`);
 /// - other stores in one block whose addresses differ by constants (the
 ///   fields of one struct) share one check of their range, placed before the
 ///   first of them.
@@ -182,6 +185,7 @@ pub fn instrument<M: Module>(
         .ok_or_else(|| RewriteError::new(ErrorKind::Codegen("function without entry".into())))?;
     let mut frame: Option<Group> = None;
     let mut hoisted: Vec<(crate::loops::Hoist, Group)> = Vec::new();
+    let mut invariant: Vec<(cranelift_codegen::loop_analysis::Loop, Group)> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut loops = crate::loops::Loops::new(func);
     let mut bounds: Option<crate::bounds::Bounds> = None;
@@ -240,6 +244,30 @@ pub fn instrument<M: Module>(
             }
             continue;
         }
+        if let Some((lp, jump)) = block.and_then(|b| loops.hoist_invariant(func, b, &t.terms)) {
+            match invariant
+                .iter_mut()
+                .find(|(l, g)| *l == lp && g.terms == t.terms)
+            {
+                Some((_, g)) => {
+                    g.min = g.min.min(t.offset);
+                    g.end = g.end.max(end);
+                }
+                None => invariant.push((
+                    lp,
+                    Group {
+                        block: None,
+                        first: Some(jump),
+                        site: t.inst,
+                        terms: t.terms.clone(),
+                        base: Base::Sum(t.terms.clone(), None, 0, 0),
+                        min: t.offset,
+                        end,
+                    },
+                )),
+            }
+            continue;
+        }
         match groups
             .iter_mut()
             .find(|g| g.block == block && g.terms == t.terms)
@@ -259,7 +287,7 @@ pub fn instrument<M: Module>(
             }),
         }
     }
-    let checks = groups.len() + hoisted.len() + usize::from(frame.is_some());
+    let checks = groups.len() + hoisted.len() + invariant.len() + usize::from(frame.is_some());
     if checks == 0 {
         return Ok(0);
     }
@@ -278,6 +306,7 @@ pub fn instrument<M: Module>(
     for g in frame
         .iter()
         .chain(hoisted.iter().map(|(_, g)| g))
+        .chain(invariant.iter().map(|(_, g)| g))
         .chain(&groups)
     {
         let func = &mut *pos.func;

@@ -18,6 +18,11 @@
 //!   provably differ by a constant (gcc keeps `it` and `it + 2048` in two
 //!   registers and counts from one to the other).
 //!
+//! A store whose address does not vary in its loop at all (`dev->stats.x++`
+//! in a loop over a ring) is checked before the loop when every way out of
+//! the loop passes the store (`Loops::hoist_invariant`): the first iteration
+//! writes that address whenever the loop runs.
+//!
 //! Everything else keeps its checks in the loop.
 
 use cranelift_codegen::dominator_tree::DominatorTree;
@@ -131,6 +136,49 @@ impl Loops {
             low: low as i64,
             high: high as i64,
         })
+    }
+
+    /// Whether the store in `block` whose address is the sum of these
+    /// `terms` (plus constants), all defined before its innermost loop, can
+    /// be checked once before that loop: the loop is entered only by an
+    /// unconditional jump from one block outside it, and the store's block
+    /// dominates every way out of the loop (every block leaving it,
+    /// returning or trapping), so whenever the loop runs, its first
+    /// iteration writes that very address. Gives the loop and the jump.
+    pub fn hoist_invariant(
+        &self,
+        func: &ir::Function,
+        block: Block,
+        terms: &[Value],
+    ) -> Option<(Loop, ir::Inst)> {
+        let lp = self.loops.innermost_loop(block)?;
+        if terms.is_empty() || !terms.iter().all(|&t| self.outside(func, t, lp)) {
+            return None;
+        }
+        let header = self.loops.loop_header(lp);
+        let mut entries = self
+            .cfg
+            .pred_iter(header)
+            .filter(|p| !self.loops.is_in_loop(p.block, lp));
+        let (Some(entry), None) = (entries.next(), entries.next()) else {
+            return None;
+        };
+        if func.dfg.insts[entry.inst].opcode() != Opcode::Jump {
+            return None;
+        }
+        for b in func.layout.blocks() {
+            if !self.loops.is_in_loop(b, lp) {
+                continue;
+            }
+            let leaves = func.layout.last_inst(b).is_none_or(|last| {
+                let op = func.dfg.insts[last].opcode();
+                op.is_return() || op == Opcode::Trap
+            }) || self.cfg.succ_iter(b).any(|s| !self.loops.is_in_loop(s, lp));
+            if leaves && !self.domtree.block_dominates(block, b) {
+                return None;
+            }
+        }
+        Some((lp, entry.inst))
     }
 
     /// Whether `v` is defined outside loop `lp`.

@@ -42,6 +42,10 @@ void put_masked(unsigned i, long v) { table[i & 15] = v; }
 long get_masked(unsigned i) { return table[i & 15]; }
 long small[10];
 void put_small(unsigned i, long v) { small[i & 0xfffff] = v; }
+/* Counters behind a pointer that does not vary in the loop (a driver's
+ * `dev->stats` while it walks a ring), updated on every iteration or on one. */
+void tally(long *s, long n) { for (long i = 0; i < n; i++) { ring[i & 63] = i + 1; s[0]++; s[1] += i; } }
+void tally_some(long *s, long n) { for (long i = 0; i < n; i++) { ring[i & 63] = i + 1; if (i == 3) s[0]++; } }
 "#;
 
 const MAIN: &str = r#"
@@ -57,6 +61,7 @@ static void confine(unsigned long lo, unsigned long hi) { __nooks_sfi.lo = lo; _
 extern long inside[4], outside[4], ring[64];
 void fill(long v); void fill_until(long v); long shifted(long iters); extern unsigned char bdst2[100];
 void put_masked(unsigned i, long v); long get_masked(unsigned i); void put_small(unsigned i, long v);
+void tally(long *s, long n); void tally_some(long *s, long n);
 void poke(long *p, long v); long peek(long *p); void take_lock(void); void irq_off(void); void irq_balanced(void);
 long call_through(long (*f)(long), long x); long call_own(long x);
 void lock_acquire(void) { __nooks_sfi.locks++; }
@@ -90,6 +95,12 @@ int main(int argc, char **argv)
 		__nooks_sfi.grants[0][0] = (unsigned long)&bdst2[0]; __nooks_sfi.grants[0][1] = (unsigned long)&bdst2[100]; __nooks_sfi.ngrants = 1;
 		shifted(3); printf("linked %ld %ld\n", ring[0], ring[63]); return 0;
 	}
+	/* A loop-invariant store's check, before the loop: inside the window it
+	 * passes; outside, it stops the loop before its first store. One the loop
+	 * may skip keeps its check inside, and stops where it is reached. */
+	if (!strcmp(what, "invariant")) { confine((unsigned long)&outside[0], (unsigned long)&outside[4]); tally(&outside[2], 5); printf("tally %ld %ld\n", outside[2], outside[3]); return 0; }
+	if (!strcmp(what, "invariant-over")) { tally(&outside[2], 5); printf("tally went through\n"); return 0; }
+	if (!strcmp(what, "invariant-some")) { tally_some(&outside[2], 5); printf("tally went through\n"); return 0; }
 	if (!strcmp(what, "grant")) { __nooks_sfi.grants[0][0] = (unsigned long)&outside[2]; __nooks_sfi.grants[0][1] = (unsigned long)&outside[3]; __nooks_sfi.ngrants = 1; poke(&outside[2], 9); printf("granted %ld\n", outside[2]); return 0; }
 	confine(0, ~0ul);
 	if (!strcmp(what, "lock")) { take_lock(); printf("returned holding a lock\n"); return 0; }
@@ -154,6 +165,15 @@ fn checks_stop_exactly_what_they_should() {
         (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
     );
     assert_eq!(run(&exe, "loop"), (Some(0), "filled 5 68".into()));
+    assert_eq!(run(&exe, "invariant"), (Some(0), "tally 5 10".into()));
+    assert_eq!(
+        run(&exe, "invariant-over"),
+        (Some(42), "trap kind=1 addr_ok=1 ring=0".into())
+    );
+    assert_eq!(
+        run(&exe, "invariant-some"),
+        (Some(42), "trap kind=1 addr_ok=1 ring=1".into())
+    );
     assert_eq!(run(&exe, "loop-break"), (Some(0), "stopped 5 0".into()));
     assert_eq!(run(&exe, "linked"), (Some(0), "linked 1 1".into()));
     assert_eq!(
