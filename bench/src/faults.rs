@@ -1,5 +1,5 @@
 //! Completing the kernel's fault reports on the host: the kernel names the
-//! driver function and offset (`init_module.nooks_inner+0x51`); the object's
+//! driver function and offset (`init_module+0x51`, or `f.nooks_inner+0x51` for a helper); the object's
 //! DWARF — which nooks-cc writes for rewritten code — turns that into the
 //! driver's `file:line`.
 
