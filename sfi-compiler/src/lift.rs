@@ -1416,8 +1416,28 @@ impl<M: Module> Lifter<'_, '_, M> {
             }
             X::Mov => {
                 let ty = ty_of(self.op_size(insn, 0));
-                let v = self.read_op(insn, 1, ty)?;
-                self.write_op(insn, 0, v)?;
+                match insn.imm_reloc {
+                    // `mov $sym, %r32` (R_X86_64_32): the linker makes sure
+                    // the address fits in 32 bits, and the write zero-extends
+                    // it: the register holds the address itself. Written so,
+                    // a loop's pointer and its end (`a`, `a+0x8000`) stay two
+                    // addresses of one symbol, which the loop analysis
+                    // compares, and no truncation is computed.
+                    Some(r)
+                        if r.reloc.r_type == 10
+                            && ty == I32
+                            && i.op0_kind() == OpKind::Register =>
+                    {
+                        let v = self.reloc_value(insn, r)?;
+                        let full = i.op0_register().full_register();
+                        self.write_reg(full, v)
+                            .ok_or_else(|| self.unsupported(insn))?;
+                    }
+                    _ => {
+                        let v = self.read_op(insn, 1, ty)?;
+                        self.write_op(insn, 0, v)?;
+                    }
+                }
             }
             X::Movzx | X::Movsx | X::Movsxd => {
                 let dst = ty_of(self.op_size(insn, 0));

@@ -269,13 +269,15 @@ impl Loops {
             // Two counters of an enclosing loop that step together differ by
             // a constant: `it` and `it + 2048` carried in two registers.
             let base_b = match (base_a, base_b) {
-                (Some(x), Some(y)) if x != y => match self.linked(func, x, y) {
-                    Some(d) => {
-                        b = b.wrapping_add(d);
-                        Some(x)
+                (Some(x), Some(y)) if x != y => {
+                    match self.linked(func, x, y).or_else(|| same_symbol(func, x, y)) {
+                        Some(d) => {
+                            b = b.wrapping_add(d);
+                            Some(x)
+                        }
+                        None => Some(y),
                     }
-                    None => Some(y),
-                },
+                }
                 _ => base_b,
             };
             // With a base, only (in)equality tests cancel it out: `X + c < X + d`
@@ -414,6 +416,32 @@ fn affine(func: &ir::Function, v: Value) -> (Option<Value>, i64) {
         }
     }
     (Some(v), 0)
+}
+
+/// `d` such that `y == x + d`, when both are the address of one symbol plus
+/// constants (the lifter writes `&a[4096]` as `a+0x8000`, one relocation,
+/// rather than `a` plus an add).
+fn same_symbol(func: &ir::Function, x: Value, y: Value) -> Option<i64> {
+    let symbol = |v: Value| {
+        let ir::ValueDef::Result(inst, 0) = func.dfg.value_def(v) else {
+            return None;
+        };
+        let InstructionData::UnaryGlobalValue {
+            opcode: Opcode::SymbolValue,
+            global_value,
+        } = func.dfg.insts[inst]
+        else {
+            return None;
+        };
+        match &func.global_values[global_value] {
+            ir::GlobalValueData::Symbol {
+                name, offset, tls, ..
+            } if !tls => Some((name.clone(), offset.bits())),
+            _ => None,
+        }
+    };
+    let ((nx, ox), (ny, oy)) = (symbol(x)?, symbol(y)?);
+    (nx == ny).then(|| oy.wrapping_sub(ox))
 }
 
 /// `next = param + s`: the step s.

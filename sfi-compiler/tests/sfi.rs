@@ -23,6 +23,8 @@ static long twice(long x) { return 2 * x; }
 long call_own(long x) { long (*volatile f)(long) = twice; return f(x); }
 long ring[64];
 void fill(long v) { for (int i = 0; i < 64; i++) ring[i] = v + i; }
+/* A pointer from `ring` to `ring + 64`: two addresses of one symbol. */
+void fill_ptr(long v) { for (long *p = ring; p != ring + 64; p++) *p = v ^ (long)p; }
 void fill_until(long v) { for (long i = 0; i < 64; i++) { ring[i] = v; if (i == v) break; } }
 long src2[64];
 unsigned char bsrc2[100], bdst2[100];
@@ -59,7 +61,7 @@ extern struct sfi __nooks_sfi;
 /* What the kernel does when it sets a domain's window. */
 static void confine(unsigned long lo, unsigned long hi) { __nooks_sfi.lo = lo; __nooks_sfi.hi = hi; __nooks_sfi.limit = hi - lo >= 4096 ? hi - lo - 4095 : 0; }
 extern long inside[4], outside[4], ring[64];
-void fill(long v); void fill_until(long v); long shifted(long iters); extern unsigned char bdst2[100];
+void fill(long v); void fill_until(long v); void fill_ptr(long v); long shifted(long iters); extern unsigned char bdst2[100];
 void put_masked(unsigned i, long v); long get_masked(unsigned i); void put_small(unsigned i, long v);
 void tally(long *s, long n); void tally_some(long *s, long n);
 void poke(long *p, long v); long peek(long *p); void take_lock(void); void irq_off(void); void irq_balanced(void);
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "wild")) { poke(&outside[2], 9); printf("wild store went through\n"); return 0; }
 	/* A loop's stores, checked once before it: all inside, or one past the end. */
 	if (!strcmp(what, "loop")) { confine((unsigned long)&ring[0], (unsigned long)&ring[64]); fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
+	if (!strcmp(what, "loop-ptr-over")) { confine((unsigned long)&ring[0], (unsigned long)&ring[63]); fill_ptr(5); printf("overflow went through\n"); return 0; }
 	if (!strcmp(what, "loop-over")) { confine((unsigned long)&ring[0], (unsigned long)&ring[63]); fill(5); printf("overflow went through\n"); return 0; }
 	/* A loop that may stop early keeps its checks inside: no trap for the end it never reaches. */
 	if (!strcmp(what, "loop-break")) { confine((unsigned long)&ring[0], (unsigned long)&ring[63]); fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
@@ -181,6 +184,10 @@ fn checks_stop_exactly_what_they_should() {
         (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
     );
     // The loop's one check runs before the loop: nothing was stored.
+    assert_eq!(
+        run(&exe, "loop-ptr-over"),
+        (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
+    );
     assert_eq!(
         run(&exe, "loop-over"),
         (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
