@@ -21,11 +21,11 @@ fn flags() -> impl Iterator<Item = &'static str> {
 pub struct KernelTiming {
     /// Kernel name.
     pub name: String,
-    /// Best-of-N native time, ns.
+    /// Native time, ns: the median over processes of each one's best of 7.
     pub native_ns: u64,
-    /// Best-of-N rewritten time, ns.
+    /// Rewritten time, ns (the same way).
     pub rewritten_ns: u64,
-    /// Best-of-N time rewritten with `--isolation sfi` (window open: checks run, none fail), ns.
+    /// Time rewritten with `--isolation sfi` (window open: checks run, none fail), ns.
     pub sfi_ns: u64,
 }
 
@@ -84,6 +84,9 @@ fn c_files(dir: &Path) -> Result<Vec<PathBuf>> {
     v.sort();
     Ok(v)
 }
+
+/// Processes per kernel and variant (the median is reported).
+const ROUNDS: usize = 5;
 
 /// Runs the benchmark; `iters` scales the host kernels.
 pub fn measure(iters: u64) -> Result<RewriteReport> {
@@ -163,7 +166,7 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
         let r = rewrite(&std::fs::read(&obj)?, &sfi_opts)
             .map_err(|e| anyhow::anyhow!("{name} (sfi): {e}"))?;
         std::fs::write(&sfi, &r.object)?;
-        let mut times = Vec::new();
+        let mut exes = Vec::new();
         for (o, tag) in [(&obj, "native"), (&rw, "rewritten"), (&sfi, "sfi")] {
             let exe = dir.join(format!("{name}.{tag}"));
             let mut link = Command::new("gcc");
@@ -173,20 +176,39 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
                 link.arg(s).arg("-Wl,--unresolved-symbols=ignore-all");
             }
             run(link.arg("-o").arg(&exe))?;
-            let out = Command::new(&exe)
-                .arg(iters.to_string())
-                .arg("7")
-                .output()
-                .with_context(|| format!("running {}", exe.display()))?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let mut parts = text.split_whitespace();
-            let ns: u64 = parts
-                .next()
-                .and_then(|v| v.parse().ok())
-                .context("kernel timing output")?;
-            let check = parts.next().unwrap_or("").to_string();
-            times.push((ns, check));
+            exes.push(exe);
         }
+        // Rounds of the three, interleaved, so that a slow spell of the
+        // machine falls on all of them; each round is one process's best of 7
+        // runs, and the median round is reported (a process's own layout —
+        // its stack, its heap — moves a kernel this short by several percent).
+        let mut rounds: [Vec<u64>; 3] = Default::default();
+        let mut checks: [String; 3] = Default::default();
+        for _ in 0..ROUNDS {
+            for (k, exe) in exes.iter().enumerate() {
+                let out = Command::new(exe)
+                    .arg(iters.to_string())
+                    .arg("7")
+                    .output()
+                    .with_context(|| format!("running {}", exe.display()))?;
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let mut parts = text.split_whitespace();
+                let ns: u64 = parts
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .context("kernel timing output")?;
+                rounds[k].push(ns);
+                checks[k] = parts.next().unwrap_or("").to_string();
+            }
+        }
+        let times: Vec<(u64, String)> = rounds
+            .iter_mut()
+            .zip(checks)
+            .map(|(r, check)| {
+                r.sort_unstable();
+                (r[r.len() / 2], check)
+            })
+            .collect();
         if times[2].1 != times[0].1 {
             bail!(
                 "{name}: sfi result {} differs from native {}",
