@@ -481,6 +481,7 @@ fn compile_body(
     out: &mut Rewritten,
 ) -> Result<(u64, Vec<(u64, String, u64)>, usize)> {
     crate::params::pass_only_needed(&mut func, needs);
+    crate::params::drop_dead_block_params(&mut func, needs);
     ctx.func = func;
     optimize(ctx, module, &f.name)?;
     let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);

@@ -39,6 +39,19 @@ fn callee(func: &ir::Function, inst: ir::Inst, inner: &HashSet<FuncId>) -> Optio
 /// Which parameters of `func` reach an effect, given what every inner entry
 /// it calls needs (`needs`; a callee not in it needs nothing yet).
 fn needed(func: &ir::Function, needs: &HashMap<FuncId, Vec<bool>>) -> Vec<bool> {
+    let live = live_values(func, needs);
+    let Some(entry) = func.layout.entry_block() else {
+        return Vec::new();
+    };
+    func.dfg
+        .block_params(entry)
+        .iter()
+        .map(|p| live.contains(p))
+        .collect()
+}
+
+/// The values of `func` that reach an effect.
+fn live_values(func: &ir::Function, needs: &HashMap<FuncId, Vec<bool>>) -> HashSet<Value> {
     let inner: HashSet<FuncId> = needs.keys().copied().collect();
     // Where each block parameter's incoming values come from.
     let mut incoming: HashMap<Value, Vec<Value>> = HashMap::new();
@@ -101,14 +114,7 @@ fn needed(func: &ir::Function, needs: &HashMap<FuncId, Vec<bool>>) -> Vec<bool> 
             _ => {}
         }
     }
-    let Some(entry) = func.layout.entry_block() else {
-        return Vec::new();
-    };
-    func.dfg
-        .block_params(entry)
-        .iter()
-        .map(|p| live.contains(p))
-        .collect()
+    live
 }
 
 /// What every function of `funcs` (inner entry id, lifted body) needs: the
@@ -160,5 +166,125 @@ pub fn pass_only_needed(func: &mut ir::Function, needs: &HashMap<FuncId, Vec<boo
                 *arg = zero;
             }
         }
+    }
+}
+
+/// Removes the parameters of `func`'s blocks (other than the entry) whose
+/// values reach no effect, and the values branches pass them. The lifter
+/// carries every register and flag through every block, so a loop passes
+/// around values that nothing after it reads (a register the loop body sets
+/// for a call, then dead): Cranelift keeps such a parameter, and with it a
+/// register or a spill slot on every iteration.
+pub fn drop_dead_block_params(func: &mut ir::Function, needs: &HashMap<FuncId, Vec<bool>>) {
+    let live = live_values(func, needs);
+    let Some(entry) = func.layout.entry_block() else {
+        return;
+    };
+    let mut dead: HashMap<ir::Block, Vec<usize>> = HashMap::new();
+    for block in func.layout.blocks().filter(|&b| b != entry) {
+        for (k, &p) in func.dfg.block_params(block).iter().enumerate() {
+            // Registers and flags (a zero stands in for them below).
+            let scalar = func.dfg.value_type(p).is_int() && func.dfg.value_type(p).bits() <= 64;
+            if scalar && !live.contains(&p) {
+                dead.entry(block).or_default().push(k);
+            }
+        }
+    }
+    if dead.is_empty() {
+        return;
+    }
+    // Highest index first, so the lower ones stay where they are.
+    for ks in dead.values_mut() {
+        ks.sort_unstable_by(|a, b| b.cmp(a));
+    }
+    let insts: Vec<ir::Inst> = func
+        .layout
+        .blocks()
+        .flat_map(|b| func.layout.block_insts(b).collect::<Vec<_>>())
+        .collect();
+    let dfg = &mut func.dfg;
+    for inst in insts {
+        for call in
+            dfg.insts[inst].branch_destination_mut(&mut dfg.jump_tables, &mut dfg.exception_tables)
+        {
+            if let Some(ks) = dead.get(&call.block(&dfg.value_lists)) {
+                for &k in ks {
+                    call.remove(k, &mut dfg.value_lists);
+                }
+            }
+        }
+    }
+    // What used a removed parameter is dead too (the optimiser drops it):
+    // it reads zero of the parameter's type instead.
+    let mut zeros: HashMap<ir::Type, Value> = HashMap::new();
+    for (block, ks) in dead {
+        for k in ks {
+            let p = func.dfg.block_params(block)[k];
+            let ty = func.dfg.value_type(p);
+            let zero = *zeros.entry(ty).or_insert_with(|| {
+                let mut cursor = FuncCursor::new(func).at_first_insertion_point(entry);
+                cursor.ins().iconst(ty, 0)
+            });
+            func.dfg.remove_block_param(p);
+            func.dfg.change_to_alias(p, zero);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{AbiParam, Signature};
+    use cranelift_codegen::isa::CallConv;
+    use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+    /// `f(x, y)`: a loop counting `i` to `x` that also carries `y + i`
+    /// (read by nothing after the loop) and returns `i`.
+    fn loop_with_a_dead_value() -> ir::Function {
+        let mut sig = Signature::new(CallConv::SystemV);
+        sig.params.push(AbiParam::new(I64));
+        sig.params.push(AbiParam::new(I64));
+        sig.returns.push(AbiParam::new(I64));
+        let mut func = ir::Function::with_name_signature(ir::UserFuncName::default(), sig);
+        let mut fbc = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+        let (entry, head, exit) = (b.create_block(), b.create_block(), b.create_block());
+        b.append_block_params_for_function_params(entry);
+        let i = b.append_block_param(head, I64);
+        let dead = b.append_block_param(head, I64);
+        b.switch_to_block(entry);
+        let (x, y) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+        let zero = b.ins().iconst(I64, 0);
+        b.ins().jump(head, &[zero.into(), y.into()]);
+        b.switch_to_block(head);
+        let i1 = b.ins().iadd_imm_s(i, 1);
+        let dead1 = b.ins().iadd(dead, i1);
+        let more = b.ins().icmp(IntCC::NotEqual, i1, x);
+        b.ins()
+            .brif(more, head, &[i1.into(), dead1.into()], exit, &[]);
+        b.switch_to_block(exit);
+        b.ins().return_(&[i1]);
+        b.seal_all_blocks();
+        b.finalize(cranelift_codegen::isa::TargetFrontendConfig {
+            default_call_conv: CallConv::SystemV,
+            pointer_width: target_lexicon::PointerWidth::U64,
+            page_size_align_log2: 12,
+        });
+        func
+    }
+
+    #[test]
+    fn a_value_nothing_reads_leaves_the_loop() {
+        let mut func = loop_with_a_dead_value();
+        let none = HashMap::new();
+        // `x` decides the loop, `y` only feeds the dead value.
+        assert_eq!(needed(&func, &none), vec![true, false]);
+        let head = func.layout.blocks().nth(1).unwrap();
+        assert_eq!(func.dfg.block_params(head).len(), 2);
+        drop_dead_block_params(&mut func, &none);
+        assert_eq!(func.dfg.block_params(head).len(), 1);
+        let flags = cranelift_codegen::settings::Flags::new(cranelift_codegen::settings::builder());
+        cranelift_codegen::verify_function(&func, &flags).expect("still valid IR");
     }
 }
