@@ -252,6 +252,13 @@ pub fn watchdog_now(tf: &mut TrapFrame) -> Delivery {
     if irq_depth != crate::irq::depth() || locks != crate::sync::held() {
         return Delivery::Deferred;
     }
+    // The NMI tick may land in an interrupt handler's first or last
+    // instructions, outside the depth count: on an interrupt stack the armed
+    // frame is not on. Unwinding that context would abandon the handler.
+    let on = crate::arch::gdt::ist_slot_of;
+    if on(tf.rsp) != on(frame as u64) {
+        return Delivery::Deferred;
+    }
     let fault = Fault {
         vector: WATCHDOG_VECTOR,
         error: 0,

@@ -94,6 +94,14 @@ pub fn ist_top(slot: u8) -> u64 {
     unsafe { core::ptr::read_unaligned(&raw const (*(&raw const TSS)).ist[slot as usize - 1]) }
 }
 
+/// The IST slot (1-based) whose current stack holds `addr`, if any.
+pub fn ist_slot_of(addr: u64) -> Option<u8> {
+    (1..=5).find(|&slot| {
+        let top = ist_top(slot);
+        addr < top && addr >= top.wrapping_sub(IST_STACK_SIZE)
+    })
+}
+
 /// Moves IST stack `slot` (1-based) to the stack whose top is `top`.
 ///
 /// # Safety
