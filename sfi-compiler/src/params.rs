@@ -16,7 +16,10 @@
 //! object's functions (`needs`), so a parameter a recursive function only
 //! passes to itself is not needed. Where a callee does not need a
 //! parameter, its callers pass zero instead (`pass_only_needed`): the
-//! register dies at its last real use.
+//! register dies at its last real use. The same liveness drops the
+//! parameters of a body's own blocks that reach no effect
+//! (`drop_dead_block_params`). `NOOKS_DEBUG_PARAMS` prints what each inner
+//! entry needs.
 
 use cranelift_codegen::cursor::{Cursor, FuncCursor};
 use cranelift_codegen::ir::{self, InstBuilder, Value, types::I64};
