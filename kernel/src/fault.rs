@@ -254,9 +254,11 @@ pub fn watchdog_now(tf: &mut TrapFrame) -> Delivery {
     }
     // The NMI tick may land in an interrupt handler's first or last
     // instructions, outside the depth count: on an interrupt stack the armed
-    // frame is not on. Unwinding that context would abandon the handler.
+    // frame is not on. Unwinding that context would abandon the handler. (A
+    // context on no interrupt stack is the armed one, or runs on its behalf:
+    // an MMU domain's code on the domain's stack.)
     let on = crate::arch::gdt::ist_slot_of;
-    if on(tf.rsp) != on(frame as u64) {
+    if on(tf.rsp).is_some_and(|slot| on(frame as u64) != Some(slot)) {
         return Delivery::Deferred;
     }
     let fault = Fault {
