@@ -482,6 +482,7 @@ fn compile_body(
 ) -> Result<(u64, Vec<(u64, String, u64)>, usize)> {
     crate::params::pass_only_needed(&mut func, needs);
     crate::params::drop_dead_block_params(&mut func, needs);
+    crate::params::guard_loop_exits(&mut func, |f| module.declare_data_in_func(env.esp, f));
     ctx.func = func;
     optimize(ctx, module, &f.name)?;
     let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);

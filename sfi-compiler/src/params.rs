@@ -291,3 +291,77 @@ mod tests {
         cranelift_codegen::verify_function(&func, &flags).expect("still valid IR");
     }
 }
+
+/// Puts a check that never fails — the address of `anchor` (plus a small
+/// constant) is not zero — at the start of every block a storing loop exits
+/// to.
+///
+/// Why: Cranelift 0.135's dead-store elimination (part of its egraph pass,
+/// which cannot be switched off) removes a store inside a loop when a store
+/// to the same address after the loop post-dominates it, even though the
+/// loop's next iteration reads that address first (the loop header's load
+/// does not count as observing it). An explicitly trapping instruction
+/// marks every store before it as observed, so with one on every loop exit
+/// no store of a loop is dead by a store after it. A compare and a branch
+/// never taken, once per loop run rather than per iteration.
+pub fn guard_loop_exits(
+    func: &mut ir::Function,
+    anchor: impl FnOnce(&mut ir::Function) -> ir::GlobalValue,
+) {
+    use cranelift_codegen::dominator_tree::DominatorTree;
+    use cranelift_codegen::flowgraph::ControlFlowGraph;
+    use cranelift_codegen::loop_analysis::LoopAnalysis;
+    let cfg = ControlFlowGraph::with_function(func);
+    let domtree = DominatorTree::with_function(func, &cfg);
+    let mut loops = LoopAnalysis::new();
+    loops.compute(func, &cfg, &domtree);
+    // Only loops that store (a search loop's exits need nothing).
+    let mut storing = std::collections::HashSet::new();
+    for block in func.layout.blocks() {
+        if func
+            .layout
+            .block_insts(block)
+            .any(|i| func.dfg.insts[i].opcode().can_store())
+        {
+            let mut lp = loops.innermost_loop(block);
+            while let Some(l) = lp {
+                storing.insert(l);
+                lp = loops.loop_parent(l);
+            }
+        }
+    }
+    let mut exits = Vec::new();
+    for block in func.layout.blocks() {
+        let Some(lp) = loops.innermost_loop(block) else {
+            continue;
+        };
+        for succ in cfg.succ_iter(block) {
+            // The loop this edge leaves, and every loop around it that it
+            // leaves too: guard if any of them stores.
+            let mut left = Some(lp);
+            let mut stores = false;
+            while let Some(l) = left.filter(|&l| !loops.is_in_loop(succ, l)) {
+                stores |= storing.contains(&l);
+                left = loops.loop_parent(l);
+            }
+            if !stores {
+                continue;
+            }
+            if !exits.contains(&succ) {
+                exits.push(succ);
+            }
+        }
+    }
+    if exits.is_empty() {
+        return;
+    }
+    let anchor = anchor(func);
+    // Each on its own value (`anchor + k`, never zero either), so the optimiser,
+    // which runs twice, does not merge one into the one dominating it.
+    for (k, exit) in exits.into_iter().enumerate() {
+        let mut cursor = FuncCursor::new(func).at_first_insertion_point(exit);
+        let a = cursor.ins().symbol_value(I64, anchor);
+        let v = cursor.ins().iadd_imm_s(a, k as i64);
+        cursor.ins().trapz(v, ir::TrapCode::unwrap_user(4));
+    }
+}

@@ -338,3 +338,50 @@ fn golden_clif() {
     }
     assert!(stale.is_empty(), "{}", stale.join("\n"));
 }
+
+/// A store in a loop that the loop's next iteration reads, overwritten by a
+/// store after the loop: Cranelift 0.135's dead-store elimination removed it
+/// (found by csmith, seed 795834314 at -O2); `params::guard_loop_exits` keeps
+/// it.
+#[test]
+fn a_store_the_next_iteration_reads_survives_a_store_after_the_loop() {
+    let d = dir("loop-store");
+    let asm = write(
+        &d,
+        "f.s",
+        "\t.text\n\t.globl f\n\t.type f,@function\nf:\n\tsub $24,%rsp\n\tmovq $0,(%rsp)\n\
+         \tmovl $0,8(%rsp)\n1:\tmov (%rsp),%rax\n\tmov 8(%rsp),%ecx\n\taddq $0x4b,(%rsp)\n\
+         \ttest %ecx,%ecx\n\tjne 2f\n\tmovl $1,8(%rsp)\n\tjmp 1b\n2:\tmovq $7,(%rsp)\n\
+         \tadd $24,%rsp\n\tret\n\t.size f, .-f\n\t.section .note.GNU-stack,\"\",@progbits\n",
+    );
+    let main = write(
+        &d,
+        "main.c",
+        "#include <stdio.h>\nlong f(void);\nint main(void) { printf(\"%ld\\n\", f()); return 0; }\n",
+    );
+    let obj = d.join("f.o");
+    gcc_c(&asm, &obj, &[]);
+    let rw = d.join("f.rw.o");
+    let o = nooks_cc()
+        .arg("rewrite")
+        .arg(&obj)
+        .arg("-o")
+        .arg(&rw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (object, name) in [(&obj, "native"), (&rw, "rewritten")] {
+        let exe = d.join(name);
+        let st = Command::new("gcc")
+            .arg("-no-pie")
+            .arg(&main)
+            .arg(object)
+            .arg("-o")
+            .arg(&exe)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = Command::new(&exe).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "75", "{name}");
+    }
+}
