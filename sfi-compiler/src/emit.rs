@@ -295,51 +295,45 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     );
     for (f, (func, frame_root, decoded)) in input.functions.iter().zip(lifted) {
         let native_id = env.native[&f.symbol];
-        let Some(&inner_id) = inner.get(&f.symbol) else {
+        let inner_id = inner.get(&f.symbol).copied();
+        let (func, frame_root, id) = match inner_id {
+            Some(id) => {
+                let mut func = func;
+                func.name = cranelift_codegen::ir::UserFuncName::user(0, id.as_u32());
+                (func, frame_root, id)
+            }
             // Nothing rewritten calls it: one body, entered natively.
-            let mut probe = Context::for_function(func);
-            optimize(&mut probe, &module, &f.name)?;
-            let stack_words = crate::stack_args::words_read(&probe.func, lift::STACK_ARGS);
-            let mut func = cranelift_codegen::ir::Function::with_name_signature(
-                cranelift_codegen::ir::UserFuncName::user(0, native_id.as_u32()),
-                native_sig.clone(),
-            );
-            let b = FunctionBuilder::new(&mut func, &mut fbc);
-            let l = Lifter::new(b, &env, &mut module, f)
-                .lift(&decoded, Entry::Native { stack_words })?;
-            let rows = compile_body(
-                &mut module,
-                &mut ctx,
-                func,
-                l.frame_root,
-                &needs,
-                native_id,
-                f,
-                &env,
-                &own,
-                opts,
-                &mut out,
-            )?;
-            lines.push((native_id, rows.0, rows.1));
-            continue;
+            None => {
+                let mut probe = Context::for_function(func);
+                optimize(&mut probe, &module, &f.name)?;
+                let stack_words = crate::stack_args::words_read(&probe.func, lift::STACK_ARGS);
+                let mut func = cranelift_codegen::ir::Function::with_name_signature(
+                    cranelift_codegen::ir::UserFuncName::user(0, native_id.as_u32()),
+                    native_sig.clone(),
+                );
+                let b = FunctionBuilder::new(&mut func, &mut fbc);
+                let l = Lifter::new(b, &env, &mut module, f)
+                    .lift(&decoded, Entry::Native { stack_words })?;
+                (func, l.frame_root, native_id)
+            }
         };
-        let mut func = func;
-        func.name = cranelift_codegen::ir::UserFuncName::user(0, inner_id.as_u32());
-        let rows = compile_body(
+        let (size, rows, stack_words) = compile_body(
             &mut module,
             &mut ctx,
             func,
             frame_root,
             &needs,
-            inner_id,
+            id,
             f,
             &env,
             &own,
             opts,
             &mut out,
         )?;
-        let stack_words = rows.2;
-        lines.push((inner_id, rows.0, rows.1));
+        lines.push((id, size, rows));
+        let Some(inner_id) = inner_id else {
+            continue;
+        };
 
         ctx.func.signature = native_sig.clone();
         ctx.func.name = cranelift_codegen::ir::UserFuncName::user(0, native_id.as_u32());
