@@ -49,6 +49,10 @@ pub fn build_kernel() -> Result<PathBuf> {
 /// Builds a C driver under `drivers/<name>` with its Makefile (the driver ABI
 /// flags live there) into `build/drivers/<name>.o`; returns the object's path.
 pub fn build_driver(name: &str) -> Result<PathBuf> {
+    // One build at a time: two tests of one binary building the same driver
+    // at once let one read the object while the other's gcc rewrites it.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let out = build_dir().join("drivers");
     std::fs::create_dir_all(&out)?;
     let mut cmd = Command::new("make");
