@@ -30,55 +30,57 @@ pub mod abi {
     /// part.
     pub const STATE_SECTION: &str = ".nooks.state";
     /// The `abi` line of `.nooks` for these values.
-    pub const LINE: &str = "abi stack-args 12 estack 1048576 state 328 shared-limit 4096";
+    pub const LINE: &str = "abi stack-args 12 estack 1048576 state 312 span 29360128";
 
     /// The layout of a sandboxed object's runtime state, `__nooks_sfi`: byte
-    /// offsets of its 64-bit fields. The kernel sets the window (`LO`, `HI`
-    /// and `LIMIT` together, see [`state::limit`]) and maintains `LOCKS`; the
-    /// rewritten code keeps `VIF` and records refused stores and calls.
+    /// offsets of its fields. The kernel sets the window (`LO`, `HI`) and
+    /// maintains `LOCKS`; the rewritten code keeps `VIF` and records refused
+    /// stores and calls.
+    ///
+    /// The rewritten code keeps `LO` in a register of its own (R15, which
+    /// natively entered code sets from here and gives back at return) and
+    /// compares against a constant: every window is [`state::SPAN`] bytes, so
+    /// a store's check is `lea; sub r15; cmp imm; jae` and holds no other
+    /// register across the function.
     pub mod state {
         /// Lowest writable address of the window.
         pub const LO: i32 = 0;
-        /// One past the highest writable address.
+        /// One past the highest writable address: `LO + SPAN` for a kernel
+        /// window (the inline check assumes `HI - LO >= SPAN`; the slow path
+        /// reads `HI`).
         pub const HI: i32 = 8;
-        /// The virtual interrupt flag (1 = enabled).
+        /// The virtual interrupt flag (1 = enabled), 32 bits.
         pub const VIF: i32 = 16;
-        /// Locks held by the domain (maintained by the kernel's lock wrappers).
-        pub const LOCKS: i32 = 24;
+        /// Locks held by the domain (maintained by the kernel's lock
+        /// wrappers), 32 bits, beside `VIF`: an entry point's return compares
+        /// the one 64-bit word [`INVARIANTS`] against its value at entry.
+        pub const LOCKS: i32 = 20;
+        /// `VIF` and `LOCKS` as one 64-bit word.
+        pub const INVARIANTS: i32 = VIF;
         /// The address of the last refused store or call.
-        pub const FAULT_ADDR: i32 = 32;
+        pub const FAULT_ADDR: i32 = 24;
         /// Which check failed (see nooks-cc's `FaultKind`).
-        pub const FAULT_KIND: i32 = 40;
+        pub const FAULT_KIND: i32 = 32;
         /// The return address into the driver code whose store or call was refused.
-        pub const FAULT_SITE: i32 = 48;
+        pub const FAULT_SITE: i32 = 40;
         /// Number of grants in use.
-        pub const NGRANTS: i32 = 56;
+        pub const NGRANTS: i32 = 48;
         /// Grants: (lo, hi) pairs.
-        pub const GRANTS: i32 = 64;
+        pub const GRANTS: i32 = 56;
         /// Capacity of the grant table.
         pub const MAX_GRANTS: usize = 16;
-        /// The inline check's bound for ranges of up to [`SHARED_LIMIT`] bytes:
-        /// `off = addr - LO` passes when `off < LIMIT`.
-        pub const LIMIT: i32 = GRANTS + 16 * MAX_GRANTS as i32;
         /// Size of the state.
-        pub const SIZE: usize = LIMIT as usize + 8;
-        /// The longest range the inline check compares against `LIMIT`: a
-        /// page, so a struct's fields or two parallel arrays indexed alike
-        /// (`skb[i]`, `map[i]`) share one plain check; only stores in the
-        /// window's last page take the slow path for it, which accepts them.
-        pub const SHARED_LIMIT: u64 = 4096;
-
-        /// `LIMIT` for the window `[lo, hi)`: a range of up to
-        /// [`SHARED_LIMIT`] bytes at `lo + off` lies inside it when `off <
-        /// limit` (near the window's end a smaller store fails this
-        /// conservative test and the slow path accepts it).
-        pub const fn limit(lo: u64, hi: u64) -> u64 {
-            let span = hi.wrapping_sub(lo);
-            if hi >= lo && span >= SHARED_LIMIT {
-                span - SHARED_LIMIT + 1
-            } else {
-                0
-            }
+        pub const SIZE: usize = GRANTS as usize + 16 * MAX_GRANTS;
+        /// Bytes of every domain's writable window, `HI - LO`: the kernel's
+        /// windows are this size, and the inline check compares against a
+        /// constant derived from it.
+        pub const SPAN: u64 = 28 << 20;
+        /// The inline check's bound for a range of `len` bytes, an immediate
+        /// in the code: the range at `lo + off` lies inside a window of
+        /// [`SPAN`] bytes when `off < limit(len)`; 0 (nothing passes inline:
+        /// the slow path decides) for a range longer than the window.
+        pub const fn limit(len: u64) -> u64 {
+            if len <= SPAN { SPAN - len + 1 } else { 0 }
         }
     }
 
@@ -87,30 +89,29 @@ pub mod abi {
         #[test]
         fn line_matches_the_constants() {
             let want = alloc::format!(
-                "abi stack-args {} estack {} state {} shared-limit {}",
+                "abi stack-args {} estack {} state {} span {}",
                 super::STACK_ARGS,
                 super::ESTACK_SIZE,
                 super::state::SIZE,
-                super::state::SHARED_LIMIT
+                super::state::SPAN
             );
             assert_eq!(super::LINE, want);
         }
 
         #[test]
         fn the_limit_admits_exactly_the_ranges_inside_the_window() {
-            use super::state::{SHARED_LIMIT, limit};
-            let (lo, hi) = (0x1000u64, 0x2000u64);
-            let l = limit(lo, hi);
-            assert_eq!(l, 0x1000 - SHARED_LIMIT + 1);
-            // The last offset that passes still has SHARED_LIMIT bytes of room.
-            assert!((l - 1) + SHARED_LIMIT <= hi - lo);
-            assert_eq!(
-                limit(lo, lo + SHARED_LIMIT - 1),
-                0,
-                "too small: nothing passes"
-            );
-            assert_eq!(limit(hi, lo), 0, "an inverted window admits nothing");
-            assert_eq!(limit(0, u64::MAX), u64::MAX - SHARED_LIMIT + 1);
+            use super::state::{SPAN, limit};
+            // The last offset that passes still has room for the whole range.
+            for len in [1, 8, 4096, SPAN] {
+                assert!((limit(len) - 1) + len <= SPAN, "{len}");
+            }
+            assert_eq!(limit(SPAN + 1), 0, "longer than the window: nothing passes");
+        }
+
+        #[test]
+        fn the_invariants_are_one_word() {
+            use super::state::{INVARIANTS, LOCKS, VIF};
+            assert_eq!((VIF, LOCKS), (INVARIANTS, INVARIANTS + 4));
         }
     }
 }

@@ -59,7 +59,7 @@ fn codegen(e: impl std::fmt::Display, function: &str) -> RewriteError {
     }
 }
 
-fn isa() -> Result<isa::OwnedTargetIsa> {
+fn isa(isolation: Isolation) -> Result<isa::OwnedTargetIsa> {
     let mut flags = settings::builder();
     let set = |f: &mut settings::Builder, k: &str, v: &str| {
         f.set(k, v).map_err(|e| codegen(e, "(settings)"))
@@ -68,6 +68,10 @@ fn isa() -> Result<isa::OwnedTargetIsa> {
     set(&mut flags, "is_pic", "false")?;
     set(&mut flags, "unwind_info", "false")?;
     set(&mut flags, "preserve_frame_pointers", "true")?;
+    // Under SFI, R15 holds the window's low bound (see `instrument`).
+    if isolation == Isolation::Sfi {
+        set(&mut flags, "enable_pinned_reg", "true")?;
+    }
     let triple: target_lexicon::Triple = "x86_64-unknown-linux-gnu"
         .parse()
         .map_err(|e| codegen(e, "(triple)"))?;
@@ -79,7 +83,7 @@ fn isa() -> Result<isa::OwnedTargetIsa> {
 
 /// Rewrites a parsed input.
 pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
-    let isa = isa()?;
+    let isa = isa(opts.isolation)?;
     let call_conv = isa.default_call_conv();
     let builder = ObjectBuilder::new(isa, "nooks-rewritten", default_libcall_names())
         .map_err(|e| codegen(e, "(object)"))?;

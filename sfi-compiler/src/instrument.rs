@@ -29,7 +29,7 @@
 use crate::error::{ErrorKind, Result, RewriteError};
 use cranelift_codegen::cursor::{Cursor, FuncCursor};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{self, InstBuilder, InstructionData, MemFlagsData, TrapCode, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, DataId, FuncId, Module};
@@ -177,7 +177,6 @@ pub fn instrument<M: Module>(
     if targets.is_empty() {
         return Ok(0);
     }
-    let gv = module.declare_data_in_func(rt.state, func);
     let slow = module.declare_func_in_func(rt.slow, func);
     let entry = func
         .layout
@@ -291,18 +290,14 @@ pub fn instrument<M: Module>(
     if checks == 0 {
         return Ok(0);
     }
-    // The window's low bound and the shared limit, once per function (the
-    // kernel keeps the limit beside the bounds, so this is two loads).
-    let mut pos = FuncCursor::new(func).at_first_insertion_point(entry);
-    let base = pos.ins().symbol_value(I64, gv);
-    let lo = pos.ins().load(I64, rewriter_flags(), base, layout::LO);
-    let limit = pos.ins().load(I64, rewriter_flags(), base, layout::LIMIT);
-    // The frame's check goes right after them, before the function's own
-    // first instruction.
-    let after_bounds = match pos.func.dfg.value_def(limit) {
-        ir::ValueDef::Result(inst, _) => pos.func.layout.next_inst(inst),
-        _ => None,
-    };
+    // Each check reads the window's low bound from the pinned register
+    // (R15, set by every natively entered body: see `lift`) and compares
+    // against a constant: nothing is loaded or kept live for the checks.
+    let pos = FuncCursor::new(func).at_first_insertion_point(entry);
+    // The frame's check goes at the function's start, before its own first
+    // instruction (a native body's root, `__nooks_esp`, is loaded after the
+    // pinned register is set).
+    let at_start = pos.current_inst();
     for g in frame
         .iter()
         .chain(hoisted.iter().map(|(_, g)| g))
@@ -311,7 +306,7 @@ pub fn instrument<M: Module>(
     {
         let func = &mut *pos.func;
         // Earlier checks split blocks: find where the first store lives now.
-        let Some(split_at) = g.first.or(after_bounds) else {
+        let Some(split_at) = g.first.or(at_start) else {
             continue;
         };
         let Some(block) = func.layout.inst_block(split_at) else {
@@ -350,19 +345,10 @@ pub fn instrument<M: Module>(
                 (c.ins().iadd_imm_s(sum, low + g.min), spread + g.end - g.min)
             }
         };
+        let lo = c.ins().get_pinned_reg(I64);
         let off = c.ins().isub(start, lo);
-        // One limit serves every range up to SHARED_LIMIT bytes (a store, a
-        // struct's fields), so checks keep two registers live, not one per
-        // size: such a range in the window's last SHARED_LIMIT bytes takes the
-        // slow path, which accepts it. A longer one (a loop's) computes its
-        // own from the bounds.
-        let lim = if len <= SHARED_LIMIT {
-            limit
-        } else {
-            let hi = c.ins().load(I64, rewriter_flags(), base, layout::HI);
-            let span = c.ins().isub(hi, lo);
-            limit_for(&mut c, span, len)
-        };
+        // The bound is an immediate: every window spans `layout::SPAN` bytes.
+        let lim = c.ins().iconst(I64, layout::limit(len.max(0) as u64) as i64);
         let ok = c.ins().icmp(IntCC::UnsignedLessThan, off, lim);
         c.ins().brif(ok, cont, &[], cold, &[]);
         c.goto_bottom(cold);
@@ -447,23 +433,6 @@ fn in_own_data(
     lo.checked_add(spread)
         .and_then(|e| e.checked_add(u64::from(t.size)))
         .is_some_and(|end| end <= size)
-}
-
-/// The longest range checked against the state's shared limit.
-const SHARED_LIMIT: i64 = layout::SHARED_LIMIT as i64;
-
-/// The fast path's bound for a range of `len` bytes: `off < limit` exactly
-/// when `[lo + off, lo + off + len)` lies in a window of `span` bytes —
-/// `span - len + 1`, or 0 (nothing passes) when the window is smaller than
-/// the range. A `select`, which Cranelift keeps in a register where an add of
-/// a constant would be recomputed at every use.
-fn limit_for(c: &mut FuncCursor<'_>, span: Value, len: i64) -> Value {
-    let fits = c
-        .ins()
-        .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, span, len);
-    let room = c.ins().iadd_imm_s(span, 1 - len);
-    let zero = c.ins().iconst(I64, 0);
-    c.ins().select(fits, room, zero)
 }
 
 /// Stores sharing one check (of `terms + min .. terms + end`), placed
@@ -560,9 +529,7 @@ pub fn define_runtime<M: Module>(
     // State: lo = 0, hi = all ones (no confinement until the kernel sets it), vif = 1.
     let mut bytes = vec![0u8; layout::SIZE];
     bytes[layout::HI as usize..layout::HI as usize + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-    bytes[layout::VIF as usize] = 1;
-    let limit = layout::LIMIT as usize;
-    bytes[limit..limit + 8].copy_from_slice(&layout::limit(0, u64::MAX).to_le_bytes());
+    bytes[layout::VIF as usize..layout::VIF as usize + 4].copy_from_slice(&1u32.to_le_bytes());
     let mut d = DataDescription::new();
     d.define(bytes.into_boxed_slice());
     d.set_align(64);
@@ -745,33 +712,58 @@ fn emit_refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: Fau
     b.ins().trap(kind.trap());
 }
 
-/// Emits the entry-invariant check around a native entry's call: `before`
-/// returns the (locks, vif) at entry; [`check_after`] compares and traps.
-pub fn entry_state(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> (Value, Value) {
+/// Points the pinned register (R15) at the window's low bound, as every
+/// natively entered function does first; returns the caller's value, which
+/// it gives back at return (R15 is callee-saved, and Cranelift does not save
+/// a pinned register).
+pub fn pin_window(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> Value {
+    let caller = b.ins().get_pinned_reg(I64);
     let base = b.ins().symbol_value(I64, state);
-    let locks = b.ins().load(I64, flags(), base, layout::LOCKS);
-    let vif = b.ins().load(I64, flags(), base, layout::VIF);
-    (locks, vif)
+    let lo = b.ins().load(I64, rewriter_flags(), base, layout::LO);
+    b.ins().set_pinned_reg(lo);
+    caller
 }
 
-/// Traps if the lock count or the virtual interrupt flag changed since `at_entry`.
-pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry: (Value, Value)) {
-    let (locks, vif) = entry_state(b, state);
+/// The entry invariants (the virtual interrupt flag and the lock count, one
+/// 64-bit word of the state) as they are now: a native entry reads them at
+/// entry and passes them to [`check_after`] at every return.
+pub fn entry_state(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> Value {
     let base = b.ins().symbol_value(I64, state);
-    for (now, then, kind) in [
-        (locks, at_entry.0, FaultKind::LocksHeld),
-        (vif, at_entry.1, FaultKind::InterruptsOff),
+    b.ins().load(I64, flags(), base, layout::INVARIANTS)
+}
+
+/// Traps unless the lock count and the virtual interrupt flag are what they
+/// were at entry: one compare on the way out; which one changed is sorted
+/// out on the cold path.
+pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry: Value) {
+    let now = entry_state(b, state);
+    let bad = b.ins().icmp(IntCC::NotEqual, now, at_entry);
+    let fail = b.create_block();
+    let cont = b.create_block();
+    b.ins().brif(bad, fail, &[], cont, &[]);
+    b.set_cold_block(fail);
+    b.switch_to_block(fail);
+    b.seal_block(fail);
+    let base = b.ins().symbol_value(I64, state);
+    // The low half is the interrupt flag: if it is unchanged, the locks are not.
+    let vif_now = b.ins().ireduce(I32, now);
+    let vif_then = b.ins().ireduce(I32, at_entry);
+    let same_vif = b.ins().icmp(IntCC::Equal, vif_now, vif_then);
+    let locks_block = b.create_block();
+    let irq_block = b.create_block();
+    b.ins().brif(same_vif, locks_block, &[], irq_block, &[]);
+    for (blk, k) in [
+        (locks_block, FaultKind::LocksHeld),
+        (irq_block, FaultKind::InterruptsOff),
     ] {
-        let bad = b.ins().icmp(IntCC::NotEqual, now, then);
-        let fail = b.create_block();
-        let cont = b.create_block();
-        b.ins().brif(bad, fail, &[], cont, &[]);
-        b.switch_to_block(fail);
-        b.seal_block(fail);
-        let k = b.ins().iconst(I64, kind as i64);
-        b.ins().store(rewriter_flags(), k, base, layout::FAULT_KIND);
-        b.ins().trap(kind.trap());
-        b.switch_to_block(cont);
-        b.seal_block(cont);
+        b.set_cold_block(blk);
+        b.switch_to_block(blk);
+        b.seal_block(blk);
+        let kind = b.ins().iconst(I64, k as i64);
+        b.ins()
+            .store(rewriter_flags(), kind, base, layout::FAULT_KIND);
+        b.ins().trap(k.trap());
     }
+    b.switch_to_block(cont);
+    b.seal_block(cont);
 }

@@ -142,8 +142,9 @@ pub enum Entry {
 struct NativeFrame {
     /// `__nooks_esp` at entry.
     esp0: Value,
-    /// The lock count and the virtual interrupt flag at entry, under SFI.
-    at_entry: Option<(Value, Value)>,
+    /// Under SFI: the lock count and the virtual interrupt flag at entry (one
+    /// word), and the caller's R15, which the body gives back at return.
+    sfi: Option<(Value, Value)>,
 }
 
 fn ty_of(bytes: usize) -> types::Type {
@@ -943,9 +944,10 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             let esp_addr = self.b.ins().symbol_value(I64, gv);
             let flags = crate::instrument::rewriter_flags();
             self.b.ins().store(flags, frame.esp0, esp_addr, 0);
-            if let (Some(rt), Some(at_entry)) = (self.env.sfi, frame.at_entry) {
+            if let (Some(rt), Some((at_entry, pinned))) = (self.env.sfi, frame.sfi) {
                 let gv = self.data_gv(rt.state);
                 crate::instrument::check_after(&mut self.b, gv, at_entry);
+                self.b.ins().set_pinned_reg(pinned);
             }
         }
         self.b.ins().return_(&[rax, rdx]);
@@ -1007,6 +1009,14 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let (sp, rax) = match entry {
             Entry::Inner => (params[INNER_SP], params[INNER_RAX]),
             Entry::Native { stack_words } => {
+                // Under SFI, R15 holds the window's low bound while the
+                // driver runs (the checks read it there); the caller's value
+                // is given back at every return. Set before anything the
+                // checks cover, the frame root's load included.
+                let pinned = self.env.sfi.map(|rt| {
+                    let gv = self.data_gv(rt.state);
+                    crate::instrument::pin_window(&mut self.b, gv)
+                });
                 let gv = self.data_gv(self.env.esp);
                 let esp_addr = self.b.ins().symbol_value(I64, gv);
                 let esp0 = self.b.ins().load(I64, mem(), esp_addr, 0);
@@ -1024,14 +1034,14 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                         .ins()
                         .store(mem(), params[6 + k], area, (8 * k) as i32);
                 }
-                let at_entry = match self.env.sfi {
-                    Some(rt) => {
+                let sfi = match (self.env.sfi, pinned) {
+                    (Some(rt), Some(pinned)) => {
                         let gv = self.data_gv(rt.state);
-                        Some(crate::instrument::entry_state(&mut self.b, gv))
+                        Some((crate::instrument::entry_state(&mut self.b, gv), pinned))
                     }
-                    None => None,
+                    _ => None,
                 };
-                self.native = Some(NativeFrame { esp0, at_entry });
+                self.native = Some(NativeFrame { esp0, sfi });
                 // RAX: native callers pass nothing in it.
                 (area, self.b.ins().iconst(I64, 0))
             }
@@ -1798,7 +1808,7 @@ impl<M: Module> Lifter<'_, '_, M> {
                 let v = self
                     .b
                     .ins()
-                    .iconst(I64, i64::from(insn.instr.mnemonic() == Mnemonic::Sti));
+                    .iconst(I32, i64::from(insn.instr.mnemonic() == Mnemonic::Sti));
                 // The runtime's own state, outside the window: unchecked.
                 self.b
                     .ins()
@@ -1812,7 +1822,7 @@ impl<M: Module> Lifter<'_, '_, M> {
                     let f = self.b.ins().ishl_imm_u(f, bit);
                     word = self.b.ins().bor(word, f);
                 }
-                let v = self.b.ins().load(I64, mem(), base, vif);
+                let v = self.b.ins().uload32(mem(), base, vif);
                 let v = self.b.ins().band_imm_s(v, 1);
                 let v = self.b.ins().ishl_imm_u(v, 9);
                 word = self.b.ins().bor(word, v);
@@ -1830,7 +1840,7 @@ impl<M: Module> Lifter<'_, '_, M> {
                 let v = self.b.ins().band_imm_s(v, 1);
                 self.b
                     .ins()
-                    .store(crate::instrument::rewriter_flags(), v, base, vif);
+                    .istore32(crate::instrument::rewriter_flags(), v, base, vif);
                 self.producer = None;
             }
         }
@@ -2379,12 +2389,16 @@ pub fn native_entry<M: Module>(
     // the count of vector registers used: none).
     args.push(b.ins().iconst(I64, 0));
     let state = sfi.map(|id| module.declare_data_in_func(id, b.func));
-    let at_entry = state.map(|gv| crate::instrument::entry_state(&mut b, gv));
+    let at_entry = state.map(|gv| {
+        let pinned = crate::instrument::pin_window(&mut b, gv);
+        (crate::instrument::entry_state(&mut b, gv), pinned)
+    });
     let call = b.ins().call(fr, &args);
     let rs = b.inst_results(call).to_vec();
     b.ins().store(mem(), esp0, esp_addr, 0);
-    if let (Some(gv), Some(at_entry)) = (state, at_entry) {
+    if let (Some(gv), Some((at_entry, pinned))) = (state, at_entry) {
         crate::instrument::check_after(&mut b, gv, at_entry);
+        b.ins().set_pinned_reg(pinned);
     }
     b.ins().return_(&rs);
     b.finalize(module.isa().frontend_config());

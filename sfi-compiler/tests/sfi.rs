@@ -11,8 +11,11 @@ use std::process::Command;
 
 const PROG: &str = r#"
 extern void lock_acquire(void);
-long inside[4];
-long outside[4];
+/* In this order: a window ending where one array ends leaves out the ones after it. */
+struct arena { long inside[4], outside[4], small[10]; } m;
+#define inside m.inside
+#define outside m.outside
+#define small m.small
 void poke(long *p, long v) { *p = v; }
 long peek(long *p) { return *p; }
 void take_lock(void) { lock_acquire(); }
@@ -42,7 +45,6 @@ long shifted(long iters)
 static long table[16];
 void put_masked(unsigned i, long v) { table[i & 15] = v; }
 long get_masked(unsigned i) { return table[i & 15]; }
-long small[10];
 void put_small(unsigned i, long v) { small[i & 0xfffff] = v; }
 /* Counters behind a pointer that does not vary in the loop (a driver's
  * `dev->stats` while it walks a ring), updated on every iteration or on one. */
@@ -56,11 +58,20 @@ const MAIN: &str = r#"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-struct sfi { unsigned long lo, hi, vif, locks, fault_addr, fault_kind, fault_site, ngrants, grants[16][2], limit; };
+struct sfi { unsigned long lo, hi; unsigned int vif, locks; unsigned long fault_addr, fault_kind, fault_site, ngrants, grants[16][2]; };
 extern struct sfi __nooks_sfi;
-/* What the kernel does when it sets a domain's window. */
-static void confine(unsigned long lo, unsigned long hi) { __nooks_sfi.lo = lo; __nooks_sfi.hi = hi; __nooks_sfi.limit = hi - lo >= 4096 ? hi - lo - 4095 : 0; }
-extern long inside[4], outside[4], ring[64];
+/* What the kernel does when it sets a domain's window: every window spans
+ * SPAN bytes (the checks compare against it), so a window that ends at `end`
+ * starts SPAN bytes below (modulo 2^64, as the check computes: here, below
+ * this program's data). Which of the program's arrays lie before `end` is
+ * fixed by `struct arena`. */
+#define SPAN (28ul << 20)
+static void confine(unsigned long end) { __nooks_sfi.lo = end - SPAN; __nooks_sfi.hi = end; }
+static void open_window(void) { __nooks_sfi.lo = 0; __nooks_sfi.hi = ~0ul; }
+extern struct arena { long inside[4], outside[4], small[10]; } m;
+#define inside m.inside
+#define outside m.outside
+extern long ring[64];
 void fill(long v); void fill_until(long v); void fill_ptr(long v); long shifted(long iters); extern unsigned char bdst2[100];
 void put_masked(unsigned i, long v); long get_masked(unsigned i); void put_small(unsigned i, long v);
 void tally(long *s, long n); void tally_some(long *s, long n);
@@ -77,15 +88,15 @@ int main(int argc, char **argv)
 	poke(&outside[0], 1);
 	if (!strcmp(what, "open")) { printf("open %ld %ld\n", peek(&outside[0]), call_own(21)); return 0; }
 	/* Confine the window to inside[]. */
-	confine((unsigned long)&inside[0], (unsigned long)&inside[4]);
+	confine((unsigned long)&inside[4]);
 	if (!strcmp(what, "inside")) { poke(&inside[2], 9); printf("inside %ld\n", inside[2]); return 0; }
 	if (!strcmp(what, "wild")) { poke(&outside[2], 9); printf("wild store went through\n"); return 0; }
 	/* A loop's stores, checked once before it: all inside, or one past the end. */
-	if (!strcmp(what, "loop")) { confine((unsigned long)&ring[0], (unsigned long)&ring[64]); fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
-	if (!strcmp(what, "loop-ptr-over")) { confine((unsigned long)&ring[0], (unsigned long)&ring[63]); fill_ptr(5); printf("overflow went through\n"); return 0; }
-	if (!strcmp(what, "loop-over")) { confine((unsigned long)&ring[0], (unsigned long)&ring[63]); fill(5); printf("overflow went through\n"); return 0; }
+	if (!strcmp(what, "loop")) { confine((unsigned long)&ring[64]); fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
+	if (!strcmp(what, "loop-ptr-over")) { confine((unsigned long)&ring[63]); fill_ptr(5); printf("overflow went through\n"); return 0; }
+	if (!strcmp(what, "loop-over")) { confine((unsigned long)&ring[63]); fill(5); printf("overflow went through\n"); return 0; }
 	/* A loop that may stop early keeps its checks inside: no trap for the end it never reaches. */
-	if (!strcmp(what, "loop-break")) { confine((unsigned long)&ring[0], (unsigned long)&ring[63]); fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
+	if (!strcmp(what, "loop-break")) { confine((unsigned long)&ring[63]); fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
 	/* Stores the bounds analysis proves land in the object's own data carry
 	 * no check (the loader puts that data in the window; here it is not). */
 	if (!strcmp(what, "own-data")) { put_masked(21, 8); printf("own %ld\n", get_masked(5)); return 0; }
@@ -94,18 +105,18 @@ int main(int argc, char **argv)
 	/* The same, with the loop's bound in a second register of the outer loop
 	 * (bdst2 granted): checked once, before the loop, so nothing is stored. */
 	if (!strcmp(what, "linked") || !strcmp(what, "linked-over")) {
-		confine((unsigned long)&ring[0], (unsigned long)&ring[strcmp(what, "linked") ? 63 : 64]);
+		confine((unsigned long)&ring[strcmp(what, "linked") ? 63 : 64]);
 		__nooks_sfi.grants[0][0] = (unsigned long)&bdst2[0]; __nooks_sfi.grants[0][1] = (unsigned long)&bdst2[100]; __nooks_sfi.ngrants = 1;
 		shifted(3); printf("linked %ld %ld\n", ring[0], ring[63]); return 0;
 	}
 	/* A loop-invariant store's check, before the loop: inside the window it
 	 * passes; outside, it stops the loop before its first store. One the loop
 	 * may skip keeps its check inside, and stops where it is reached. */
-	if (!strcmp(what, "invariant")) { confine((unsigned long)&outside[0], (unsigned long)&outside[4]); tally(&outside[2], 5); printf("tally %ld %ld\n", outside[2], outside[3]); return 0; }
+	if (!strcmp(what, "invariant")) { confine((unsigned long)&outside[4]); tally(&outside[2], 5); printf("tally %ld %ld\n", outside[2], outside[3]); return 0; }
 	if (!strcmp(what, "invariant-over")) { tally(&outside[2], 5); printf("tally went through\n"); return 0; }
 	if (!strcmp(what, "invariant-some")) { tally_some(&outside[2], 5); printf("tally went through\n"); return 0; }
 	if (!strcmp(what, "grant")) { __nooks_sfi.grants[0][0] = (unsigned long)&outside[2]; __nooks_sfi.grants[0][1] = (unsigned long)&outside[3]; __nooks_sfi.ngrants = 1; poke(&outside[2], 9); printf("granted %ld\n", outside[2]); return 0; }
-	confine(0, ~0ul);
+	open_window();
 	if (!strcmp(what, "lock")) { take_lock(); printf("returned holding a lock\n"); return 0; }
 	if (!strcmp(what, "irq")) { irq_off(); printf("returned with interrupts off\n"); return 0; }
 	if (!strcmp(what, "irq-balanced")) { irq_balanced(); printf("balanced %ld vif=%lu\n", inside[3], __nooks_sfi.vif); return 0; }

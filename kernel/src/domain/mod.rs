@@ -48,8 +48,10 @@ pub const RUNTIME_OFFSET: u64 = 3 << 20;
 pub const WRITABLE_OFFSET: u64 = 4 << 20;
 /// RAM in the writable part: data + heap + DMA.
 pub const RAM: u64 = 8 << 20;
-/// Virtual space for MMIO mappings after the RAM.
-pub const MMIO: u64 = 20 << 20;
+/// Virtual space for MMIO mappings after the RAM: the rest of the writable
+/// part, which is exactly the span the rewritten code's inline check assumes.
+pub const MMIO: u64 = sfi::SPAN - RAM;
+const _: () = assert!(WRITABLE_OFFSET + sfi::SPAN <= WINDOW && RAM < sfi::SPAN);
 
 /// How a domain is enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,11 +188,8 @@ pub fn finish(
     };
     if let (Mechanism::Sfi, Some(state)) = (d.mechanism, sfi_state) {
         let (lo, hi) = d.writable;
-        for (field, value) in [
-            (sfi::LO, lo),
-            (sfi::HI, hi),
-            (sfi::LIMIT, sfi::limit(lo, hi)),
-        ] {
+        debug_assert_eq!(hi - lo, sfi::SPAN);
+        for (field, value) in [(sfi::LO, lo), (sfi::HI, hi)] {
             // SAFETY: `state` is the object's __nooks_sfi, in its runtime
             // area (checked by the loader's caller), `sfi::SIZE` bytes.
             unsafe { core::ptr::write_volatile((state + field as u64) as *mut u64, value) };
@@ -294,9 +293,9 @@ pub fn count_lock(delta: i64) {
     let d = &mut domains[id];
     d.locks += delta;
     if let Some(state) = d.sfi_state {
-        let p = (state + sfi::LOCKS as u64) as *mut u64;
-        // SAFETY: the LOCKS field of the object's __nooks_sfi.
-        unsafe { p.write_volatile(p.read_volatile().wrapping_add(delta as u64)) };
+        let p = (state + sfi::LOCKS as u64) as *mut u32;
+        // SAFETY: the 32-bit LOCKS field of the object's __nooks_sfi.
+        unsafe { p.write_volatile(p.read_volatile().wrapping_add(delta as u32)) };
     }
 }
 
