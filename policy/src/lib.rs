@@ -37,11 +37,11 @@ pub mod abi {
     /// maintains `LOCKS`; the rewritten code keeps `VIF` and records refused
     /// stores and calls.
     ///
-    /// The rewritten code keeps `LO` in a register of its own (R15, which
+    /// The rewritten code keeps `-LO` in a register of its own (R15, which
     /// natively entered code sets from here and gives back at return) and
     /// compares against a constant: every window is [`state::SPAN`] bytes, so
-    /// a store's check is `lea; sub r15; cmp imm; jae` and holds no other
-    /// register across the function.
+    /// a store's check is `lea off, [addr + r15]; cmp off, imm; jae` and
+    /// holds no other register across the function.
     pub mod state {
         /// Lowest writable address of the window.
         pub const LO: i32 = 0;

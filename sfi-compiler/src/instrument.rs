@@ -4,17 +4,20 @@
 //!
 //! - **Stores**: every store and atomic read-modify-write is covered by an
 //!   inline fast path that checks its range against the domain's writable
-//!   window (`addr - lo < limit`: `lea; sub; cmp; jae`, with `lo` and the
-//!   limit loaded once per function; the kernel keeps `limit = hi - lo - 63`
-//!   beside the bounds). Outside the window, an out-of-line
-//!   slow path (cold, `preserve_all`) scans the byte-granular grants wrappers
-//!   make for the duration of a call; if none covers the store, it records
-//!   the address and traps. One check covers several stores where it
-//!   provably can (see [`instrument`] and `loops`).
+//!   window: `off = addr - lo` must be below `SPAN - len + 1`. R15 is pinned
+//!   to `-lo` while the driver runs (set by every natively entered function,
+//!   given back at its return), and every window spans the ABI's constant
+//!   `SPAN`, so a check is `lea off, [addr + r15]; cmp off, imm; jae` — no
+//!   load, no register held for it across the function. Outside the window,
+//!   an out-of-line slow path (cold, `preserve_all`) scans the byte-granular
+//!   grants wrappers make for the duration of a call; if none covers the
+//!   store, it records the address and traps. One check covers several
+//!   stores where it provably can (see [`instrument`] and `loops`).
 //! - **Indirect calls**: the target must be one of the object's own entry
 //!   points or one of its imports (`__nooks_sfi_targets`); otherwise trap.
 //! - **Entry invariants**: every native entry compares the held-lock count and
-//!   the virtual interrupt flag at return against their values at entry.
+//!   the virtual interrupt flag (one 64-bit word of the state) at return
+//!   against their value at entry.
 //! - **Privileged instructions**: `cli`/`sti`/`pushf`/`popf` act on the virtual
 //!   interrupt flag (in the lifter); every other one is refused at rewrite time.
 //!
@@ -23,7 +26,8 @@
 //! that the kernel places outside the window's writable part, so no store the
 //! checks allow can widen the window. By default the window is the whole
 //! address space, so an SFI object also links into host programs and behaves
-//! as the original. The kernel confines it at load time. Traps use distinct codes and
+//! as the original (stores beyond the first `SPAN` bytes of the address
+//! space take the slow path, which accepts them). The kernel confines it at load time. Traps use distinct codes and
 //! `fault_kind` says which check failed.
 
 use crate::error::{ErrorKind, Result, RewriteError};
@@ -290,7 +294,7 @@ pub fn instrument<M: Module>(
     if checks == 0 {
         return Ok(0);
     }
-    // Each check reads the window's low bound from the pinned register
+    // Each check adds minus the window's low bound from the pinned register
     // (R15, set by every natively entered body: see `lift`) and compares
     // against a constant: nothing is loaded or kept live for the checks.
     let pos = FuncCursor::new(func).at_first_insertion_point(entry);
@@ -345,8 +349,8 @@ pub fn instrument<M: Module>(
                 (c.ins().iadd_imm_s(sum, low + g.min), spread + g.end - g.min)
             }
         };
-        let lo = c.ins().get_pinned_reg(I64);
-        let off = c.ins().isub(start, lo);
+        let minus_lo = c.ins().get_pinned_reg(I64);
+        let off = c.ins().iadd(start, minus_lo);
         // The bound is an immediate: every window spans `layout::SPAN` bytes.
         let lim = c.ins().iconst(I64, layout::limit(len.max(0) as u64) as i64);
         let ok = c.ins().icmp(IntCC::UnsignedLessThan, off, lim);
@@ -712,15 +716,17 @@ fn emit_refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: Fau
     b.ins().trap(kind.trap());
 }
 
-/// Points the pinned register (R15) at the window's low bound, as every
-/// natively entered function does first; returns the caller's value, which
-/// it gives back at return (R15 is callee-saved, and Cranelift does not save
-/// a pinned register).
+/// Sets the pinned register (R15) to minus the window's low bound, as every
+/// natively entered function does first (a check's offset, `addr - lo`, is
+/// then one `lea`); returns the caller's value, which it gives back at
+/// return (R15 is callee-saved, and Cranelift does not save a pinned
+/// register).
 pub fn pin_window(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> Value {
     let caller = b.ins().get_pinned_reg(I64);
     let base = b.ins().symbol_value(I64, state);
     let lo = b.ins().load(I64, rewriter_flags(), base, layout::LO);
-    b.ins().set_pinned_reg(lo);
+    let minus_lo = b.ins().ineg(lo);
+    b.ins().set_pinned_reg(minus_lo);
     caller
 }
 

@@ -1009,7 +1009,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let (sp, rax) = match entry {
             Entry::Inner => (params[INNER_SP], params[INNER_RAX]),
             Entry::Native { stack_words } => {
-                // Under SFI, R15 holds the window's low bound while the
+                // Under SFI, R15 holds minus the window's low bound while the
                 // driver runs (the checks read it there); the caller's value
                 // is given back at every return. Set before anything the
                 // checks cover, the frame root's load included.
