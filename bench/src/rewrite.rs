@@ -21,7 +21,8 @@ fn flags() -> impl Iterator<Item = &'static str> {
 pub struct KernelTiming {
     /// Kernel name.
     pub name: String,
-    /// Native time, ns: the median over processes of each one's best of 7.
+    /// Native time, ns: the median over processes (three in each of four code
+    /// layouts) of each one's best of 7 runs.
     pub native_ns: u64,
     /// Rewritten time, ns (the same way).
     pub rewritten_ns: u64,
@@ -85,8 +86,34 @@ fn c_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// Processes per kernel and variant (the median is reported).
-const ROUNDS: usize = 5;
+/// Processes per kernel, variant and code layout (the median over all of a
+/// variant's processes is reported).
+const ROUNDS: usize = 3;
+
+/// Code layouts every variant is timed in: the kernel object's text starts
+/// this many bytes past a 64-byte boundary. Where a hot loop falls relative
+/// to the 64-byte fetch and op-cache lines moves a short kernel by up to 40%
+/// on its own (the `hash` kernel's probe loop, identical in `none` and `sfi`,
+/// ran 1.39x slower in one link than in the other); timing each variant in
+/// the same four placements measures the code, not where the linker put it.
+const LAYOUTS: [usize; 4] = [0, 16, 32, 48];
+
+/// An object whose text, 64-byte aligned, is `64 + shift` bytes long:
+/// linked right before a kernel object (16-byte aligned text), it starts
+/// that object `shift` bytes past a 64-byte boundary.
+fn pad_object(dir: &Path, shift: usize) -> Result<PathBuf> {
+    let src = dir.join(format!("pad{shift}.s"));
+    std::fs::write(
+        &src,
+        format!(
+            ".text\n.p2align 6\nnooks_bench_pad{shift}:\n.skip {}, 0x90\n.section .note.GNU-stack,\"\",@progbits\n",
+            64 + shift
+        ),
+    )?;
+    let obj = dir.join(format!("pad{shift}.o"));
+    run(Command::new("as").arg(&src).arg("-o").arg(&obj))?;
+    Ok(obj)
+}
 
 /// Runs the benchmark; `iters` scales the host kernels.
 pub fn measure(iters: u64) -> Result<RewriteReport> {
@@ -138,6 +165,10 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
         .arg(kernels_dir.join("timer_main.c"))
         .arg("-o")
         .arg(&timer))?;
+    let pads = LAYOUTS
+        .iter()
+        .map(|&shift| Ok((shift, pad_object(&dir, shift)?)))
+        .collect::<Result<Vec<_>>>()?;
     let mut kernels = Vec::new();
     for src in c_files(&kernels_dir)? {
         let name = src.file_stem().unwrap().to_string_lossy().into_owned();
@@ -166,39 +197,42 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
         let r = rewrite(&std::fs::read(&obj)?, &sfi_opts)
             .map_err(|e| anyhow::anyhow!("{name} (sfi): {e}"))?;
         std::fs::write(&sfi, &r.object)?;
-        let mut exes = Vec::new();
-        for (o, tag) in [(&obj, "native"), (&rw, "rewritten"), (&sfi, "sfi")] {
-            let exe = dir.join(format!("{name}.{tag}"));
-            let mut link = Command::new("gcc");
-            link.arg("-no-pie").arg(&timer).arg(o);
-            if let Some(s) = &shim {
-                // The driver's module plumbing (probe, request_irq...) is never called here.
-                link.arg(s).arg("-Wl,--unresolved-symbols=ignore-all");
-            }
-            run(link.arg("-o").arg(&exe))?;
-            exes.push(exe);
-        }
-        // Rounds of the three, interleaved, so that a slow spell of the
-        // machine falls on all of them; each round is one process's best of 7
-        // runs, and the median round is reported (a process's own layout —
-        // its stack, its heap — moves a kernel this short by several percent).
+        // Every variant in every layout, timed in rounds interleaved across
+        // variants, so that a slow spell of the machine falls on all of
+        // them; each round is one process's best of 7 runs (a process's own
+        // layout — its stack, its heap — moves a kernel this short by several
+        // percent too).
         let mut rounds: [Vec<u64>; 3] = Default::default();
         let mut checks: [String; 3] = Default::default();
-        for _ in 0..ROUNDS {
-            for (k, exe) in exes.iter().enumerate() {
-                let out = Command::new(exe)
-                    .arg(iters.to_string())
-                    .arg("7")
-                    .output()
-                    .with_context(|| format!("running {}", exe.display()))?;
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                let mut parts = text.split_whitespace();
-                let ns: u64 = parts
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .context("kernel timing output")?;
-                rounds[k].push(ns);
-                checks[k] = parts.next().unwrap_or("").to_string();
+        for (shift, pad) in &pads {
+            let mut exes = Vec::new();
+            for (o, tag) in [(&obj, "native"), (&rw, "rewritten"), (&sfi, "sfi")] {
+                let exe = dir.join(format!("{name}.{tag}{}", layout_suffix(*shift)));
+                let mut link = Command::new("gcc");
+                link.arg("-no-pie").arg(&timer).arg(pad).arg(o);
+                if let Some(s) = &shim {
+                    // The driver's module plumbing (probe, request_irq...) is never called here.
+                    link.arg(s).arg("-Wl,--unresolved-symbols=ignore-all");
+                }
+                run(link.arg("-o").arg(&exe))?;
+                exes.push(exe);
+            }
+            for _ in 0..ROUNDS {
+                for (k, exe) in exes.iter().enumerate() {
+                    let out = Command::new(exe)
+                        .arg(iters.to_string())
+                        .arg("7")
+                        .output()
+                        .with_context(|| format!("running {}", exe.display()))?;
+                    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    let mut parts = text.split_whitespace();
+                    let ns: u64 = parts
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .context("kernel timing output")?;
+                    rounds[k].push(ns);
+                    checks[k] = parts.next().unwrap_or("").to_string();
+                }
             }
         }
         let times: Vec<(u64, String)> = rounds
@@ -238,6 +272,16 @@ pub fn measure(iters: u64) -> Result<RewriteReport> {
         e1000_text,
         kernels,
     })
+}
+
+/// The executable name's suffix for a layout: none for the first, so the
+/// plain `<kernel>.<variant>` files stay there for profiling.
+fn layout_suffix(shift: usize) -> String {
+    if shift == LAYOUTS[0] {
+        String::new()
+    } else {
+        format!(".at{shift}")
+    }
 }
 
 /// Prints the report as a table; returns it as JSON.
