@@ -742,6 +742,10 @@ pub fn entry_state(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> Value
 /// were at entry: one compare on the way out; which one changed is sorted
 /// out on the cold path.
 pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry: Value) {
+    // A global value of its own: its address is one `lea` here, where the
+    // entry's would be kept (spilled) across the whole function.
+    let data = b.func.global_values[state].clone();
+    let state = b.func.create_global_value(data);
     let now = entry_state(b, state);
     let bad = b.ins().icmp(IntCC::NotEqual, now, at_entry);
     let fail = b.create_block();
