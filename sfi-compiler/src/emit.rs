@@ -492,17 +492,24 @@ fn compile_body(
             }
             _ => true,
         };
-        out.stats.checks += crate::instrument::instrument(
+        let checks = crate::instrument::instrument(
             &mut ctx.func,
             module,
             rt,
             own,
             kept.then_some(frame_root),
         )?;
-        // The checks changed the control flow the optimiser recorded.
-        ctx.compute_cfg();
-        ctx.compute_domtree();
+        if checks == 0 {
+            crate::instrument::drop_unused_pin(&mut ctx.func, module, rt);
+        }
+        out.stats.checks += checks;
     }
+    // What a dropped pin or invariant check left unused (Cranelift keeps
+    // loads it does not need).
+    crate::instrument::drop_dead_code(&mut ctx.func);
+    // The checks changed the control flow the optimiser recorded.
+    ctx.compute_cfg();
+    ctx.compute_domtree();
     let srclocs = define(module, ctx, id, &f.name, opts, out)?;
     let input = env.input;
     let mut rows: Vec<(u64, String, u64)> = Vec::new();

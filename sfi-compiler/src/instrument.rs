@@ -730,18 +730,116 @@ pub fn pin_window(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> Value 
     caller
 }
 
+/// Takes [`pin_window`]'s work out of a natively entered function that does
+/// not need it: one with no store check of its own that calls nothing of
+/// the object's but through its checked entries (a getter such as
+/// `ndo_get_stats` then costs what it costs without SFI). Whether a direct
+/// callee defined in the object relies on R15 is not looked at: any such
+/// call keeps the pin.
+pub fn drop_unused_pin<M: Module>(func: &mut ir::Function, module: &M, rt: &Runtime) {
+    let mut pins = Vec::new();
+    for block in func.layout.blocks() {
+        for inst in func.layout.block_insts(block) {
+            match func.dfg.insts[inst] {
+                InstructionData::NullAry {
+                    opcode: ir::Opcode::GetPinnedReg,
+                }
+                | InstructionData::Unary {
+                    opcode: ir::Opcode::SetPinnedReg,
+                    ..
+                } => pins.push(inst),
+                InstructionData::Call { func_ref, .. } => {
+                    let own = match func.dfg.ext_funcs[func_ref].name {
+                        ir::ExternalName::User(name) => {
+                            let id = FuncId::from_u32(func.params.user_named_funcs()[name].index);
+                            id != rt.check_call
+                                && id != rt.slow
+                                && module.declarations().get_function_decl(id).linkage
+                                    != cranelift_module::Linkage::Import
+                        }
+                        _ => true,
+                    };
+                    if own {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for inst in pins {
+        func.layout.remove_inst(inst);
+    }
+    drop_dead_code(func);
+}
+
+/// Removes what nothing uses any more once a pin or an invariant check is
+/// gone: pure instructions and the rewriter's own loads (`notrap`, of the
+/// runtime state and the published stack pointer), which Cranelift keeps
+/// because a load is not pure to it.
+pub fn drop_dead_code(func: &mut ir::Function) {
+    loop {
+        let mut used = std::collections::HashSet::new();
+        for block in func.layout.blocks() {
+            for inst in func.layout.block_insts(block) {
+                used.extend(func.dfg.inst_values(inst));
+            }
+        }
+        let mut dead = Vec::new();
+        for block in func.layout.blocks() {
+            for inst in func.layout.block_insts(block) {
+                let results = func.dfg.inst_results(inst);
+                if results.is_empty() || results.iter().any(|r| used.contains(r)) {
+                    continue;
+                }
+                let op = func.dfg.insts[inst].opcode();
+                let removable = match func.dfg.insts[inst] {
+                    InstructionData::Load { flags, .. } => func.dfg.mem_flags[flags].notrap(),
+                    _ => {
+                        !(op.can_load()
+                            || op.can_store()
+                            || op.can_trap()
+                            || op.other_side_effects()
+                            || op.is_call()
+                            || op.is_terminator()
+                            || op.is_branch())
+                    }
+                };
+                if removable {
+                    dead.push(inst);
+                }
+            }
+        }
+        if dead.is_empty() {
+            return;
+        }
+        for inst in dead {
+            func.layout.remove_inst(inst);
+        }
+    }
+}
+
 /// The entry invariants (the virtual interrupt flag and the lock count, one
 /// 64-bit word of the state) as they are now: a native entry reads them at
 /// entry and passes them to [`check_after`] at every return.
 pub fn entry_state(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> Value {
     let base = b.ins().symbol_value(I64, state);
-    b.ins().load(I64, flags(), base, layout::INVARIANTS)
+    // The state is always mapped: a load that cannot trap, which the
+    // optimiser drops when the check using it goes (see `check_after`).
+    b.ins()
+        .load(I64, rewriter_flags(), base, layout::INVARIANTS)
 }
 
 /// Traps unless the lock count and the virtual interrupt flag are what they
 /// were at entry: one compare on the way out; which one changed is sorted
-/// out on the cold path.
-pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry: Value) {
+/// out on the cold path. Returns the compare's branch and the block it
+/// continues in, so a body that provably changes neither can drop the check
+/// (`Lifter::lift`).
+pub fn check_after(
+    b: &mut FunctionBuilder<'_>,
+    state: ir::GlobalValue,
+    at_entry: Value,
+) -> (ir::Inst, ir::Block) {
     // A global value of its own: its address is one `lea` here, where the
     // entry's would be kept (spilled) across the whole function.
     let data = b.func.global_values[state].clone();
@@ -750,7 +848,7 @@ pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry
     let bad = b.ins().icmp(IntCC::NotEqual, now, at_entry);
     let fail = b.create_block();
     let cont = b.create_block();
-    b.ins().brif(bad, fail, &[], cont, &[]);
+    let branch = b.ins().brif(bad, fail, &[], cont, &[]);
     b.set_cold_block(fail);
     b.switch_to_block(fail);
     b.seal_block(fail);
@@ -776,4 +874,5 @@ pub fn check_after(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue, at_entry
     }
     b.switch_to_block(cont);
     b.seal_block(cont);
+    (branch, cont)
 }

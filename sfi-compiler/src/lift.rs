@@ -106,6 +106,10 @@ pub struct Lifter<'a, 'b, M: Module> {
     pub stores: usize,
     /// For a body entered from native code: what its returns restore.
     native: Option<NativeFrame>,
+    /// Its returns' invariant checks (the branch, and where it continues).
+    invariant_checks: Vec<(ir::Inst, Block)>,
+    /// Whether it writes the virtual interrupt flag (`cli`, `sti`, `popf`).
+    writes_vif: bool,
 }
 
 /// What lifting a body gave besides the body.
@@ -290,6 +294,8 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             pops: Vec::new(),
             stores: 0,
             native: None,
+            invariant_checks: Vec::new(),
+            writes_vif: false,
         }
     }
 
@@ -946,7 +952,8 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             self.b.ins().store(flags, frame.esp0, esp_addr, 0);
             if let (Some(rt), Some((at_entry, pinned))) = (self.env.sfi, frame.sfi) {
                 let gv = self.data_gv(rt.state);
-                crate::instrument::check_after(&mut self.b, gv, at_entry);
+                let check = crate::instrument::check_after(&mut self.b, gv, at_entry);
+                self.invariant_checks.push(check);
                 self.b.ins().set_pinned_reg(pinned);
             }
         }
@@ -1019,7 +1026,10 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                 });
                 let gv = self.data_gv(self.env.esp);
                 let esp_addr = self.b.ins().symbol_value(I64, gv);
-                let esp0 = self.b.ins().load(I64, mem(), esp_addr, 0);
+                let esp0 = self
+                    .b
+                    .ins()
+                    .load(I64, crate::instrument::rewriter_flags(), esp_addr, 0);
                 // Published stack pointers are those of calls, 16-byte
                 // aligned already (the driver flags keep gcc's default
                 // boundary): no `and` hides the frame's root from the checks.
@@ -1090,11 +1100,38 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             self.b.ins().trap(TrapCode::unwrap_user(1));
         }
         self.b.seal_all_blocks();
+        self.drop_unneeded_invariant_checks();
         self.drop_dead_stack_traffic();
         let stores = self.stores;
         let config = self.module.isa().frontend_config();
         self.b.finalize(config);
         Ok(Lifted { stores, frame_root })
+    }
+
+    /// A natively entered body that calls nothing and writes no interrupt
+    /// flag cannot change the lock count or the virtual interrupt flag (an
+    /// interrupt that runs driver code in between returns them as it found
+    /// them, or faults): its returns skip their invariant checks (a getter
+    /// such as `ndo_get_stats` then costs what it costs without SFI).
+    fn drop_unneeded_invariant_checks(&mut self) {
+        if self.writes_vif || self.invariant_checks.is_empty() {
+            return;
+        }
+        let func = &*self.b.func;
+        let calls = func.layout.blocks().any(|b| {
+            func.layout
+                .block_insts(b)
+                .any(|i| func.dfg.insts[i].opcode().is_call())
+        });
+        if calls {
+            return;
+        }
+        for (branch, cont) in std::mem::take(&mut self.invariant_checks) {
+            use cranelift_codegen::cursor::{Cursor, FuncCursor};
+            let mut c = FuncCursor::new(self.b.func).at_inst(branch);
+            c.remove_inst();
+            c.ins().jump(cont, &[]);
+        }
     }
 
     /// Removes a prologue's and an epilogue's saving and restoring of the
@@ -1805,6 +1842,7 @@ impl<M: Module> Lifter<'_, '_, M> {
         ];
         match insn.instr.mnemonic() {
             Mnemonic::Cli | Mnemonic::Sti => {
+                self.writes_vif = true;
                 let v = self
                     .b
                     .ins()
@@ -1829,6 +1867,7 @@ impl<M: Module> Lifter<'_, '_, M> {
                 self.push(word);
             }
             _ => {
+                self.writes_vif = true;
                 let word = self.pop();
                 for (var, bit) in bits {
                     let f = self.b.ins().ushr_imm_u(word, bit);

@@ -385,3 +385,44 @@ fn a_store_the_next_iteration_reads_survives_a_store_after_the_loop() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "75", "{name}");
     }
 }
+
+/// Under SFI, a natively entered function points R15 at its window (and
+/// gives the caller's back) only when something in it needs that: a getter
+/// that stores nothing and calls nothing of its own leaves R15 alone; one
+/// that stores keeps the pin.
+#[test]
+fn only_functions_that_check_stores_pin_r15() {
+    let d = dir("pin");
+    let src = write(
+        &d,
+        "pin.c",
+        "struct s { long a, b; };\n\
+         long *getter(struct s *p) { return &p->b; }\n\
+         void setter(struct s *p, long v) { p->b = v; }\n",
+    );
+    let obj = d.join("pin.o");
+    let o = nooks_cc()
+        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dis = |f: &str| {
+        let o = Command::new("objdump")
+            .args(["-d", "--no-show-raw-insn", &format!("--disassemble={f}")])
+            .arg(&obj)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (getter, setter) = (dis("getter"), dis("setter"));
+    assert!(
+        getter.contains("ret") && !getter.contains("r15"),
+        "{getter}"
+    );
+    assert!(
+        setter.contains(",%r15") && setter.contains("r15,"),
+        "{setter}"
+    );
+}
