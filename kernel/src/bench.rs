@@ -15,6 +15,13 @@
 //! - `rx`: eth1 receives a stream the host feeds into QEMU's hub (eth0 down):
 //!   the kernel prints `{"nooks":"rx-ready",...}` and the runner sends the
 //!   frames (see `nooks_bench::feed`).
+//!
+//! `feed=on` adds the `rx` runs; `only=rx` runs nothing else. The runner
+//! boots the two apart: a host feed needs idle guest time to pass at the
+//! host's pace (`-icount sleep=on`), which makes interrupt timing, and so
+//! how many frames each interrupt reaps, depend on the host; without it
+//! (`sleep=off`) every count of the other workloads is the same at every
+//! run.
 
 use crate::driver_api::abi::NetDevice;
 use crate::net::{self, NetError, skb};
@@ -201,6 +208,21 @@ fn receive_only(rx: *mut NetDevice, frames: u32, size: u32) -> (u32, u32, u32) {
 
 /// Runs every workload between eth0 and eth1 (both open, link up).
 pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
+    let cmdline = crate::cmdline();
+    let feed = crate::cmdline::get(cmdline, "feed") == Some("on");
+    if crate::cmdline::get(cmdline, "only") != Some("rx") {
+        run_local(tx, rx, frames);
+    } else if let Err(e) = net::close(rx) {
+        // Closed like after the local runs: the RX runs reopen it.
+        crate::error!("closing eth1 before the RX-only runs: {e:?}");
+    }
+    if feed {
+        run_rx(tx, rx, frames);
+    }
+}
+
+/// The workloads that need nothing from outside the guest; leaves eth1 closed.
+fn run_local(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
     let ops = 10_000;
     let m = Mark::now();
     let ok = (0..ops).all(|_| net::get_stats(tx).is_ok());
@@ -257,40 +279,42 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
             }
         }
     }
-    if crate::cmdline::get(crate::cmdline(), "feed") == Some("on") {
-        if let Err(e) = net::close(tx) {
-            crate::error!("closing eth0 for the RX-only runs: {e:?}");
+}
+
+/// RX-only runs on a host feed, with eth0 down and eth1 (closed) reopened.
+fn run_rx(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
+    if let Err(e) = net::close(tx) {
+        crate::error!("closing eth0 for the RX-only runs: {e:?}");
+    }
+    if let Err(e) = net::open(rx) {
+        crate::error!("reopening eth1 for the RX-only runs: {e:?}");
+        return;
+    }
+    let t0 = timer::millis();
+    while !net::carrier(rx) && timer::millis() - t0 < 2000 {
+        timer::idle();
+    }
+    // Let the freshly opened receiver settle before the feed starts.
+    let t1 = timer::millis();
+    while timer::millis() - t1 < 500 {
+        timer::idle();
+    }
+    // A short unmeasured feed first: QEMU translates the receive path
+    // on first use, slowly enough to overflow the ring.
+    let _ = receive_only(rx, 300, 1514);
+    for size in [64, 512, 1514] {
+        let m = Mark::now();
+        let (good, bad, lost) = receive_only(rx, frames, size);
+        if bad > 0 {
+            crate::warn!("rx {size}: {bad} frame(s) out of order or damaged");
         }
-        if let Err(e) = net::open(rx) {
-            crate::error!("reopening eth1 for the RX-only runs: {e:?}");
-            return;
-        }
-        let t0 = timer::millis();
-        while !net::carrier(rx) && timer::millis() - t0 < 2000 {
-            timer::idle();
-        }
-        // Let the freshly opened receiver settle before the feed starts.
-        let t1 = timer::millis();
-        while timer::millis() - t1 < 500 {
-            timer::idle();
-        }
-        // A short unmeasured feed first: QEMU translates the receive path
-        // on first use, slowly enough to overflow the ring.
-        let _ = receive_only(rx, 300, 1514);
-        for size in [64, 512, 1514] {
-            let m = Mark::now();
-            let (good, bad, lost) = receive_only(rx, frames, size);
-            if bad > 0 {
-                crate::warn!("rx {size}: {bad} frame(s) out of order or damaged");
-            }
-            report(
-                "rx",
-                size,
-                u64::from(good),
-                bad == 0 && good > 0,
-                u64::from(lost),
-                m,
-            );
-        }
+        report(
+            "rx",
+            size,
+            u64::from(good),
+            bad == 0 && good > 0,
+            u64::from(lost),
+            m,
+        );
     }
 }
