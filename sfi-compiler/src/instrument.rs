@@ -27,8 +27,9 @@
 //! checks allow can widen the window. By default the window is the whole
 //! address space, so an SFI object also links into host programs and behaves
 //! as the original (stores beyond the first `SPAN` bytes of the address
-//! space take the slow path, which accepts them). The kernel confines it at load time. Traps use distinct codes and
-//! `fault_kind` says which check failed.
+//! space take the slow path, which accepts them). The kernel confines it at
+//! load time. Traps use distinct codes and `fault_kind` says which check
+//! failed.
 
 use crate::error::{ErrorKind, Result, RewriteError};
 use cranelift_codegen::cursor::{Cursor, FuncCursor};
@@ -853,7 +854,8 @@ pub fn check_after(
     b.switch_to_block(fail);
     b.seal_block(fail);
     let base = b.ins().symbol_value(I64, state);
-    // The low half is the interrupt flag: if it is unchanged, the locks are not.
+    // The low half is the interrupt flag; if it is unchanged, the lock count
+    // is what changed.
     let vif_now = b.ins().ireduce(I32, now);
     let vif_then = b.ins().ireduce(I32, at_entry);
     let same_vif = b.ins().icmp(IntCC::Equal, vif_now, vif_then);

@@ -1044,13 +1044,10 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                         .ins()
                         .store(mem(), params[6 + k], area, (8 * k) as i32);
                 }
-                let sfi = match (self.env.sfi, pinned) {
-                    (Some(rt), Some(pinned)) => {
-                        let gv = self.data_gv(rt.state);
-                        Some((crate::instrument::entry_state(&mut self.b, gv), pinned))
-                    }
-                    _ => None,
-                };
+                let sfi = self.env.sfi.zip(pinned).map(|(rt, pinned)| {
+                    let gv = self.data_gv(rt.state);
+                    (crate::instrument::entry_state(&mut self.b, gv), pinned)
+                });
                 self.native = Some(NativeFrame { esp0, sfi });
                 // RAX: native callers pass nothing in it.
                 (area, self.b.ins().iconst(I64, 0))
