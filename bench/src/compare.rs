@@ -175,18 +175,13 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
             })
             .collect()
     });
-    // Each mechanism's two boots, as one list of records.
-    let mut boots = counted.into_iter();
-    let counted = subjects
-        .iter()
-        .map(|_| {
-            let (a, b) = (boots.next(), boots.next());
-            match (a, b) {
-                (Some(a), Some(b)) => Ok([a?, b?].concat()),
-                _ => bail!("a counted boot is missing"),
-            }
-        })
-        .collect::<Result<Vec<Vec<Value>>>>()?;
+    // Each mechanism's boots (in `parts` order), as one list of records.
+    let counted: Vec<Vec<Value>> = counted
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?
+        .chunks(parts.len())
+        .map(|boots| boots.concat())
+        .collect();
     step("counted boots (QEMU -icount): none, mmu, sfi");
     // Wall-clock boots one at a time: they measure (emulated) time.
     let mut wall = Vec::new();

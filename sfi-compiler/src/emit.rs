@@ -68,7 +68,7 @@ fn isa(isolation: Isolation) -> Result<isa::OwnedTargetIsa> {
     set(&mut flags, "is_pic", "false")?;
     set(&mut flags, "unwind_info", "false")?;
     set(&mut flags, "preserve_frame_pointers", "true")?;
-    // Under SFI, R15 holds the window's low bound (see `instrument`).
+    // Under SFI, R15 holds minus the window's low bound (see `instrument`).
     if isolation == Isolation::Sfi {
         set(&mut flags, "enable_pinned_reg", "true")?;
     }

@@ -768,10 +768,11 @@ pub fn drop_unused_pin<M: Module>(func: &mut ir::Function, module: &M, rt: &Runt
             }
         }
     }
+    // What fed the pin (the bound's load) goes with `drop_dead_code`, which
+    // `emit::compile_body` runs on every body.
     for inst in pins {
         func.layout.remove_inst(inst);
     }
-    drop_dead_code(func);
 }
 
 /// Removes what nothing uses any more once a pin or an invariant check is
