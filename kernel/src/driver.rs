@@ -219,10 +219,20 @@ pub fn load(
             addr: sa,
         },
     };
-    let image = nooks_loader::load(&object, &layout, &mut placement, &|name: &str| {
-        crate::driver_api::resolve_for(name, mechanism)
-    })
-    .map_err(DriverError::Load)?;
+    // Under SFI, the checks' bound is this copy's own: minus the writable
+    // part's lowest address, which `domain::finish` also gives the slow path.
+    let window_symbol = (mechanism == Mechanism::Sfi).then_some(da.wrapping_neg());
+    let image =
+        nooks_loader::load(
+            &object,
+            &layout,
+            &mut placement,
+            &|name: &str| match window_symbol {
+                Some(v) if name == nooks_policy::abi::WINDOW_SYMBOL => Some(v),
+                _ => crate::driver_api::resolve_for(name, mechanism),
+            },
+        )
+        .map_err(DriverError::Load)?;
     let init = image.symbol("init_module").ok_or(DriverError::NoInit)?;
     let text = (ta, ta + tsize);
     let sfi_state = image.symbol("__nooks_sfi");

@@ -141,6 +141,12 @@ pub fn load(
                 ),
                 None => None, // defined in a section that is not loaded
             },
+            // A weak absolute value is a default: the resolver's (the
+            // kernel's, as a strong definition in a link) wins. nooks-cc's
+            // window symbol is one (`nooks_policy::abi::WINDOW_SYMBOL`).
+            Definition::Absolute if sym.is_weak => {
+                Some(resolver.resolve(sym.name).unwrap_or(sym.value))
+            }
             Definition::Absolute => Some(sym.value),
             Definition::Common => layout.commons[i].map(|o| placement.data.addr.wrapping_add(o)),
             Definition::Undefined if sym.name.is_empty() => Some(0),

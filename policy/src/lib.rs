@@ -29,19 +29,26 @@ pub mod abi {
     /// its own, and the kernel places that area outside the window's writable
     /// part.
     pub const STATE_SECTION: &str = ".nooks.state";
+    /// The symbol whose value is minus the window's lowest writable address
+    /// (`-LO`): every store check's displacement is relocated against it, so
+    /// the bound is an immediate in each domain's copy of the code. A
+    /// sandboxed object defines it weak and absolute, 0; the kernel's loader
+    /// gives it the domain's value.
+    pub const WINDOW_SYMBOL: &str = "__nooks_window";
     /// The `abi` line of `.nooks` for these values.
-    pub const LINE: &str = "abi stack-args 12 estack 1048576 state 312 span 29360128";
+    pub const LINE: &str =
+        "abi stack-args 12 estack 1048576 state 312 span 29360128 window __nooks_window";
 
     /// The layout of a sandboxed object's runtime state, `__nooks_sfi`: byte
     /// offsets of its fields. The kernel sets the window (`LO`, `HI`) and
     /// maintains `LOCKS`; the rewritten code keeps `VIF` and records refused
     /// stores and calls.
     ///
-    /// The rewritten code keeps `-LO` in a register of its own (R15, which
-    /// natively entered code sets from here and gives back at return) and
-    /// compares against a constant: every window is [`state::SPAN`] bytes, so
-    /// a store's check is `lea off, [addr + r15]; cmp off, imm; jae` and
-    /// holds no other register across the function.
+    /// The rewritten code has `-LO` as a link-time constant
+    /// ([`WINDOW_SYMBOL`]) and compares against a constant: every window is
+    /// [`state::SPAN`] bytes, so a store's check is
+    /// `lea off, [addr - LO]; cmp off, imm; jae`, and holds no register
+    /// across the function. `LO` here serves the slow path, which must agree.
     pub mod state {
         /// Lowest writable address of the window.
         pub const LO: i32 = 0;
@@ -89,11 +96,12 @@ pub mod abi {
         #[test]
         fn line_matches_the_constants() {
             let want = alloc::format!(
-                "abi stack-args {} estack {} state {} span {}",
+                "abi stack-args {} estack {} state {} span {} window {}",
                 super::STACK_ARGS,
                 super::ESTACK_SIZE,
                 super::state::SIZE,
-                super::state::SPAN
+                super::state::SPAN,
+                super::WINDOW_SYMBOL
             );
             assert_eq!(super::LINE, want);
         }

@@ -33,6 +33,8 @@ pub struct Rewritten {
     pub asm: Vec<(String, String)>,
     /// Statistics.
     pub stats: Stats,
+    /// Where each function's window checks hold the placeholder (`window`).
+    window_sites: Vec<(FuncId, Vec<crate::window::Site>)>,
 }
 
 /// Counts for reports and benchmarks.
@@ -59,7 +61,7 @@ fn codegen(e: impl std::fmt::Display, function: &str) -> RewriteError {
     }
 }
 
-fn isa(isolation: Isolation) -> Result<isa::OwnedTargetIsa> {
+fn isa() -> Result<isa::OwnedTargetIsa> {
     let mut flags = settings::builder();
     let set = |f: &mut settings::Builder, k: &str, v: &str| {
         f.set(k, v).map_err(|e| codegen(e, "(settings)"))
@@ -68,10 +70,6 @@ fn isa(isolation: Isolation) -> Result<isa::OwnedTargetIsa> {
     set(&mut flags, "is_pic", "false")?;
     set(&mut flags, "unwind_info", "false")?;
     set(&mut flags, "preserve_frame_pointers", "true")?;
-    // Under SFI, R15 holds minus the window's low bound (see `instrument`).
-    if isolation == Isolation::Sfi {
-        set(&mut flags, "enable_pinned_reg", "true")?;
-    }
     let triple: target_lexicon::Triple = "x86_64-unknown-linux-gnu"
         .parse()
         .map_err(|e| codegen(e, "(triple)"))?;
@@ -83,7 +81,7 @@ fn isa(isolation: Isolation) -> Result<isa::OwnedTargetIsa> {
 
 /// Rewrites a parsed input.
 pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
-    let isa = isa(opts.isolation)?;
+    let isa = isa()?;
     let call_conv = isa.default_call_conv();
     let builder = ObjectBuilder::new(isa, "nooks-rewritten", default_libcall_names())
         .map_err(|e| codegen(e, "(object)"))?;
@@ -366,6 +364,13 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     }
 
     let mut product = module.finish();
+    if opts.isolation == Isolation::Sfi {
+        let window = crate::window::define_symbol(&mut product.object);
+        for (id, sites) in &out.window_sites {
+            let function = product.function_symbol(*id);
+            crate::window::relocate(&mut product.object, function, window, sites)?;
+        }
+    }
     // Aliases of functions: more names for the same native entry.
     for (&alias, &primary) in &alias_of {
         let Some((sid, _)) = product.functions[env.native[&primary]] else {
@@ -485,6 +490,7 @@ fn compile_body(
     optimize(ctx, module, &f.name)?;
     let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);
     if let Some(rt) = &env.sfi {
+        crate::window::check_clear(&ctx.func, &f.name)?;
         // The frame's root is a parameter or a load: the optimiser keeps it.
         let kept = match ctx.func.dfg.value_def(frame_root) {
             cranelift_codegen::ir::ValueDef::Result(inst, _) => {
@@ -499,13 +505,10 @@ fn compile_body(
             own,
             kept.then_some(frame_root),
         )?;
-        if checks == 0 {
-            crate::instrument::drop_unused_pin(&mut ctx.func, module, rt);
-        }
         out.stats.checks += checks;
     }
-    // What a dropped pin or invariant check left unused (Cranelift keeps
-    // loads it does not need).
+    // What a dropped invariant check left unused (Cranelift keeps loads it
+    // does not need).
     crate::instrument::drop_dead_code(&mut ctx.func);
     // The checks changed the control flow the optimiser recorded.
     ctx.compute_cfg();
@@ -553,6 +556,10 @@ fn define(
     let mut srclocs = Vec::new();
     let mut size = 0;
     if let Some(code) = ctx.compiled_code() {
+        let sites = crate::window::sites(code.code_buffer(), name)?;
+        if !sites.is_empty() {
+            out.window_sites.push((id, sites));
+        }
         size = code.code_buffer().len() as u64;
         out.stats.output_text += code.code_buffer().len();
         if let Some(asm) = &code.vcode {

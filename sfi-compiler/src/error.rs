@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Output(String),
     /// The policy forbids what the instruction does.
     Forbidden(String),
+    /// A constant so close to the window checks' placeholder (see `window`)
+    /// that the emitted code could not tell them apart.
+    PlaceholderClash(i64),
 }
 
 /// An error with its location in the input.
@@ -63,6 +66,10 @@ impl fmt::Display for RewriteError {
             ErrorKind::Codegen(s) => write!(f, "code generation failed: {s}")?,
             ErrorKind::Output(s) => write!(f, "writing the output failed: {s}")?,
             ErrorKind::Forbidden(s) => write!(f, "forbidden by the policy: {s}")?,
+            ErrorKind::PlaceholderClash(v) => write!(
+                f,
+                "the constant {v:#x} lies next to the window checks' placeholder (unsupported under sfi)"
+            )?,
         }
         if let Some(func) = &self.function {
             write!(f, " in {func}")?;

@@ -4,11 +4,11 @@
 //!
 //! - **Stores**: every store and atomic read-modify-write is covered by an
 //!   inline fast path that checks its range against the domain's writable
-//!   window: `off = addr - lo` must be below `SPAN - len + 1`. R15 is pinned
-//!   to `-lo` while the driver runs (set by every natively entered function,
-//!   given back at its return), and every window spans the ABI's constant
-//!   `SPAN`, so a check is `lea off, [addr + r15]; cmp off, imm; jae` — no
-//!   load, no register held for it across the function. Outside the window,
+//!   window: `off = addr - lo` must be below `SPAN - len + 1`. `-lo` is a
+//!   link-time constant (a relocation against the window symbol: see
+//!   [`crate::window`]), and every window spans the ABI's constant `SPAN`,
+//!   so a check is `lea off, [addr - lo]; cmp off, imm; jae` — no load, no
+//!   register held for it across the function. Outside the window,
 //!   an out-of-line slow path (cold, `preserve_all`) scans the byte-granular
 //!   grants wrappers make for the duration of a call; if none covers the
 //!   store, it records the address and traps. One check covers several
@@ -295,13 +295,13 @@ pub fn instrument<M: Module>(
     if checks == 0 {
         return Ok(0);
     }
-    // Each check adds minus the window's low bound from the pinned register
-    // (R15, set by every natively entered body: see `lift`) and compares
-    // against a constant: nothing is loaded or kept live for the checks.
+    // Each check adds minus the window's low bound, a link-time constant
+    // (`window`), and compares against a constant: nothing is loaded or kept
+    // live for the checks.
+    let state = module.declare_data_in_func(rt.state, func);
     let pos = FuncCursor::new(func).at_first_insertion_point(entry);
     // The frame's check goes at the function's start, before its own first
-    // instruction (a native body's root, `__nooks_esp`, is loaded after the
-    // pinned register is set).
+    // instruction.
     let at_start = pos.current_inst();
     for g in frame
         .iter()
@@ -350,8 +350,7 @@ pub fn instrument<M: Module>(
                 (c.ins().iadd_imm_s(sum, low + g.min), spread + g.end - g.min)
             }
         };
-        let minus_lo = c.ins().get_pinned_reg(I64);
-        let off = c.ins().iadd(start, minus_lo);
+        let off = window_offset(&mut c, start, state);
         // The bound is an immediate: every window spans `layout::SPAN` bytes.
         let lim = c.ins().iconst(I64, layout::limit(len.max(0) as u64) as i64);
         let ok = c.ins().icmp(IntCC::UnsignedLessThan, off, lim);
@@ -364,6 +363,54 @@ pub fn instrument<M: Module>(
         c.ins().jump(cont, &[]);
     }
     Ok(checks)
+}
+
+/// `start - lo`: `start` plus the window placeholder, which becomes a
+/// relocation against the window symbol (`window`). Cranelift folds the
+/// constants of a chain of additions into one: an address with no other
+/// term would have its check decided at compile time against the
+/// placeholder, and a large constant would carry the sum out of
+/// `window::sites`' reach. Such an address subtracts `lo` loaded from the
+/// state instead.
+fn window_offset(c: &mut FuncCursor<'_>, start: Value, state: ir::GlobalValue) -> Value {
+    /// The constants summed along `v`'s additions, and whether it has a
+    /// term that is not one; `None` past a depth the walk gives up at.
+    fn sum(func: &ir::Function, v: Value, depth: u32) -> Option<(i128, bool)> {
+        let ir::ValueDef::Result(inst, 0) = func.dfg.value_def(v) else {
+            return Some((0, true));
+        };
+        let both = |a, b, sign: i128| {
+            let (x, vx) = sum(func, a, depth + 1)?;
+            let (y, vy) = sum(func, b, depth + 1)?;
+            Some((x + sign * y, vx || vy))
+        };
+        match func.dfg.insts[inst] {
+            _ if depth > 12 => None,
+            InstructionData::UnaryImm {
+                opcode: ir::Opcode::Iconst,
+                imm,
+            } => Some((i128::from(imm.bits()), false)),
+            InstructionData::Binary {
+                opcode: ir::Opcode::Iadd,
+                args,
+            } => both(args[0], args[1], 1),
+            InstructionData::Binary {
+                opcode: ir::Opcode::Isub,
+                args,
+            } => both(args[0], args[1], -1),
+            _ => Some((0, true)),
+        }
+    }
+    match sum(c.func, start, 0) {
+        Some((k, true)) if k.unsigned_abs() < (crate::window::REACH / 2) as u128 => {
+            c.ins().iadd_imm_s(start, crate::window::PLACEHOLDER)
+        }
+        _ => {
+            let base = c.ins().symbol_value(I64, state);
+            let lo = c.ins().load(I64, rewriter_flags(), base, layout::LO);
+            c.ins().isub(start, lo)
+        }
+    }
 }
 
 /// The object's own writable sections and COMMON blocks, with their sizes:
@@ -717,66 +764,7 @@ fn emit_refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: Fau
     b.ins().trap(kind.trap());
 }
 
-/// Sets the pinned register (R15) to minus the window's low bound, as every
-/// natively entered function does first (a check's offset, `addr - lo`, is
-/// then one `lea`); returns the caller's value, which it gives back at
-/// return (R15 is callee-saved, and Cranelift does not save a pinned
-/// register).
-pub fn pin_window(b: &mut FunctionBuilder<'_>, state: ir::GlobalValue) -> Value {
-    let caller = b.ins().get_pinned_reg(I64);
-    let base = b.ins().symbol_value(I64, state);
-    let lo = b.ins().load(I64, rewriter_flags(), base, layout::LO);
-    let minus_lo = b.ins().ineg(lo);
-    b.ins().set_pinned_reg(minus_lo);
-    caller
-}
-
-/// Takes [`pin_window`]'s work out of a natively entered function that does
-/// not need it: one with no store check of its own that calls nothing of
-/// the object's but through its checked entries (a getter such as
-/// `ndo_get_stats` then costs what it costs without SFI). Whether a direct
-/// callee defined in the object relies on R15 is not looked at: any such
-/// call keeps the pin.
-pub fn drop_unused_pin<M: Module>(func: &mut ir::Function, module: &M, rt: &Runtime) {
-    let mut pins = Vec::new();
-    for block in func.layout.blocks() {
-        for inst in func.layout.block_insts(block) {
-            match func.dfg.insts[inst] {
-                InstructionData::NullAry {
-                    opcode: ir::Opcode::GetPinnedReg,
-                }
-                | InstructionData::Unary {
-                    opcode: ir::Opcode::SetPinnedReg,
-                    ..
-                } => pins.push(inst),
-                InstructionData::Call { func_ref, .. } => {
-                    let own = match func.dfg.ext_funcs[func_ref].name {
-                        ir::ExternalName::User(name) => {
-                            let id = FuncId::from_u32(func.params.user_named_funcs()[name].index);
-                            id != rt.check_call
-                                && id != rt.slow
-                                && module.declarations().get_function_decl(id).linkage
-                                    != cranelift_module::Linkage::Import
-                        }
-                        _ => true,
-                    };
-                    if own {
-                        return;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    // What fed the pin (the bound's load) goes with `drop_dead_code`, which
-    // `emit::compile_body` runs on every body.
-    for inst in pins {
-        func.layout.remove_inst(inst);
-    }
-}
-
-/// Removes what nothing uses any more once a pin or an invariant check is
-/// gone: pure instructions and the rewriter's own loads (`notrap`, of the
+/// Removes what nothing uses any more once an invariant check is gone: pure instructions and the rewriter's own loads (`notrap`, of the
 /// runtime state and the published stack pointer), which Cranelift keeps
 /// because a load is not pure to it.
 pub fn drop_dead_code(func: &mut ir::Function) {

@@ -7,7 +7,8 @@
 //! 2. [`decode`]: iced-x86 instructions and basic blocks per function;
 //! 3. [`lift`]: Cranelift IR, registers as Variables, the frame on an emulated stack;
 //! 4. [`instrument`]: the SFI pass (`--isolation sfi`);
-//! 5. [`emit`]: compile, carry data over, write the object.
+//! 5. [`emit`]: compile, carry data over, write the object ([`window`]: the
+//!    checks' window bound becomes a relocation).
 //!
 //! The output stays an ordinary relocatable object: each function keeps its
 //! name and a SysV signature (6 register and 12 stack words in, rax:rdx out),
@@ -36,6 +37,7 @@ pub mod loops;
 pub mod params;
 pub mod read;
 pub mod stack_args;
+pub mod window;
 
 pub use emit::{Rewritten, Stats};
 pub use error::{ErrorKind, Result, RewriteError};

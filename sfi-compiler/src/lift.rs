@@ -147,8 +147,8 @@ struct NativeFrame {
     /// `__nooks_esp` at entry.
     esp0: Value,
     /// Under SFI: the lock count and the virtual interrupt flag at entry (one
-    /// word), and the caller's R15, which the body gives back at return.
-    sfi: Option<(Value, Value)>,
+    /// word).
+    sfi: Option<Value>,
 }
 
 fn ty_of(bytes: usize) -> types::Type {
@@ -950,11 +950,10 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             let esp_addr = self.b.ins().symbol_value(I64, gv);
             let flags = crate::instrument::rewriter_flags();
             self.b.ins().store(flags, frame.esp0, esp_addr, 0);
-            if let (Some(rt), Some((at_entry, pinned))) = (self.env.sfi, frame.sfi) {
+            if let (Some(rt), Some(at_entry)) = (self.env.sfi, frame.sfi) {
                 let gv = self.data_gv(rt.state);
                 let check = crate::instrument::check_after(&mut self.b, gv, at_entry);
                 self.invariant_checks.push(check);
-                self.b.ins().set_pinned_reg(pinned);
             }
         }
         self.b.ins().return_(&[rax, rdx]);
@@ -1016,14 +1015,6 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         let (sp, rax) = match entry {
             Entry::Inner => (params[INNER_SP], params[INNER_RAX]),
             Entry::Native { stack_words } => {
-                // Under SFI, R15 holds minus the window's low bound while the
-                // driver runs (the checks read it there); the caller's value
-                // is given back at every return. Set before anything the
-                // checks cover, the frame root's load included.
-                let pinned = self.env.sfi.map(|rt| {
-                    let gv = self.data_gv(rt.state);
-                    crate::instrument::pin_window(&mut self.b, gv)
-                });
                 let gv = self.data_gv(self.env.esp);
                 let esp_addr = self.b.ins().symbol_value(I64, gv);
                 let esp0 = self
@@ -1044,9 +1035,9 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                         .ins()
                         .store(mem(), params[6 + k], area, (8 * k) as i32);
                 }
-                let sfi = self.env.sfi.zip(pinned).map(|(rt, pinned)| {
+                let sfi = self.env.sfi.map(|rt| {
                     let gv = self.data_gv(rt.state);
-                    (crate::instrument::entry_state(&mut self.b, gv), pinned)
+                    crate::instrument::entry_state(&mut self.b, gv)
                 });
                 self.native = Some(NativeFrame { esp0, sfi });
                 // RAX: native callers pass nothing in it.
@@ -2425,16 +2416,12 @@ pub fn native_entry<M: Module>(
     // the count of vector registers used: none).
     args.push(b.ins().iconst(I64, 0));
     let state = sfi.map(|id| module.declare_data_in_func(id, b.func));
-    let at_entry = state.map(|gv| {
-        let pinned = crate::instrument::pin_window(&mut b, gv);
-        (crate::instrument::entry_state(&mut b, gv), pinned)
-    });
+    let at_entry = state.map(|gv| crate::instrument::entry_state(&mut b, gv));
     let call = b.ins().call(fr, &args);
     let rs = b.inst_results(call).to_vec();
     b.ins().store(mem(), esp0, esp_addr, 0);
-    if let (Some(gv), Some((at_entry, pinned))) = (state, at_entry) {
+    if let (Some(gv), Some(at_entry)) = (state, at_entry) {
         crate::instrument::check_after(&mut b, gv, at_entry);
-        b.ins().set_pinned_reg(pinned);
     }
     b.ins().return_(&rs);
     b.finalize(module.isa().frontend_config());

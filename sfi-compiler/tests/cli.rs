@@ -386,21 +386,22 @@ fn a_store_the_next_iteration_reads_survives_a_store_after_the_loop() {
     }
 }
 
-/// Under SFI, a natively entered function points R15 at its window (and
-/// gives the caller's back) only when something in it needs that: a getter
-/// that stores nothing and calls nothing of its own leaves R15 alone; one
-/// that stores keeps the pin.
+/// Under SFI, a store's check carries the window's bound as a displacement
+/// relocated against the window symbol (no register holds it: R15 is the
+/// caller's); an address with no other term than a constant loads the bound
+/// instead (Cranelift would decide that check at compile time), and a body
+/// that computes with the placeholder itself is refused.
 #[test]
-fn only_functions_that_check_stores_pin_r15() {
-    let d = dir("pin");
+fn window_checks_are_relocated_against_the_window_symbol() {
+    let d = dir("window");
     let src = write(
         &d,
-        "pin.c",
+        "window.c",
         "struct s { long a, b; };\n\
          long *getter(struct s *p) { return &p->b; }\n\
          void setter(struct s *p, long v) { p->b = v; }\n",
     );
-    let obj = d.join("pin.o");
+    let obj = d.join("window.o");
     let o = nooks_cc()
         .args(["-c", "-O2", "--isolation", "sfi", "-o"])
         .arg(&obj)
@@ -410,7 +411,7 @@ fn only_functions_that_check_stores_pin_r15() {
     assert!(o.status.success(), "{}", stderr(&o));
     let dis = |f: &str| {
         let o = Command::new("objdump")
-            .args(["-d", "--no-show-raw-insn", &format!("--disassemble={f}")])
+            .args(["-dr", "--no-show-raw-insn", &format!("--disassemble={f}")])
             .arg(&obj)
             .output()
             .unwrap();
@@ -418,11 +419,63 @@ fn only_functions_that_check_stores_pin_r15() {
     };
     let (getter, setter) = (dis("getter"), dis("setter"));
     assert!(
-        getter.contains("ret") && !getter.contains("r15"),
+        getter.contains("ret") && !getter.contains("__nooks_window"),
         "{getter}"
     );
     assert!(
-        setter.contains(",%r15") && setter.contains("r15,"),
+        setter.contains("R_X86_64_32S\t__nooks_window+0x8") && !setter.contains("r15"),
         "{setter}"
     );
+    let syms = String::from_utf8_lossy(
+        &Command::new("readelf")
+            .arg("-s")
+            .arg(&obj)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        syms.lines()
+            .any(|l| l.contains("WEAK") && l.contains("ABS") && l.ends_with("__nooks_window")),
+        "{syms}"
+    );
+
+    let src = write(
+        &d,
+        "fixed.c",
+        "void fixed(long v) { *(volatile long *)0x1000 = v; }\n",
+    );
+    let fixed = d.join("fixed.o");
+    let o = nooks_cc()
+        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
+        .arg(&fixed)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dump = Command::new("objdump")
+        .args(["-dr", "--no-show-raw-insn"])
+        .arg(&fixed)
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("cmp    $0x1bffff9") && !dump.contains("__nooks_window"),
+        "{dump}"
+    );
+
+    let src = write(
+        &d,
+        "clash.c",
+        "long clash(long x) { return x * 0x4e570010; }\n",
+    );
+    let o = nooks_cc()
+        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
+        .arg(d.join("clash.o"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("placeholder"), "{}", stderr(&o));
 }

@@ -60,13 +60,16 @@ const MAIN: &str = r#"
 #include <unistd.h>
 struct sfi { unsigned long lo, hi; unsigned int vif, locks; unsigned long fault_addr, fault_kind, fault_site, ngrants, grants[16][2]; };
 extern struct sfi __nooks_sfi;
-/* What the kernel does when it sets a domain's window: every window spans
- * SPAN bytes (the checks compare against it), so a window that ends at `end`
- * starts SPAN bytes below (modulo 2^64, as the check computes: here, below
- * this program's data). Which of the program's arrays lie before `end` is
- * fixed by `struct arena`. */
+/* What the kernel does when it sets a domain's window. The checks' bound is
+ * fixed at link time: `__nooks_window` is minus the window's lowest address
+ * (this program is linked once per window, with --defsym; every window spans
+ * SPAN bytes, so one that ends at an array's end starts SPAN bytes below,
+ * modulo 2^64 as the check computes). The slow path reads the state, which
+ * must agree. Which of the program's arrays lie before the end is fixed by
+ * `struct arena`. */
 #define SPAN (28ul << 20)
-static void confine(unsigned long end) { __nooks_sfi.lo = end - SPAN; __nooks_sfi.hi = end; }
+extern char __nooks_window[];
+static void confine(void) { __nooks_sfi.lo = -(unsigned long)__nooks_window; __nooks_sfi.hi = __nooks_sfi.lo + SPAN; }
 static void open_window(void) { __nooks_sfi.lo = 0; __nooks_sfi.hi = ~0ul; }
 extern struct arena { long inside[4], outside[4], small[10]; } m;
 #define inside m.inside
@@ -88,15 +91,15 @@ int main(int argc, char **argv)
 	poke(&outside[0], 1);
 	if (!strcmp(what, "open")) { printf("open %ld %ld\n", peek(&outside[0]), call_own(21)); return 0; }
 	/* Confine the window to inside[]. */
-	confine((unsigned long)&inside[4]);
+	confine();
 	if (!strcmp(what, "inside")) { poke(&inside[2], 9); printf("inside %ld\n", inside[2]); return 0; }
 	if (!strcmp(what, "wild")) { poke(&outside[2], 9); printf("wild store went through\n"); return 0; }
 	/* A loop's stores, checked once before it: all inside, or one past the end. */
-	if (!strcmp(what, "loop")) { confine((unsigned long)&ring[64]); fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
-	if (!strcmp(what, "loop-ptr-over")) { confine((unsigned long)&ring[63]); fill_ptr(5); printf("overflow went through\n"); return 0; }
-	if (!strcmp(what, "loop-over")) { confine((unsigned long)&ring[63]); fill(5); printf("overflow went through\n"); return 0; }
+	if (!strcmp(what, "loop")) { confine(); fill(5); printf("filled %ld %ld\n", ring[0], ring[63]); return 0; }
+	if (!strcmp(what, "loop-ptr-over")) { confine(); fill_ptr(5); printf("overflow went through\n"); return 0; }
+	if (!strcmp(what, "loop-over")) { confine(); fill(5); printf("overflow went through\n"); return 0; }
 	/* A loop that may stop early keeps its checks inside: no trap for the end it never reaches. */
-	if (!strcmp(what, "loop-break")) { confine((unsigned long)&ring[63]); fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
+	if (!strcmp(what, "loop-break")) { confine(); fill_until(5); printf("stopped %ld %ld\n", ring[5], ring[6]); return 0; }
 	/* Stores the bounds analysis proves land in the object's own data carry
 	 * no check (the loader puts that data in the window; here it is not). */
 	if (!strcmp(what, "own-data")) { put_masked(21, 8); printf("own %ld\n", get_masked(5)); return 0; }
@@ -105,14 +108,14 @@ int main(int argc, char **argv)
 	/* The same, with the loop's bound in a second register of the outer loop
 	 * (bdst2 granted): checked once, before the loop, so nothing is stored. */
 	if (!strcmp(what, "linked") || !strcmp(what, "linked-over")) {
-		confine((unsigned long)&ring[strcmp(what, "linked") ? 63 : 64]);
+		confine();
 		__nooks_sfi.grants[0][0] = (unsigned long)&bdst2[0]; __nooks_sfi.grants[0][1] = (unsigned long)&bdst2[100]; __nooks_sfi.ngrants = 1;
 		shifted(3); printf("linked %ld %ld\n", ring[0], ring[63]); return 0;
 	}
 	/* A loop-invariant store's check, before the loop: inside the window it
 	 * passes; outside, it stops the loop before its first store. One the loop
 	 * may skip keeps its check inside, and stops where it is reached. */
-	if (!strcmp(what, "invariant")) { confine((unsigned long)&outside[4]); tally(&outside[2], 5); printf("tally %ld %ld\n", outside[2], outside[3]); return 0; }
+	if (!strcmp(what, "invariant")) { confine(); tally(&outside[2], 5); printf("tally %ld %ld\n", outside[2], outside[3]); return 0; }
 	if (!strcmp(what, "invariant-over")) { tally(&outside[2], 5); printf("tally went through\n"); return 0; }
 	if (!strcmp(what, "invariant-some")) { tally_some(&outside[2], 5); printf("tally went through\n"); return 0; }
 	if (!strcmp(what, "grant")) { __nooks_sfi.grants[0][0] = (unsigned long)&outside[2]; __nooks_sfi.grants[0][1] = (unsigned long)&outside[3]; __nooks_sfi.ngrants = 1; poke(&outside[2], 9); printf("granted %ld\n", outside[2]); return 0; }
@@ -125,7 +128,20 @@ int main(int argc, char **argv)
 }
 "#;
 
-fn build() -> PathBuf {
+/// The windows the scenarios run in: where each ends, a symbol and an
+/// offset (`None`: the object's default, a window from address 0 that
+/// `open_window` widens to everything through the slow path).
+const WINDOWS: [(&str, Option<(&str, u64)>); 5] = [
+    ("open", None),
+    ("inside", Some(("m", 0x20))),
+    ("outside", Some(("m", 0x40))),
+    ("ring63", Some(("ring", 0x1f8))),
+    ("ring64", Some(("ring", 0x200))),
+];
+
+/// Compiles the program once and links it once per window; returns the
+/// executables by window.
+fn build() -> std::collections::HashMap<&'static str, PathBuf> {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sfi");
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("prog.c"), PROG).unwrap();
@@ -140,17 +156,24 @@ fn build() -> PathBuf {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let exe = d.join("prog");
-    let st = Command::new("gcc")
-        .arg("-no-pie")
-        .arg(d.join("main.c"))
-        .arg(&obj)
-        .arg("-o")
-        .arg(&exe)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    exe
+    let mut exes = std::collections::HashMap::new();
+    for (name, end) in WINDOWS {
+        let exe = d.join(format!("prog-{name}"));
+        let mut link = Command::new("gcc");
+        link.arg("-no-pie").arg(d.join("main.c")).arg(&obj);
+        if let Some((symbol, offset)) = end {
+            // Minus the window's start, SPAN - (symbol + offset), with one
+            // subtraction (ld reads `a-b-c` as `a-(b-c)`).
+            link.arg(format!(
+                "-Wl,--defsym=__nooks_window={:#x}-{symbol}",
+                nooks_policy::abi::state::SPAN - offset
+            ));
+        }
+        let st = link.arg("-o").arg(&exe).status().unwrap();
+        assert!(st.success());
+        exes.insert(name, exe);
+    }
+    exes
 }
 
 fn run(exe: &PathBuf, what: &str) -> (Option<i32>, String) {
@@ -163,60 +186,70 @@ fn run(exe: &PathBuf, what: &str) -> (Option<i32>, String) {
 
 #[test]
 fn checks_stop_exactly_what_they_should() {
+    // Each scenario runs in the window its link fixed (see `WINDOWS`).
     let exe = build();
     // The emulated stack is outside `inside[]`, so confinement tests only call
     // functions whose frames do not store to the emulated stack at -O2 (poke).
-    assert_eq!(run(&exe, "open"), (Some(0), "open 1 42".into()));
-    assert_eq!(run(&exe, "inside"), (Some(0), "inside 9".into()));
+    assert_eq!(run(&exe["open"], "open"), (Some(0), "open 1 42".into()));
+    assert_eq!(run(&exe["inside"], "inside"), (Some(0), "inside 9".into()));
     assert_eq!(
-        run(&exe, "wild"),
+        run(&exe["inside"], "wild"),
         (Some(42), "trap kind=1 addr_ok=1 ring=0".into())
     );
-    assert_eq!(run(&exe, "grant"), (Some(0), "granted 9".into()));
-    assert_eq!(run(&exe, "own-data"), (Some(0), "own 8".into()));
+    assert_eq!(run(&exe["inside"], "grant"), (Some(0), "granted 9".into()));
+    assert_eq!(run(&exe["inside"], "own-data"), (Some(0), "own 8".into()));
     assert_eq!(
-        run(&exe, "own-data-over"),
+        run(&exe["inside"], "own-data-over"),
         (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
     );
-    assert_eq!(run(&exe, "loop"), (Some(0), "filled 5 68".into()));
-    assert_eq!(run(&exe, "invariant"), (Some(0), "tally 5 10".into()));
+    assert_eq!(run(&exe["ring64"], "loop"), (Some(0), "filled 5 68".into()));
     assert_eq!(
-        run(&exe, "invariant-over"),
+        run(&exe["outside"], "invariant"),
+        (Some(0), "tally 5 10".into())
+    );
+    assert_eq!(
+        run(&exe["inside"], "invariant-over"),
         (Some(42), "trap kind=1 addr_ok=1 ring=0".into())
     );
     assert_eq!(
-        run(&exe, "invariant-some"),
+        run(&exe["inside"], "invariant-some"),
         (Some(42), "trap kind=1 addr_ok=1 ring=1".into())
     );
-    assert_eq!(run(&exe, "loop-break"), (Some(0), "stopped 5 0".into()));
-    assert_eq!(run(&exe, "linked"), (Some(0), "linked 1 1".into()));
     assert_eq!(
-        run(&exe, "linked-over"),
+        run(&exe["ring63"], "loop-break"),
+        (Some(0), "stopped 5 0".into())
+    );
+    assert_eq!(
+        run(&exe["ring64"], "linked"),
+        (Some(0), "linked 1 1".into())
+    );
+    assert_eq!(
+        run(&exe["ring63"], "linked-over"),
         (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
     );
     // The loop's one check runs before the loop: nothing was stored.
     assert_eq!(
-        run(&exe, "loop-ptr-over"),
+        run(&exe["ring63"], "loop-ptr-over"),
         (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
     );
     assert_eq!(
-        run(&exe, "loop-over"),
+        run(&exe["ring63"], "loop-over"),
         (Some(42), "trap kind=1 addr_ok=0 ring=0".into())
     );
     assert_eq!(
-        run(&exe, "lock"),
+        run(&exe["inside"], "lock"),
         (Some(42), "trap kind=2 addr_ok=0 ring=0".into())
     );
     assert_eq!(
-        run(&exe, "irq"),
+        run(&exe["inside"], "irq"),
         (Some(42), "trap kind=3 addr_ok=0 ring=0".into())
     );
     assert_eq!(
-        run(&exe, "irq-balanced"),
+        run(&exe["inside"], "irq-balanced"),
         (Some(0), "balanced 7 vif=1".into())
     );
     assert_eq!(
-        run(&exe, "forged"),
+        run(&exe["inside"], "forged"),
         (Some(42), "trap kind=4 addr_ok=0 ring=0".into())
     );
 }

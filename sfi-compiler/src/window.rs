@@ -1,0 +1,251 @@
+//! The window's low bound as a link-time constant.
+//!
+//! A store check computes `off = addr - lo` and compares it with an
+//! immediate (every window spans `SPAN` bytes). `lo` differs from domain to
+//! domain, but the kernel loads a copy of the object's code into each domain,
+//! so `-lo` is a link-time constant as well: the check is
+//! `lea off, [addr + (k - lo)]; cmp off, imm; jae`, its displacement
+//! relocated (`R_X86_64_32S`) against [`SYMBOL`], whose value is `-lo`.
+//! Nothing is loaded, no register is reserved for the bound, and Cranelift
+//! hoists a loop-invariant check like any other arithmetic.
+//!
+//! Cranelift has no relocated displacement, so a check adds [`PLACEHOLDER`]
+//! instead; after compiling, [`sites`] finds it in the machine code and
+//! [`relocate`] turns each site into a relocation (the field then holds the
+//! addend). The placeholder is a constant no driver computes with:
+//! [`check_clear`] refuses a body with a constant near it, and the
+//! instrumentation falls back to loading `lo` for an address whose constant
+//! part could carry the sum out of [`sites`]' reach.
+//!
+//! The object defines [`SYMBOL`] weak and absolute, 0 (a window from address
+//! 0, and by default the slow path accepts what lies beyond it), so it links
+//! into a host program as it is (without PIE: the relocations are absolute);
+//! the kernel's loader gives it each domain's value, as a link with
+//! `--defsym` does on the host.
+
+use crate::error::{ErrorKind, Result, RewriteError};
+use cranelift_codegen::ir::{self, InstructionData};
+use cranelift_object::object::write::{Object, Relocation, Symbol, SymbolId, SymbolSection};
+use cranelift_object::object::{RelocationFlags, SymbolFlags, SymbolKind, SymbolScope, elf};
+use iced_x86::{Decoder, DecoderOptions, OpKind};
+
+/// The symbol whose value is minus the window's lowest writable address.
+pub use nooks_policy::abi::WINDOW_SYMBOL as SYMBOL;
+
+/// What a check adds in place of `-lo` until the code is emitted.
+pub const PLACEHOLDER: i64 = 0x4e57_0000;
+
+/// How far from [`PLACEHOLDER`] a displacement or immediate still counts as
+/// a check's (`-lo` plus the constant part of the checked address).
+pub const REACH: i64 = 1 << 24;
+
+/// Whether `v` lies close enough to [`PLACEHOLDER`] to be mistaken for it
+/// (twice [`REACH`]: a sum of such a constant and a check's would be).
+fn near(v: i64) -> bool {
+    v.abs_diff(PLACEHOLDER) < 2 * REACH as u64
+}
+
+/// Refuses a lifted body that computes with a constant near the placeholder:
+/// its machine code could not be told apart from a check's.
+pub fn check_clear(func: &ir::Function, name: &str) -> Result<()> {
+    for block in func.layout.blocks() {
+        for inst in func.layout.block_insts(block) {
+            let v: i64 = match func.dfg.insts[inst] {
+                InstructionData::UnaryImm { imm, .. } => imm.bits(),
+                InstructionData::Load { offset, .. } | InstructionData::Store { offset, .. } => {
+                    offset.into()
+                }
+                _ => continue,
+            };
+            if near(v) {
+                return Err(RewriteError {
+                    function: Some(name.to_string()),
+                    ..RewriteError::new(ErrorKind::PlaceholderClash(v))
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A field of the machine code that holds `PLACEHOLDER + addend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Site {
+    /// Byte offset of the 4-byte field in the function's code.
+    pub offset: u32,
+    /// What the check adds to `-lo`.
+    pub addend: i32,
+    /// The field is zero-extended (`mov r32, imm32`), not sign-extended.
+    pub unsigned: bool,
+}
+
+/// Every field of `code` (one function's machine code) that holds the
+/// placeholder plus a check's constant.
+pub fn sites(code: &[u8], name: &str) -> Result<Vec<Site>> {
+    let fail = |what: String| RewriteError {
+        function: Some(name.to_string()),
+        ..RewriteError::new(ErrorKind::Codegen(what))
+    };
+    let mut found = Vec::new();
+    let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+    while decoder.can_decode() {
+        let insn = decoder.decode();
+        if insn.is_invalid() {
+            // Constant pools and padding after the code: nothing of ours.
+            continue;
+        }
+        let offsets = decoder.get_constant_offsets(&insn);
+        let at = insn.ip() as u32;
+        if offsets.has_displacement() && !insn.is_ip_rel_memory_operand() {
+            let disp = insn.memory_displacement64() as i64;
+            if disp.abs_diff(PLACEHOLDER) < REACH as u64 {
+                if offsets.displacement_size() != 4 {
+                    return Err(fail(format!(
+                        "window placeholder in a {}-byte displacement at {at:#x}",
+                        offsets.displacement_size()
+                    )));
+                }
+                found.push(Site {
+                    offset: at + offsets.displacement_offset() as u32,
+                    addend: (disp - PLACEHOLDER) as i32,
+                    unsigned: false,
+                });
+            }
+        }
+        if offsets.has_immediate() {
+            for op in 0..insn.op_count() {
+                let kind = insn.op_kind(op);
+                let (value, unsigned) = match kind {
+                    OpKind::Immediate32to64 => (insn.immediate(op) as i64, false),
+                    OpKind::Immediate32 => (i64::from(insn.immediate(op) as u32), true),
+                    OpKind::Immediate64 => (insn.immediate(op) as i64, false),
+                    _ => continue,
+                };
+                if value.abs_diff(PLACEHOLDER) >= REACH as u64 {
+                    continue;
+                }
+                if kind == OpKind::Immediate64 || offsets.immediate_size() != 4 {
+                    return Err(fail(format!(
+                        "window placeholder in an immediate nooks-cc cannot relocate at {at:#x}"
+                    )));
+                }
+                found.push(Site {
+                    offset: at + offsets.immediate_offset() as u32,
+                    addend: (value - PLACEHOLDER) as i32,
+                    unsigned,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Defines [`SYMBOL`] (weak, absolute, 0) in `object`.
+pub fn define_symbol(object: &mut Object<'_>) -> SymbolId {
+    object.add_symbol(Symbol {
+        name: SYMBOL.as_bytes().to_vec(),
+        value: 0,
+        size: 0,
+        kind: SymbolKind::Data,
+        scope: SymbolScope::Linkage,
+        weak: true,
+        section: SymbolSection::Absolute,
+        flags: SymbolFlags::None,
+    })
+}
+
+/// Turns the sites of the function defined by `function` into relocations
+/// against `window` ([`define_symbol`]'s), each field holding its addend.
+pub fn relocate(
+    object: &mut Object<'_>,
+    function: SymbolId,
+    window: SymbolId,
+    sites: &[Site],
+) -> Result<()> {
+    let f = object.symbol(function);
+    let (SymbolSection::Section(section), start) = (f.section, f.value) else {
+        return Err(RewriteError::new(ErrorKind::Output(
+            "a function with window checks has no section".into(),
+        )));
+    };
+    for s in sites {
+        let at = start + u64::from(s.offset);
+        let data = object.section_mut(section).data_mut();
+        let field = usize::try_from(at)
+            .ok()
+            .and_then(|at| data.get_mut(at..at + 4))
+            .ok_or_else(|| {
+                RewriteError::new(ErrorKind::Output("a window check beyond its code".into()))
+            })?;
+        field.copy_from_slice(&s.addend.to_le_bytes());
+        object
+            .add_relocation(
+                section,
+                Relocation {
+                    offset: at,
+                    symbol: window,
+                    addend: i64::from(s.addend),
+                    flags: RelocationFlags::Elf {
+                        r_type: if s.unsigned {
+                            elf::R_X86_64_32
+                        } else {
+                            elf::R_X86_64_32S
+                        },
+                    },
+                },
+            )
+            .map_err(|e| RewriteError::new(ErrorKind::Output(e.to_string())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_displacements_and_immediates() {
+        // lea rdi, [r14 + P + 0x38]; cmp rdi, 0x1bffff9; add rax, P - 8;
+        // mov ecx, P; lea rax, [rip + P] (RIP-relative: not a site)
+        let p = PLACEHOLDER as i32;
+        let mut code = vec![0x49, 0x8d, 0xbe];
+        code.extend((p + 0x38).to_le_bytes());
+        code.extend([0x48, 0x81, 0xff, 0xf9, 0xff, 0xbf, 0x01]);
+        code.extend([0x48, 0x05]);
+        code.extend((p - 8).to_le_bytes());
+        code.push(0xb9);
+        code.extend(p.to_le_bytes());
+        code.extend([0x48, 0x8d, 0x05]);
+        code.extend(p.to_le_bytes());
+        let s = sites(&code, "f").unwrap();
+        assert_eq!(
+            s,
+            vec![
+                Site {
+                    offset: 3,
+                    addend: 0x38,
+                    unsigned: false
+                },
+                Site {
+                    offset: 16,
+                    addend: -8,
+                    unsigned: false
+                },
+                Site {
+                    offset: 21,
+                    addend: 0,
+                    unsigned: true
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_a_short_displacement_or_a_64_bit_immediate() {
+        // movabs rax, P
+        let mut code = vec![0x48, 0xb8];
+        code.extend(PLACEHOLDER.to_le_bytes());
+        assert!(sites(&code, "f").is_err());
+        assert!(sites(&[0x48, 0x8d, 0x47, 0x38], "f").unwrap().is_empty());
+    }
+}
