@@ -348,7 +348,15 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             env.sfi.map(|r| r.state),
             stack_words,
         );
-        define(&mut module, &mut ctx, native_id, &f.name, opts, &mut out)?;
+        define(
+            &mut module,
+            &mut ctx,
+            native_id,
+            &f.name,
+            None,
+            opts,
+            &mut out,
+        )?;
     }
 
     define_data(&mut module, &env, estack)?;
@@ -489,8 +497,10 @@ fn compile_body(
     ctx.func = func;
     optimize(ctx, module, &f.name)?;
     let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);
+    let mut placeholder = None;
     if let Some(rt) = &env.sfi {
-        crate::window::check_clear(&ctx.func, &f.name)?;
+        let p = crate::window::placeholder(&ctx.func, &f.name)?;
+        placeholder = Some(p);
         // The frame's root is a parameter or a load: the optimiser keeps it.
         let kept = match ctx.func.dfg.value_def(frame_root) {
             cranelift_codegen::ir::ValueDef::Result(inst, _) => {
@@ -504,6 +514,7 @@ fn compile_body(
             rt,
             own,
             kept.then_some(frame_root),
+            p,
         )?;
         out.stats.checks += checks;
     }
@@ -513,7 +524,7 @@ fn compile_body(
     // The checks changed the control flow the optimiser recorded.
     ctx.compute_cfg();
     ctx.compute_domtree();
-    let srclocs = define(module, ctx, id, &f.name, opts, out)?;
+    let srclocs = define(module, ctx, id, &f.name, placeholder, opts, out)?;
     let input = env.input;
     let mut rows: Vec<(u64, String, u64)> = Vec::new();
     for (start, loc) in srclocs.0 {
@@ -536,12 +547,14 @@ fn compile_body(
 }
 
 /// Compiles and defines one function; returns its (code offset, source
-/// location) pairs and its code size.
+/// location) pairs and its code size. With the placeholder its window checks
+/// add, records where the code holds it (`window`).
 fn define(
     module: &mut ObjectModule,
     ctx: &mut Context,
     id: FuncId,
     name: &str,
+    placeholder: Option<i64>,
     opts: &Options,
     out: &mut Rewritten,
 ) -> Result<(Vec<(u64, u32)>, u64)> {
@@ -556,9 +569,11 @@ fn define(
     let mut srclocs = Vec::new();
     let mut size = 0;
     if let Some(code) = ctx.compiled_code() {
-        let sites = crate::window::sites(code.code_buffer(), name)?;
-        if !sites.is_empty() {
-            out.window_sites.push((id, sites));
+        if let Some(p) = placeholder {
+            let sites = crate::window::sites(code.code_buffer(), p, name)?;
+            if !sites.is_empty() {
+                out.window_sites.push((id, sites));
+            }
         }
         size = code.code_buffer().len() as u64;
         out.stats.output_text += code.code_buffer().len();

@@ -22,9 +22,9 @@ pub enum ErrorKind {
     Output(String),
     /// The policy forbids what the instruction does.
     Forbidden(String),
-    /// A constant so close to the window checks' placeholder (see `window`)
-    /// that the emitted code could not tell them apart.
-    PlaceholderClash(i64),
+    /// No placeholder for the window checks (see `window`) lies clear of the
+    /// body's constants (this many).
+    PlaceholderClash(usize),
 }
 
 /// An error with its location in the input.
@@ -66,9 +66,9 @@ impl fmt::Display for RewriteError {
             ErrorKind::Codegen(s) => write!(f, "code generation failed: {s}")?,
             ErrorKind::Output(s) => write!(f, "writing the output failed: {s}")?,
             ErrorKind::Forbidden(s) => write!(f, "forbidden by the policy: {s}")?,
-            ErrorKind::PlaceholderClash(v) => write!(
+            ErrorKind::PlaceholderClash(n) => write!(
                 f,
-                "the constant {v:#x} lies next to the window checks' placeholder (unsupported under sfi)"
+                "no placeholder for the window checks lies clear of the function's {n} constants (unsupported under sfi)"
             )?,
         }
         if let Some(func) = &self.function {

@@ -172,6 +172,7 @@ pub fn instrument<M: Module>(
     rt: &Runtime,
     own: &OwnData,
     frame_root: Option<Value>,
+    placeholder: i64,
 ) -> Result<usize> {
     let targets: Vec<Target> = func
         .layout
@@ -350,7 +351,7 @@ pub fn instrument<M: Module>(
                 (c.ins().iadd_imm_s(sum, low + g.min), spread + g.end - g.min)
             }
         };
-        let off = window_offset(&mut c, start, state);
+        let off = window_offset(&mut c, start, state, placeholder);
         // The bound is an immediate: every window spans `layout::SPAN` bytes.
         let lim = c.ins().iconst(I64, layout::limit(len.max(0) as u64) as i64);
         let ok = c.ins().icmp(IntCC::UnsignedLessThan, off, lim);
@@ -365,14 +366,19 @@ pub fn instrument<M: Module>(
     Ok(checks)
 }
 
-/// `start - lo`: `start` plus the window placeholder, which becomes a
+/// `start - lo`: `start` plus the window's placeholder, which becomes a
 /// relocation against the window symbol (`window`). Cranelift folds the
 /// constants of a chain of additions into one: an address with no other
 /// term would have its check decided at compile time against the
 /// placeholder, and a large constant would carry the sum out of
 /// `window::sites`' reach. Such an address subtracts `lo` loaded from the
 /// state instead.
-fn window_offset(c: &mut FuncCursor<'_>, start: Value, state: ir::GlobalValue) -> Value {
+fn window_offset(
+    c: &mut FuncCursor<'_>,
+    start: Value,
+    state: ir::GlobalValue,
+    placeholder: i64,
+) -> Value {
     /// The constants summed along `v`'s additions, and whether it has a
     /// term that is not one; `None` past a depth the walk gives up at.
     fn sum(func: &ir::Function, v: Value, depth: u32) -> Option<(i128, bool)> {
@@ -403,7 +409,7 @@ fn window_offset(c: &mut FuncCursor<'_>, start: Value, state: ir::GlobalValue) -
     }
     match sum(c.func, start, 0) {
         Some((k, true)) if k.unsigned_abs() < (crate::window::REACH / 2) as u128 => {
-            c.ins().iadd_imm_s(start, crate::window::PLACEHOLDER)
+            c.ins().iadd_imm_s(start, placeholder)
         }
         _ => {
             let base = c.ins().symbol_value(I64, state);

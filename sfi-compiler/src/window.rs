@@ -9,11 +9,11 @@
 //! Nothing is loaded, no register is reserved for the bound, and Cranelift
 //! hoists a loop-invariant check like any other arithmetic.
 //!
-//! Cranelift has no relocated displacement, so a check adds [`PLACEHOLDER`]
+//! Cranelift has no relocated displacement, so a check adds a placeholder
 //! instead; after compiling, [`sites`] finds it in the machine code and
 //! [`relocate`] turns each site into a relocation (the field then holds the
-//! addend). The placeholder is a constant no driver computes with:
-//! [`check_clear`] refuses a body with a constant near it, and the
+//! addend). The placeholder is a constant the body does not compute with:
+//! [`placeholder`] picks one clear of every constant in it, and the
 //! instrumentation falls back to loading `lo` for an address whose constant
 //! part could carry the sum out of [`sites`]' reach.
 //!
@@ -32,43 +32,46 @@ use iced_x86::{Decoder, DecoderOptions, OpKind};
 /// The symbol whose value is minus the window's lowest writable address.
 pub use nooks_policy::abi::WINDOW_SYMBOL as SYMBOL;
 
-/// What a check adds in place of `-lo` until the code is emitted.
-pub const PLACEHOLDER: i64 = 0x4e57_0000;
-
-/// How far from [`PLACEHOLDER`] a displacement or immediate still counts as
+/// How far from the placeholder a displacement or immediate still counts as
 /// a check's (`-lo` plus the constant part of the checked address).
-pub const REACH: i64 = 1 << 24;
+pub const REACH: i64 = 1 << 20;
 
-/// Whether `v` lies close enough to [`PLACEHOLDER`] to be mistaken for it
-/// (twice [`REACH`]: a sum of such a constant and a check's would be).
-fn near(v: i64) -> bool {
-    v.abs_diff(PLACEHOLDER) < 2 * REACH as u64
-}
+/// Where [`placeholder`] starts looking, and its step: every candidate, with
+/// its reach, is a positive 32-bit displacement.
+const FIRST: i64 = 0x4000_0000;
+const STEP: i64 = 4 * REACH;
 
-/// Refuses a lifted body that computes with a constant near the placeholder:
-/// its machine code could not be told apart from a check's.
-pub fn check_clear(func: &ir::Function, name: &str) -> Result<()> {
+/// What a check adds in place of `-lo` until the code is emitted: a
+/// constant at least twice [`REACH`] from every constant in the lifted body
+/// (a check's field then cannot be mistaken for anything else, nor the sum
+/// of one of those and a check's).
+pub fn placeholder(func: &ir::Function, name: &str) -> Result<i64> {
+    let mut constants = Vec::new();
     for block in func.layout.blocks() {
         for inst in func.layout.block_insts(block) {
-            let v: i64 = match func.dfg.insts[inst] {
-                InstructionData::UnaryImm { imm, .. } => imm.bits(),
+            match func.dfg.insts[inst] {
+                InstructionData::UnaryImm { imm, .. } => constants.push(imm.bits()),
                 InstructionData::Load { offset, .. } | InstructionData::Store { offset, .. } => {
-                    offset.into()
+                    constants.push(offset.into())
                 }
-                _ => continue,
-            };
-            if near(v) {
-                return Err(RewriteError {
-                    function: Some(name.to_string()),
-                    ..RewriteError::new(ErrorKind::PlaceholderClash(v))
-                });
+                _ => {}
             }
         }
     }
-    Ok(())
+    let mut p = FIRST;
+    while p + REACH < i64::from(i32::MAX) {
+        if constants.iter().all(|&c| c.abs_diff(p) >= 2 * REACH as u64) {
+            return Ok(p);
+        }
+        p += STEP;
+    }
+    Err(RewriteError {
+        function: Some(name.to_string()),
+        ..RewriteError::new(ErrorKind::PlaceholderClash(constants.len()))
+    })
 }
 
-/// A field of the machine code that holds `PLACEHOLDER + addend`.
+/// A field of the machine code that holds the placeholder plus an addend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Site {
     /// Byte offset of the 4-byte field in the function's code.
@@ -79,9 +82,9 @@ pub struct Site {
     pub unsigned: bool,
 }
 
-/// Every field of `code` (one function's machine code) that holds the
-/// placeholder plus a check's constant.
-pub fn sites(code: &[u8], name: &str) -> Result<Vec<Site>> {
+/// Every field of `code` (one function's machine code) that holds
+/// `placeholder` plus a check's constant.
+pub fn sites(code: &[u8], placeholder: i64, name: &str) -> Result<Vec<Site>> {
     let fail = |what: String| RewriteError {
         function: Some(name.to_string()),
         ..RewriteError::new(ErrorKind::Codegen(what))
@@ -98,7 +101,7 @@ pub fn sites(code: &[u8], name: &str) -> Result<Vec<Site>> {
         let at = insn.ip() as u32;
         if offsets.has_displacement() && !insn.is_ip_rel_memory_operand() {
             let disp = insn.memory_displacement64() as i64;
-            if disp.abs_diff(PLACEHOLDER) < REACH as u64 {
+            if disp.abs_diff(placeholder) < REACH as u64 {
                 if offsets.displacement_size() != 4 {
                     return Err(fail(format!(
                         "window placeholder in a {}-byte displacement at {at:#x}",
@@ -107,7 +110,7 @@ pub fn sites(code: &[u8], name: &str) -> Result<Vec<Site>> {
                 }
                 found.push(Site {
                     offset: at + offsets.displacement_offset() as u32,
-                    addend: (disp - PLACEHOLDER) as i32,
+                    addend: (disp - placeholder) as i32,
                     unsigned: false,
                 });
             }
@@ -121,7 +124,7 @@ pub fn sites(code: &[u8], name: &str) -> Result<Vec<Site>> {
                     OpKind::Immediate64 => (insn.immediate(op) as i64, false),
                     _ => continue,
                 };
-                if value.abs_diff(PLACEHOLDER) >= REACH as u64 {
+                if value.abs_diff(placeholder) >= REACH as u64 {
                     continue;
                 }
                 if kind == OpKind::Immediate64 || offsets.immediate_size() != 4 {
@@ -131,7 +134,7 @@ pub fn sites(code: &[u8], name: &str) -> Result<Vec<Site>> {
                 }
                 found.push(Site {
                     offset: at + offsets.immediate_offset() as u32,
-                    addend: (value - PLACEHOLDER) as i32,
+                    addend: (value - placeholder) as i32,
                     unsigned,
                 });
             }
@@ -207,7 +210,7 @@ mod tests {
     fn finds_displacements_and_immediates() {
         // lea rdi, [r14 + P + 0x38]; cmp rdi, 0x1bffff9; add rax, P - 8;
         // mov ecx, P; lea rax, [rip + P] (RIP-relative: not a site)
-        let p = PLACEHOLDER as i32;
+        let p = FIRST as i32;
         let mut code = vec![0x49, 0x8d, 0xbe];
         code.extend((p + 0x38).to_le_bytes());
         code.extend([0x48, 0x81, 0xff, 0xf9, 0xff, 0xbf, 0x01]);
@@ -217,7 +220,7 @@ mod tests {
         code.extend(p.to_le_bytes());
         code.extend([0x48, 0x8d, 0x05]);
         code.extend(p.to_le_bytes());
-        let s = sites(&code, "f").unwrap();
+        let s = sites(&code, FIRST, "f").unwrap();
         assert_eq!(
             s,
             vec![
@@ -244,8 +247,12 @@ mod tests {
     fn refuses_a_short_displacement_or_a_64_bit_immediate() {
         // movabs rax, P
         let mut code = vec![0x48, 0xb8];
-        code.extend(PLACEHOLDER.to_le_bytes());
-        assert!(sites(&code, "f").is_err());
-        assert!(sites(&[0x48, 0x8d, 0x47, 0x38], "f").unwrap().is_empty());
+        code.extend(FIRST.to_le_bytes());
+        assert!(sites(&code, FIRST, "f").is_err());
+        assert!(
+            sites(&[0x48, 0x8d, 0x47, 0x38], FIRST, "f")
+                .unwrap()
+                .is_empty()
+        );
     }
 }
