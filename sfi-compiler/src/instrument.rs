@@ -105,9 +105,6 @@ struct Target {
     /// The non-constant terms of the address, sorted: stores with the same
     /// terms differ by a constant.
     terms: Vec<Value>,
-    /// The store's address operand, and its constant part.
-    addr: Value,
-    addr_const: i64,
     /// The constant part of the address written (with the store's offset).
     offset: i64,
     size: u32,
@@ -137,8 +134,6 @@ fn store_target(func: &ir::Function, inst: ir::Inst) -> Option<Target> {
     Some(Target {
         inst,
         terms,
-        addr,
-        addr_const,
         offset: addr_const + extra,
         size,
     })
@@ -216,7 +211,7 @@ pub fn instrument<M: Module>(
                 first,
                 site: t.inst,
                 terms: t.terms.clone(),
-                base: Base::Anchor(root, 0),
+                base: Base::Terms,
                 min: t.offset,
                 end,
             });
@@ -286,7 +281,7 @@ pub fn instrument<M: Module>(
                 first: Some(t.inst),
                 site: t.inst,
                 terms: t.terms.clone(),
-                base: Base::Anchor(t.addr, t.addr_const),
+                base: Base::Terms,
                 min: t.offset,
                 end,
             }),
@@ -312,9 +307,14 @@ pub fn instrument<M: Module>(
     {
         let func = &mut *pos.func;
         // Earlier checks split blocks: find where the first store lives now.
-        let Some(split_at) = g.first.or(at_start) else {
+        let Some(mut split_at) = g.first.or(at_start) else {
             continue;
         };
+        // A block's check goes up past the loads and arithmetic before its
+        // first store (so a read-modify-write stays one instruction).
+        if g.first == Some(g.site) {
+            split_at = earliest(func, split_at, &g.terms);
+        }
         let Some(block) = func.layout.inst_block(split_at) else {
             continue;
         };
@@ -329,29 +329,20 @@ pub fn instrument<M: Module>(
         let srcloc = func.srcloc(g.site);
         let mut c = FuncCursor::new(func).at_bottom(block);
         c.set_srcloc(srcloc);
-        let (start, len) = match &g.base {
-            // The group's lowest address, from the first store's address.
-            Base::Anchor(anchor, offset) if g.min == *offset => (*anchor, g.end - g.min),
-            Base::Anchor(anchor, offset) => {
-                (c.ins().iadd_imm_s(*anchor, g.min - offset), g.end - g.min)
-            }
+        // The group's lowest address as terms and a constant (one constant:
+        // one `lea`, whatever value the store itself computed).
+        let (terms, k, len) = match &g.base {
+            Base::Terms => (g.terms.clone(), g.min, g.end - g.min),
             // A loop's: its invariant terms plus the lowest `scale * i`.
             Base::Sum(terms, base, low, spread) => {
-                let mut sum = match terms.first() {
-                    Some(&t) => t,
-                    None => c.ins().iconst(I64, 0),
-                };
-                for &t in terms.iter().skip(1) {
-                    sum = c.ins().iadd(sum, t);
-                }
+                let mut terms = terms.clone();
                 if let Some((b, scale)) = base {
-                    let scaled = c.ins().imul_imm_s(*b, *scale);
-                    sum = c.ins().iadd(sum, scaled);
+                    terms.push(c.ins().imul_imm_s(*b, *scale));
                 }
-                (c.ins().iadd_imm_s(sum, low + g.min), spread + g.end - g.min)
+                (terms, low + g.min, spread + g.end - g.min)
             }
         };
-        let off = window_offset(&mut c, start, state, placeholder);
+        let off = window_offset(&mut c, &terms, k, state, placeholder);
         // The bound is an immediate: every window spans `layout::SPAN` bytes.
         let lim = c.ins().iconst(I64, layout::limit(len.max(0) as u64) as i64);
         let ok = c.ins().icmp(IntCC::UnsignedLessThan, off, lim);
@@ -366,7 +357,37 @@ pub fn instrument<M: Module>(
     Ok(checks)
 }
 
-/// `start - lo`: `start` plus the window's placeholder, which becomes a
+/// The earliest instruction of `at`'s block that a check of an address
+/// made of `terms` can go before in place of `at`: up past loads and pure
+/// instructions, not past anything else (a call, a store, a trap: the check
+/// must come after what the program did before the store) nor past where a
+/// term is defined.
+fn earliest(func: &ir::Function, mut at: ir::Inst, terms: &[Value]) -> ir::Inst {
+    while let Some(prev) = func.layout.prev_inst(at) {
+        let op = func.dfg.insts[prev].opcode();
+        let load = op.can_load() && !op.can_store() && !op.is_call();
+        let pure = !(op.can_load()
+            || op.can_store()
+            || op.can_trap()
+            || op.is_call()
+            || op.is_branch()
+            || op.is_terminator()
+            || op.other_side_effects());
+        if !(load || pure)
+            || func
+                .dfg
+                .inst_results(prev)
+                .iter()
+                .any(|r| terms.contains(r))
+        {
+            break;
+        }
+        at = prev;
+    }
+    at
+}
+
+/// `sum(terms) + k - lo`: plus the window's placeholder, which becomes a
 /// relocation against the window symbol (`window`). Cranelift folds the
 /// constants of a chain of additions into one: an address with no other
 /// term would have its check decided at compile time against the
@@ -375,7 +396,8 @@ pub fn instrument<M: Module>(
 /// state instead.
 fn window_offset(
     c: &mut FuncCursor<'_>,
-    start: Value,
+    terms: &[Value],
+    k: i64,
     state: ir::GlobalValue,
     placeholder: i64,
 ) -> Value {
@@ -407,16 +429,26 @@ fn window_offset(
             _ => Some((0, true)),
         }
     }
-    match sum(c.func, start, 0) {
-        Some((k, true)) if k.unsigned_abs() < (crate::window::REACH / 2) as u128 => {
-            c.ins().iadd_imm_s(start, placeholder)
-        }
-        _ => {
-            let base = c.ins().symbol_value(I64, state);
-            let lo = c.ins().load(I64, rewriter_flags(), base, layout::LO);
-            c.ins().isub(start, lo)
-        }
+    let mut total = None;
+    for &t in terms {
+        total = Some(match total {
+            None => t,
+            Some(s) => c.ins().iadd(s, t),
+        });
     }
+    if let Some(t) = total
+        && let Some((hidden, true)) = sum(c.func, t, 0)
+        && (hidden + i128::from(k)).unsigned_abs() < (crate::window::REACH / 2) as u128
+    {
+        return c.ins().iadd_imm_s(t, k + placeholder);
+    }
+    let start = match total {
+        Some(t) => c.ins().iadd_imm_s(t, k),
+        None => c.ins().iconst(I64, k),
+    };
+    let base = c.ins().symbol_value(I64, state);
+    let lo = c.ins().load(I64, rewriter_flags(), base, layout::LO);
+    c.ins().isub(start, lo)
 }
 
 /// The object's own writable sections and COMMON blocks, with their sizes:
@@ -508,8 +540,8 @@ struct Group {
 
 /// How a group's check computes its lowest address.
 enum Base {
-    /// From an address value available at the check: `terms + offset`.
-    Anchor(Value, i64),
+    /// The group's terms plus its lowest offset.
+    Terms,
     /// A loop's stores, checked before the loop: the sum of the invariant
     /// terms and of `scale * base`, plus the lowest and the spread of
     /// `scale * i` beyond it.

@@ -491,3 +491,35 @@ fn window_checks_are_relocated_against_the_window_symbol() {
         "{dump}"
     );
 }
+
+/// A store's check goes up past the load that reads what the store writes
+/// back, so a counter update under SFI stays one read-modify-write
+/// instruction, as without SFI (the check between them would split it in
+/// three).
+#[test]
+fn a_read_modify_write_stays_one_instruction_under_sfi() {
+    let d = dir("rmw");
+    let src = write(
+        &d,
+        "rmw.c",
+        "struct st { long packets, bytes; };\n\
+         void count(struct st *s, long n) { s->packets++; s->bytes += n; }\n",
+    );
+    let obj = d.join("rmw.o");
+    let o = nooks_cc()
+        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dump = Command::new("objdump")
+        .args(["-d", "--no-show-raw-insn", "--disassemble=count"])
+        .arg(&obj)
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let rmw = |l: &str| l.contains("\tadd") && l.contains(",0x8(%") || l.contains("addq   $0x1,(%");
+    assert_eq!(dump.lines().filter(|l| rmw(l)).count(), 2, "{dump}");
+    assert!(dump.contains("cmp    $0x1bffff1"), "{dump}");
+}
