@@ -386,6 +386,28 @@ fn a_store_the_next_iteration_reads_survives_a_store_after_the_loop() {
     }
 }
 
+/// Compiles `text` (C) as `<name>.c` with `nooks-cc -O2 --isolation sfi`;
+/// returns the object and its disassembly with relocations (of `function`
+/// alone, if given).
+fn sfi_disassembly(d: &Path, name: &str, text: &str, function: Option<&str>) -> (PathBuf, String) {
+    let src = write(d, &format!("{name}.c"), text);
+    let obj = d.join(format!("{name}.o"));
+    let o = nooks_cc()
+        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut objdump = Command::new("objdump");
+    objdump.args(["-dr", "--no-show-raw-insn"]);
+    if let Some(f) = function {
+        objdump.arg(format!("--disassemble={f}"));
+    }
+    let o = objdump.arg(&obj).output().unwrap();
+    (obj, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
 /// Under SFI, a store's check carries the window's bound as a displacement
 /// relocated against the window symbol (no register holds it: R15 is the
 /// caller's); an address with no other term than a constant loads the bound
@@ -394,101 +416,45 @@ fn a_store_the_next_iteration_reads_survives_a_store_after_the_loop() {
 #[test]
 fn window_checks_are_relocated_against_the_window_symbol() {
     let d = dir("window");
-    let src = write(
-        &d,
-        "window.c",
-        "struct s { long a, b; };\n\
-         long *getter(struct s *p) { return &p->b; }\n\
-         void setter(struct s *p, long v) { p->b = v; }\n",
-    );
-    let obj = d.join("window.o");
-    let o = nooks_cc()
-        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
-        .arg(&obj)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let dis = |f: &str| {
-        let o = Command::new("objdump")
-            .args(["-dr", "--no-show-raw-insn", &format!("--disassemble={f}")])
-            .arg(&obj)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let (getter, setter) = (dis("getter"), dis("setter"));
+    let text = "struct s { long a, b; };\n\
+                long *getter(struct s *p) { return &p->b; }\n\
+                void setter(struct s *p, long v) { p->b = v; }\n";
+    let (obj, getter) = sfi_disassembly(&d, "getter", text, Some("getter"));
     assert!(
         getter.contains("ret") && !getter.contains("__nooks_window"),
         "{getter}"
     );
+    let (_, setter) = sfi_disassembly(&d, "setter", text, Some("setter"));
     assert!(
         setter.contains("R_X86_64_32S\t__nooks_window+0x8") && !setter.contains("r15"),
         "{setter}"
     );
-    let syms = String::from_utf8_lossy(
-        &Command::new("readelf")
-            .arg("-s")
-            .arg(&obj)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
+    let syms = Command::new("readelf")
+        .arg("-s")
+        .arg(&obj)
+        .output()
+        .unwrap();
+    let syms = String::from_utf8_lossy(&syms.stdout);
     assert!(
         syms.lines()
             .any(|l| l.contains("WEAK") && l.contains("ABS") && l.ends_with("__nooks_window")),
         "{syms}"
     );
 
-    let src = write(
-        &d,
-        "fixed.c",
-        "void fixed(long v) { *(volatile long *)0x1000 = v; }\n",
-    );
-    let fixed = d.join("fixed.o");
-    let o = nooks_cc()
-        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
-        .arg(&fixed)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let dump = Command::new("objdump")
-        .args(["-dr", "--no-show-raw-insn"])
-        .arg(&fixed)
-        .output()
-        .unwrap();
-    let dump = String::from_utf8_lossy(&dump.stdout);
+    let text = "void fixed(long v) { *(volatile long *)0x1000 = v; }\n";
+    let (_, fixed) = sfi_disassembly(&d, "fixed", text, None);
     assert!(
-        dump.contains("cmp    $0x1bffff9") && !dump.contains("__nooks_window"),
-        "{dump}"
+        fixed.contains("cmp    $0x1bffff9") && !fixed.contains("__nooks_window"),
+        "{fixed}"
     );
 
     // A constant where the first placeholder would be: the body gets
     // another, and the constant stays what it is.
-    let src = write(
-        &d,
-        "clash.c",
-        "void clash(long *p, long x) { p[0] = 0x40000010; p[1] = x; }\n",
-    );
-    let clash = d.join("clash.o");
-    let o = nooks_cc()
-        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
-        .arg(&clash)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let dump = Command::new("objdump")
-        .args(["-dr", "--no-show-raw-insn"])
-        .arg(&clash)
-        .output()
-        .unwrap();
-    let dump = String::from_utf8_lossy(&dump.stdout);
+    let text = "void clash(long *p, long x) { p[0] = 0x40000010; p[1] = x; }\n";
+    let (_, clash) = sfi_disassembly(&d, "clash", text, None);
     assert!(
-        dump.contains("$0x40000010") && dump.contains("R_X86_64_32S\t__nooks_window\n"),
-        "{dump}"
+        clash.contains("$0x40000010") && clash.contains("R_X86_64_32S\t__nooks_window\n"),
+        "{clash}"
     );
 }
 
@@ -498,27 +464,9 @@ fn window_checks_are_relocated_against_the_window_symbol() {
 /// three).
 #[test]
 fn a_read_modify_write_stays_one_instruction_under_sfi() {
-    let d = dir("rmw");
-    let src = write(
-        &d,
-        "rmw.c",
-        "struct st { long packets, bytes; };\n\
-         void count(struct st *s, long n) { s->packets++; s->bytes += n; }\n",
-    );
-    let obj = d.join("rmw.o");
-    let o = nooks_cc()
-        .args(["-c", "-O2", "--isolation", "sfi", "-o"])
-        .arg(&obj)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let dump = Command::new("objdump")
-        .args(["-d", "--no-show-raw-insn", "--disassemble=count"])
-        .arg(&obj)
-        .output()
-        .unwrap();
-    let dump = String::from_utf8_lossy(&dump.stdout);
+    let text = "struct st { long packets, bytes; };\n\
+                void count(struct st *s, long n) { s->packets++; s->bytes += n; }\n";
+    let (_, dump) = sfi_disassembly(&dir("rmw"), "rmw", text, Some("count"));
     let rmw = |l: &str| l.contains("\tadd") && l.contains(",0x8(%") || l.contains("addq   $0x1,(%");
     assert_eq!(dump.lines().filter(|l| rmw(l)).count(), 2, "{dump}");
     assert!(dump.contains("cmp    $0x1bffff1"), "{dump}");
