@@ -233,6 +233,16 @@ pub fn load(
             },
         )
         .map_err(DriverError::Load)?;
+    // The checks must test this domain's window, not the object's default.
+    if let Some(want) = window_symbol
+        && image
+            .symbol(nooks_policy::abi::WINDOW_SYMBOL)
+            .is_some_and(|v| v != want)
+    {
+        return Err(DriverError::Metadata(String::from(
+            "the window symbol did not take this domain's value",
+        )));
+    }
     let init = image.symbol("init_module").ok_or(DriverError::NoInit)?;
     let text = (ta, ta + tsize);
     let sfi_state = image.symbol("__nooks_sfi");

@@ -355,3 +355,37 @@ fn the_runtime_state_gets_an_area_of_its_own() {
         "{err}"
     );
 }
+
+#[test]
+fn a_weak_absolute_symbol_is_a_default_the_resolver_overrides() {
+    let bytes = compile("weak", &["-mcmodel=kernel", "-fno-toplevel-reorder"]);
+    let object = Object::parse(&bytes).unwrap();
+    let layout = Layout::of(&object);
+    let [mut t, mut r, mut d] = [vec![0u8; 4096], vec![0u8; 4096], vec![0u8; 4096]];
+    let base = 0xffff_ffff_c000_0000u64;
+    let mut placement = Placement {
+        text: Target {
+            bytes: &mut t,
+            addr: base,
+        },
+        rodata: Target {
+            bytes: &mut r,
+            addr: base + 0x20_0000,
+        },
+        data: Target {
+            bytes: &mut d,
+            addr: base + 0x40_0000,
+        },
+        runtime: Target {
+            bytes: &mut [],
+            addr: 0,
+        },
+    };
+    let resolver = |name: &str| (name == "overridden").then_some(0x5000);
+    let image = load(&object, &layout, &mut placement, &resolver).unwrap();
+    assert_eq!(image.symbol("overridden"), Some(0x5000));
+    assert_eq!(image.symbol("kept"), Some(0x40));
+    let at = (image.symbol("refs").unwrap() - (base + 0x40_0000)) as usize;
+    let word = |i: usize| u64::from_le_bytes(d[at + 8 * i..at + 8 * i + 8].try_into().unwrap());
+    assert_eq!((word(0), word(1)), (0x5008, 0x40));
+}
