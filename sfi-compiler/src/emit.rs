@@ -515,6 +515,7 @@ fn compile_body(
             own,
             kept.then_some(frame_root),
             p,
+            opts.entry_checks_only,
         )?;
         out.stats.checks += checks;
     }
@@ -696,6 +697,7 @@ fn define_data(module: &mut ObjectModule, env: &Env<'_>, estack: DataId) -> Resu
 pub fn metadata_text(input: &Input, opts: &Options) -> String {
     let isolation = match opts.isolation {
         Isolation::None => "none",
+        Isolation::Sfi if opts.entry_checks_only => "sfi-entry-only",
         Isolation::Sfi => "sfi",
     };
     let mut entries: Vec<&str> = input.functions.iter().map(|f| f.name.as_str()).collect();

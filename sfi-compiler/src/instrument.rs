@@ -168,6 +168,7 @@ pub fn instrument<M: Module>(
     own: &OwnData,
     frame_root: Option<Value>,
     placeholder: i64,
+    entry_only: bool,
 ) -> Result<usize> {
     let targets: Vec<Target> = func
         .layout
@@ -286,6 +287,10 @@ pub fn instrument<M: Module>(
                 end,
             }),
         }
+    }
+    if entry_only {
+        // Measuring what the store checks cost: only the frame's stays.
+        (groups, hoisted, invariant) = (Vec::new(), Vec::new(), Vec::new());
     }
     let checks = groups.len() + hoisted.len() + invariant.len() + usize::from(frame.is_some());
     if checks == 0 {

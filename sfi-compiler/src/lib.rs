@@ -65,6 +65,11 @@ pub struct Options {
     /// port ranges (a constant port outside them is refused at rewrite time,
     /// a computed one is checked at run time).
     pub policy: nooks_policy::file::Policy,
+    /// Under `sfi`, leave out every store check but the frame's at entry
+    /// (the invariants, call checks and the rest stay): only for measuring
+    /// what the store checks cost (`rewrite-bench`). The metadata then says
+    /// `isolation sfi-entry-only`, which the kernel refuses to load.
+    pub entry_checks_only: bool,
 }
 
 /// Rewrites an object file's bytes.

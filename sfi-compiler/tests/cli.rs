@@ -471,3 +471,38 @@ fn a_read_modify_write_stays_one_instruction_under_sfi() {
     assert_eq!(dump.lines().filter(|l| rmw(l)).count(), 2, "{dump}");
     assert!(dump.contains("cmp    $0x1bffff1"), "{dump}");
 }
+
+/// The measuring-only variant of `rewrite-bench` keeps the frame's check and
+/// drops the others, and says so in its metadata (which the kernel refuses).
+#[test]
+fn entry_checks_only_is_marked_and_checks_only_the_frame() {
+    use nooks_sfi_compiler::{Isolation, Options, rewrite};
+    let d = dir("entry-only");
+    let src = write(
+        &d,
+        "s.c",
+        "struct st { long a, b; };\n\
+         void set(struct st *s, long v) { volatile long local = v; s->b = local; }\n",
+    );
+    let obj = d.join("s.o");
+    gcc_c(&src, &obj, &["-O2", "-fno-asynchronous-unwind-tables"]);
+    let bytes = std::fs::read(&obj).unwrap();
+    let sfi = Options {
+        isolation: Isolation::Sfi,
+        ..Options::default()
+    };
+    let full = rewrite(&bytes, &sfi).unwrap();
+    let entry = rewrite(
+        &bytes,
+        &Options {
+            entry_checks_only: true,
+            ..sfi
+        },
+    )
+    .unwrap();
+    // The frame (the volatile local on the emulated stack) and `s->b`; then the frame alone.
+    assert_eq!((full.stats.checks, entry.stats.checks), (2, 1));
+    let has = |o: &[u8], s: &str| o.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(has(&full.object, "isolation sfi\n") && !has(&full.object, "sfi-entry-only"));
+    assert!(has(&entry.object, "isolation sfi-entry-only\n"));
+}

@@ -122,6 +122,7 @@ fn options(isolation: Iso, emit: Option<Emit>, policy: Option<&Path>) -> Result<
         emit_clif: emit == Some(Emit::Clif),
         emit_asm: emit == Some(Emit::Asm),
         policy,
+        ..Options::default()
     })
 }
 
