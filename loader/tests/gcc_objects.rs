@@ -295,6 +295,30 @@ fn malformed_objects_are_errors_never_panics() {
     }
 }
 
+/// The window layout the kernel uses at `base`: text, rodata at 2 MiB, runtime
+/// state at 3 MiB, data at 4 MiB; `runtime` bytes given for the state.
+fn window<'m>(base: u64, [t, r, d]: &'m mut [Vec<u8>; 3], runtime: &'m mut [u8]) -> Placement<'m> {
+    let [t, r, d] = [t, r, d].map(|v| v.as_mut_slice());
+    Placement {
+        text: Target {
+            bytes: t,
+            addr: base,
+        },
+        rodata: Target {
+            bytes: r,
+            addr: base + 0x20_0000,
+        },
+        runtime: Target {
+            bytes: runtime,
+            addr: base + 0x30_0000,
+        },
+        data: Target {
+            bytes: d,
+            addr: base + 0x40_0000,
+        },
+    }
+}
+
 #[test]
 fn the_runtime_state_gets_an_area_of_its_own() {
     let bytes = compile("runtime", &["-mcmodel=kernel"]);
@@ -302,34 +326,7 @@ fn the_runtime_state_gets_an_area_of_its_own() {
     let layout = Layout::of(&object);
     assert_eq!(layout.runtime.size, 64, "{layout:?}");
     assert!(layout.data.size >= 8 && layout.data.size < 64, "{layout:?}");
-    // The window layout the kernel uses: text, rodata at 2 MiB, runtime state
-    // at 3 MiB, data at 4 MiB; `runtime` bytes given for the state.
     let base = 0xffff_ffff_c000_0000u64;
-    fn window<'m>(
-        base: u64,
-        [t, r, d]: &'m mut [Vec<u8>; 3],
-        runtime: &'m mut [u8],
-    ) -> Placement<'m> {
-        let [t, r, d] = [t, r, d].map(|v| v.as_mut_slice());
-        Placement {
-            text: Target {
-                bytes: t,
-                addr: base,
-            },
-            rodata: Target {
-                bytes: r,
-                addr: base + 0x20_0000,
-            },
-            runtime: Target {
-                bytes: runtime,
-                addr: base + 0x30_0000,
-            },
-            data: Target {
-                bytes: d,
-                addr: base + 0x40_0000,
-            },
-        }
-    }
     let mut areas = [vec![0u8; 4096], vec![0u8; 4096], vec![0u8; 4096]];
     let mut s = vec![0u8; 4096];
     let image = load(
@@ -361,31 +358,20 @@ fn a_weak_absolute_symbol_is_a_default_the_resolver_overrides() {
     let bytes = compile("weak", &["-mcmodel=kernel", "-fno-toplevel-reorder"]);
     let object = Object::parse(&bytes).unwrap();
     let layout = Layout::of(&object);
-    let [mut t, mut r, mut d] = [vec![0u8; 4096], vec![0u8; 4096], vec![0u8; 4096]];
+    let mut areas = [vec![0u8; 4096], vec![0u8; 4096], vec![0u8; 4096]];
     let base = 0xffff_ffff_c000_0000u64;
-    let mut placement = Placement {
-        text: Target {
-            bytes: &mut t,
-            addr: base,
-        },
-        rodata: Target {
-            bytes: &mut r,
-            addr: base + 0x20_0000,
-        },
-        data: Target {
-            bytes: &mut d,
-            addr: base + 0x40_0000,
-        },
-        runtime: Target {
-            bytes: &mut [],
-            addr: 0,
-        },
-    };
     let resolver = |name: &str| (name == "overridden").then_some(0x5000);
-    let image = load(&object, &layout, &mut placement, &resolver).unwrap();
+    let image = load(
+        &object,
+        &layout,
+        &mut window(base, &mut areas, &mut []),
+        &resolver,
+    )
+    .unwrap();
     assert_eq!(image.symbol("overridden"), Some(0x5000));
     assert_eq!(image.symbol("kept"), Some(0x40));
     let at = (image.symbol("refs").unwrap() - (base + 0x40_0000)) as usize;
+    let d = &areas[2];
     let word = |i: usize| u64::from_le_bytes(d[at + 8 * i..at + 8 * i + 8].try_into().unwrap());
     assert_eq!((word(0), word(1)), (0x5008, 0x40));
 }
