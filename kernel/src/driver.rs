@@ -222,16 +222,11 @@ pub fn load(
     // Under SFI, the checks' bound is this copy's own: minus the writable
     // part's lowest address, which `domain::finish` also gives the slow path.
     let window_symbol = (mechanism == Mechanism::Sfi).then_some(da.wrapping_neg());
-    let image =
-        nooks_loader::load(
-            &object,
-            &layout,
-            &mut placement,
-            &|name: &str| match window_symbol {
-                Some(v) if name == nooks_policy::abi::WINDOW_SYMBOL => Some(v),
-                _ => crate::driver_api::resolve_for(name, mechanism),
-            },
-        )
+    let resolve = |name: &str| match window_symbol {
+        Some(v) if name == nooks_policy::abi::WINDOW_SYMBOL => Some(v),
+        _ => crate::driver_api::resolve_for(name, mechanism),
+    };
+    let image = nooks_loader::load(&object, &layout, &mut placement, &resolve)
         .map_err(DriverError::Load)?;
     // The checks must test this domain's window, not the object's default.
     if let Some(want) = window_symbol

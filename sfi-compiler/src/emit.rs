@@ -497,10 +497,11 @@ fn compile_body(
     ctx.func = func;
     optimize(ctx, module, &f.name)?;
     let stack_words = crate::stack_args::words_read(&ctx.func, lift::STACK_ARGS);
-    let mut placeholder = None;
-    if let Some(rt) = &env.sfi {
-        let p = crate::window::placeholder(&ctx.func, &f.name)?;
-        placeholder = Some(p);
+    let placeholder = match &env.sfi {
+        Some(_) => Some(crate::window::placeholder(&ctx.func, &f.name)?),
+        None => None,
+    };
+    if let (Some(rt), Some(p)) = (&env.sfi, placeholder) {
         // The frame's root is a parameter or a load: the optimiser keeps it.
         let kept = match ctx.func.dfg.value_def(frame_root) {
             cranelift_codegen::ir::ValueDef::Result(inst, _) => {
