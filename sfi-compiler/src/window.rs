@@ -27,7 +27,7 @@ use crate::error::{ErrorKind, Result, RewriteError};
 use cranelift_codegen::ir::{self, InstructionData};
 use cranelift_object::object::write::{Object, Relocation, Symbol, SymbolId, SymbolSection};
 use cranelift_object::object::{RelocationFlags, SymbolFlags, SymbolKind, SymbolScope, elf};
-use iced_x86::{Decoder, DecoderOptions, OpKind};
+use iced_x86::{Decoder, DecoderOptions, FlowControl, OpKind};
 
 /// The symbol whose value is minus the window's lowest writable address.
 pub use nooks_policy::abi::WINDOW_SYMBOL as SYMBOL;
@@ -83,19 +83,39 @@ pub struct Site {
 }
 
 /// Every field of `code` (one function's machine code) that holds
-/// `placeholder` plus a check's constant.
+/// `placeholder` plus a check's constant. The code is decoded along its
+/// control flow from its start, not byte after byte: Cranelift puts its
+/// constants after the code, and data decoded as instructions could look
+/// like a check.
 pub fn sites(code: &[u8], placeholder: i64, name: &str) -> Result<Vec<Site>> {
     let fail = |what: String| RewriteError {
         function: Some(name.to_string()),
         ..RewriteError::new(ErrorKind::Codegen(what))
     };
     let mut found = Vec::new();
-    let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
-    while decoder.can_decode() {
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![0u64];
+    while let Some(ip) = todo.pop() {
+        if !seen.insert(ip) || ip >= code.len() as u64 {
+            continue;
+        }
+        let mut decoder = Decoder::with_ip(64, &code[ip as usize..], ip, DecoderOptions::NONE);
         let insn = decoder.decode();
         if insn.is_invalid() {
-            // Constant pools and padding after the code: nothing of ours.
-            continue;
+            return Err(fail(format!(
+                "undecodable code at {ip:#x} while looking for window checks"
+            )));
+        }
+        match insn.flow_control() {
+            FlowControl::Return | FlowControl::IndirectBranch | FlowControl::Exception => {}
+            // A jump to the next instruction is one to another function
+            // (its displacement is a relocation's, still 0): it leaves.
+            FlowControl::UnconditionalBranch if insn.near_branch_target() == insn.next_ip() => {}
+            FlowControl::UnconditionalBranch => todo.push(insn.near_branch_target()),
+            FlowControl::ConditionalBranch => {
+                todo.extend([insn.near_branch_target(), insn.next_ip()])
+            }
+            _ => todo.push(insn.next_ip()),
         }
         let offsets = decoder.get_constant_offsets(&insn);
         let at = insn.ip() as u32;
@@ -140,6 +160,7 @@ pub fn sites(code: &[u8], placeholder: i64, name: &str) -> Result<Vec<Site>> {
             }
         }
     }
+    found.sort_unstable_by_key(|s| s.offset);
     Ok(found)
 }
 
@@ -240,6 +261,27 @@ mod tests {
                     unsigned: true
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn data_after_the_code_is_not_read_as_code() {
+        // jae +9 (to the ret); lea rdi, [r14 + P]; ud2; ret;
+        // then constants that decode as `lea rdi, [r14 + P]` and garbage.
+        let p = FIRST as i32;
+        let mut code = vec![0x73, 0x09, 0x49, 0x8d, 0xbe];
+        code.extend(p.to_le_bytes());
+        code.extend([0x0f, 0x0b, 0xc3, 0x49, 0x8d, 0xbe]);
+        code.extend(p.to_le_bytes());
+        code.extend([0x0f, 0xff, 0xff]);
+        let s = sites(&code, FIRST, "f").unwrap();
+        assert_eq!(
+            s,
+            vec![Site {
+                offset: 5,
+                addend: 0,
+                unsigned: false
+            }]
         );
     }
 
