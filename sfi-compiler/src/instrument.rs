@@ -362,6 +362,18 @@ pub fn instrument<M: Module>(
     Ok(checks)
 }
 
+/// An instruction that only computes its results: no memory access, no
+/// trap, no call, no control flow, no other effect.
+pub fn is_pure(op: ir::Opcode) -> bool {
+    !(op.can_load()
+        || op.can_store()
+        || op.can_trap()
+        || op.is_call()
+        || op.is_branch()
+        || op.is_terminator()
+        || op.other_side_effects())
+}
+
 /// The earliest instruction of `at`'s block that a check of an address
 /// made of `terms` can go before in place of `at`: up past loads and pure
 /// instructions, not past anything else (a call, a store, a trap: the check
@@ -371,14 +383,7 @@ fn earliest(func: &ir::Function, mut at: ir::Inst, terms: &[Value]) -> ir::Inst 
     while let Some(prev) = func.layout.prev_inst(at) {
         let op = func.dfg.insts[prev].opcode();
         let load = op.can_load() && !op.can_store() && !op.is_call();
-        let pure = !(op.can_load()
-            || op.can_store()
-            || op.can_trap()
-            || op.is_call()
-            || op.is_branch()
-            || op.is_terminator()
-            || op.other_side_effects());
-        if !(load || pure)
+        if !(load || is_pure(op))
             || func
                 .dfg
                 .inst_results(prev)
@@ -828,15 +833,7 @@ pub fn drop_dead_code(func: &mut ir::Function) {
                 let op = func.dfg.insts[inst].opcode();
                 let removable = match func.dfg.insts[inst] {
                     InstructionData::Load { flags, .. } => func.dfg.mem_flags[flags].notrap(),
-                    _ => {
-                        !(op.can_load()
-                            || op.can_store()
-                            || op.can_trap()
-                            || op.other_side_effects()
-                            || op.is_call()
-                            || op.is_terminator()
-                            || op.is_branch())
-                    }
+                    _ => is_pure(op),
                 };
                 if removable {
                     dead.push(inst);

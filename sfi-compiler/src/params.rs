@@ -73,14 +73,7 @@ fn live_values(func: &ir::Function, needs: &HashMap<FuncId, Vec<bool>>) -> HashS
                     }
                 }
             }
-            let effect = opcode.is_call()
-                || opcode.is_branch()
-                || opcode.is_terminator()
-                || opcode.can_load()
-                || opcode.can_store()
-                || opcode.can_trap()
-                || opcode.other_side_effects();
-            if !effect {
+            if crate::instrument::is_pure(opcode) {
                 continue;
             }
             // The instruction's own operands (for a branch: its condition or
