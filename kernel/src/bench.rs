@@ -173,8 +173,8 @@ fn receive_only(rx: *mut NetDevice, frames: u32, size: u32) -> (u32, u32, u32) {
             continue;
         };
         last = timer::millis();
-        // SAFETY: a live skb the driver handed up.
-        let buf = unsafe { core::slice::from_raw_parts((*s).data, (*s).len as usize) };
+        // The frame as the kernel checked it when the driver handed it up.
+        let buf = crate::net::skb::payload(s);
         // Frames from anyone else on the hub are not the feed's.
         if buf.len() < 18
             || buf[6..12] != FEED_MAC

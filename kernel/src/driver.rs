@@ -67,40 +67,6 @@ pub struct Driver {
     pub mechanism: Mechanism,
 }
 
-/// A rewritten object's emulated stack pointer (`__nooks_esp`) and the
-/// separate emulated stack its code gets in interrupt context: an interrupt can
-/// arrive while the driver runs on its own emulated stack, below the pointer
-/// the object publishes, so handlers must not start from that pointer.
-#[derive(Clone, Copy)]
-struct EmulatedStack {
-    text: (u64, u64),
-    esp: u64,
-    irq_top: u64,
-}
-
-static EMULATED: crate::sync::IrqMutex<Vec<EmulatedStack>> = crate::sync::IrqMutex::new(Vec::new());
-
-const IRQ_ESTACK: u64 = 64 * 1024;
-
-/// Runs `f` (driver code at `entry`, called from interrupt context) with the
-/// owning object's emulated stack pointer moved to its interrupt stack.
-pub fn in_irq_context<R>(entry: u64, f: impl FnOnce() -> R) -> R {
-    let found = EMULATED
-        .lock()
-        .iter()
-        .find(|e| entry >= e.text.0 && entry < e.text.1)
-        .copied();
-    let Some(e) = found else { return f() };
-    // SAFETY: `esp` is the object's own __nooks_esp, a u64 in its data area.
-    let saved = unsafe { core::ptr::read_volatile(e.esp as *const u64) };
-    // SAFETY: as above; interrupts are off in interrupt context, so no nesting.
-    unsafe { core::ptr::write_volatile(e.esp as *mut u64, e.irq_top) };
-    let r = f();
-    // SAFETY: as above.
-    unsafe { core::ptr::write_volatile(e.esp as *mut u64, saved) };
-    r
-}
-
 /// Maps `size` bytes of fresh contiguous frames at `va` with `flags`;
 /// returns (run-time address, writable view through the direct map).
 fn area(va: u64, size: u64, flags: u64) -> Result<(u64, &'static mut [u8]), DriverError> {
@@ -166,7 +132,7 @@ pub fn load(
     if !missing.is_empty() {
         return Err(DriverError::NotExported(missing));
     }
-    let mechanism = mechanism_of(&object)?;
+    let (mechanism, ports) = mechanism_of(&object)?;
     let layout = Layout::of(&object);
     let (tsize, rsize, dsize, ssize) = (
         layout.area(Area::Text).size,
@@ -176,7 +142,7 @@ pub fn load(
     );
     if tsize > domain::RODATA_OFFSET
         || rsize > domain::RUNTIME_OFFSET - domain::RODATA_OFFSET
-        || ssize > domain::WRITABLE_OFFSET - domain::RUNTIME_OFFSET
+        || ssize > domain::STATE_MAX
         || dsize > domain::RAM / 2
     {
         return Err(DriverError::NoMemory);
@@ -255,17 +221,24 @@ pub fn load(
         .filter(|s| s.is_function)
         .map(|s| (s.addr, s.size, s.name.clone()))
         .collect();
-    domain::finish(window.id, text, da + dsize, symbols, sfi_state)
-        .map_err(|e| DriverError::Domain(alloc::format!("{e}")))?;
-    if let Some(esp) = image
+    let esp = image
         .symbols
         .iter()
         .find(|s| s.name == "__nooks_esp")
-        .map(|s| s.addr)
-    {
-        let irq_top = domain::alloc(window.id, IRQ_ESTACK as usize, 4096) as u64 + IRQ_ESTACK;
-        EMULATED.lock().push(EmulatedStack { text, esp, irq_top });
-    }
+        .map(|s| s.addr);
+    domain::finish(
+        window.id,
+        domain::Loaded {
+            text,
+            data_end: da + dsize,
+            symbols,
+            sfi_state,
+            esp,
+            ports,
+        },
+    )
+    .map_err(|e| DriverError::Domain(alloc::format!("{e}")))?;
+    let init = domain::entry::of(window.id, init).ok_or(DriverError::NoInit)?;
     crate::info!(
         "{name}: domain {} ({}), window {:#x}: text {ta:#x}, rodata {ra:#x}, data {da:#x}; calling init_module",
         window.id,
@@ -306,7 +279,7 @@ pub fn load(
 /// kernel's ABI). An original object (no metadata) runs under `mmu`, or under
 /// what the `isolation=` boot option forces (`none` for the baseline), as does
 /// an object nooks-cc rewrote with `--isolation none`.
-fn mechanism_of(object: &Object<'_>) -> Result<Mechanism, DriverError> {
+fn mechanism_of(object: &Object<'_>) -> Result<(Mechanism, Vec<(u16, u16)>), DriverError> {
     let forced = match crate::cmdline::get(crate::cmdline(), "isolation") {
         None => None,
         Some(name) => Some(Mechanism::parse(name).ok_or_else(|| {
@@ -320,8 +293,8 @@ fn mechanism_of(object: &Object<'_>) -> Result<Mechanism, DriverError> {
             Some(Mechanism::Sfi) => Err(DriverError::Metadata(String::from(
                 "isolation=sfi needs an object rewritten by nooks-cc --isolation sfi; this one is original",
             ))),
-            Some(m) => Ok(m),
-            None => Ok(Mechanism::Mmu),
+            Some(m) => Ok((m, Vec::new())),
+            None => Ok((Mechanism::Mmu, Vec::new())),
         };
     };
     let text = core::str::from_utf8(section.data)
@@ -334,8 +307,16 @@ fn mechanism_of(object: &Object<'_>) -> Result<Mechanism, DriverError> {
     }
     let mut mechanism = None;
     let mut abi_ok = false;
+    let mut ports = Vec::new();
     for line in lines {
         match line.split_once(' ') {
+            Some(("ports", ranges)) => {
+                for r in ranges.split_whitespace() {
+                    ports.push(parse_ports(r).ok_or_else(|| {
+                        DriverError::Metadata(alloc::format!("bad port range {r}"))
+                    })?);
+                }
+            }
             Some(("isolation", "sfi")) => mechanism = Some(Mechanism::Sfi),
             Some(("isolation", "none")) => mechanism = Some(Mechanism::None),
             Some(("isolation", other)) => {
@@ -357,11 +338,23 @@ fn mechanism_of(object: &Object<'_>) -> Result<Mechanism, DriverError> {
         None => Err(DriverError::Metadata(String::from(
             ".nooks names no isolation",
         ))),
-        Some(Mechanism::Sfi) => Ok(Mechanism::Sfi),
-        Some(_) => Ok(match forced {
-            Some(Mechanism::Mmu) => Mechanism::Mmu,
-            _ => Mechanism::None,
-        }),
+        Some(Mechanism::Sfi) => Ok((Mechanism::Sfi, ports)),
+        Some(_) => Ok((
+            match forced {
+                Some(Mechanism::Mmu) => Mechanism::Mmu,
+                _ => Mechanism::None,
+            },
+            ports,
+        )),
+    }
+}
+
+/// `0x80-0x8f` (or one port, `0x80`).
+fn parse_ports(r: &str) -> Option<(u16, u16)> {
+    let num = |s: &str| u16::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    match r.split_once('-') {
+        Some((lo, hi)) => Some((num(lo)?, num(hi)?)),
+        None => num(r).map(|p| (p, p)),
     }
 }
 

@@ -80,11 +80,10 @@ fn recover(id: usize, failed_at: u64) -> bool {
         return false;
     };
     // Release what the tracker recorded, keeping the devices' configuration.
-    let text = crate::domain::text_of(id);
     let configs = crate::net::detach_domain(id);
     let devices: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
     crate::driver_api::pci::unbind_domain(id);
-    crate::driver_api::timer::forget(text);
+    crate::driver_api::dma::forget(id);
     let skbs = crate::net::skb::reclaim(id);
     let blocks = crate::driver_api::mem::forget_domain(id);
     crate::info!(

@@ -127,8 +127,8 @@ pub fn build(tx: *mut NetDevice, rx: *mut NetDevice, seq: u32, len: u32) -> *mut
 
 /// Checks a received frame; returns its sequence number if it is intact.
 fn verify(s: *mut SkBuff, tx: *mut NetDevice, rx: *mut NetDevice, cfg: &Config) -> Option<u32> {
-    // SAFETY: a live skb the driver handed up.
-    let buf = unsafe { core::slice::from_raw_parts((*s).data, (*s).len as usize) };
+    // The frame as the kernel checked it when the driver handed it up.
+    let buf = skb::payload(s);
     if buf.len() < 18
         || buf[0..6] != mac(rx)
         || buf[6..12] != mac(tx)
@@ -280,8 +280,7 @@ pub fn run(
             match verify(s, tx, rx, &cfg) {
                 Some(seq) if seq == expected => {
                     r.received += 1;
-                    // SAFETY: live skb.
-                    r.bytes += u64::from(unsafe { (*s).len });
+                    r.bytes += skb::payload(s).len() as u64;
                     expected += 1;
                 }
                 Some(seq) if seq > expected => {
@@ -329,9 +328,7 @@ pub fn run(
 /// Prints a report as the `workload` JSON record.
 pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
     let hz = crate::timer::tsc_hz().max(1);
-    // SAFETY: a registered device's ops table is the driver's static data.
-    let xmit = unsafe { (*tx).netdev_ops.as_ref().and_then(|o| o.ndo_start_xmit) };
-    let mechanism = crate::domain::mechanism_at(xmit.map_or(0, |f| f as usize as u64)).name();
+    let mechanism = net::mechanism_of(tx).name();
     let fps = u64::from(r.received) * hz / r.cycles.max(1);
     let c = r.crossings;
     let per = |n: u64| n as f64 / f64::from(r.received.max(1));

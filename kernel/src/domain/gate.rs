@@ -15,6 +15,9 @@
 //!   arguments untouched (stack arguments included), and returns to the
 //!   driver on its domain's tables.
 //!
+//! Both clear the direction flag on the way into kernel code (the ABI's
+//! entry state: a driver's `std` must not make `kzalloc` zero backwards).
+//!
 //! Both sides bump the gate stack before writing their slot and read it
 //! before dropping it, so an interrupt at any instruction nests safely.
 
@@ -110,6 +113,7 @@ nooks_domain_call:
     call rax
     pushfq
     pop rdx
+    cld
     mov r11, [rip + {kernel_cr3}]
     mov r10, cr3
     cmp r10, r11
@@ -141,6 +145,7 @@ nooks_kernel_gate:
     pop qword ptr [r10 - 8]
     lock inc qword ptr [rip + {exits}]
     lock add qword ptr [rip + {cr3_writes}], 2
+    cld
     call r11
     mov r10, [rip + NOOKS_GATE_TOP]
     push qword ptr [r10 - 8]

@@ -21,20 +21,11 @@ pub static FULL_FLUSHES: AtomicU64 = AtomicU64::new(0);
 /// Flushing CR3 loads made with PCIDs on (a domain's first entry).
 static FRESH_FLUSHES: AtomicU64 = AtomicU64::new(0);
 
-/// Bytes of a domain's stack for calls from process context.
-pub const STACK: usize = 64 * 1024;
-/// Bytes of a domain's stack for calls from interrupt context.
-pub const IRQ_STACK: usize = 32 * 1024;
-
-/// A domain's address space and stacks.
+/// A domain's address space (its stacks are the domain's, see `domain`).
 pub struct Space {
     tables: paging::AddressSpace,
     pcid: u64,
     fresh: bool,
-    /// [lo, hi) of the process-context stack.
-    pub stack: (u64, u64),
-    /// [lo, hi) of the interrupt-context stack.
-    pub irq_stack: (u64, u64),
 }
 
 /// Why a domain's address space could not be built.
@@ -55,22 +46,10 @@ impl core::fmt::Display for SpaceError {
     }
 }
 
-/// Builds domain `id`'s view of the kernel for the window [lo, hi), with
-/// stacks from `alloc` (which allocates in the window).
-pub fn build(
-    id: usize,
-    lo: u64,
-    hi: u64,
-    mut alloc: impl FnMut(usize) -> *mut u8,
-) -> Result<Space, SpaceError> {
+/// Builds domain `id`'s view of the kernel for the window [lo, hi).
+pub fn build(id: usize, lo: u64, hi: u64) -> Result<Space, SpaceError> {
     let tables = paging::with_kernel(|k| k.domain_view(lo, hi, INTERRUPT_STACKS))
         .map_err(SpaceError::Map)?;
-    let mut stack_of = |size: usize| {
-        let p = alloc(size) as u64;
-        (p != 0).then_some((p, p + size as u64))
-    };
-    let stack = stack_of(STACK).ok_or(SpaceError::NoStack)?;
-    let irq_stack = stack_of(IRQ_STACK).ok_or(SpaceError::NoStack)?;
     Ok(Space {
         tables,
         pcid: if crate::arch::pcid_enabled() {
@@ -79,8 +58,6 @@ pub fn build(
             0
         },
         fresh: true,
-        stack,
-        irq_stack,
     })
 }
 
@@ -98,22 +75,6 @@ impl Space {
             return base;
         }
         base | crate::arch::CR3_NOFLUSH.load(Ordering::Relaxed)
-    }
-
-    /// The stack a call from a context whose stack pointer is `rsp` runs on:
-    /// the current one if it already is one of the domain's (a nested call
-    /// back into the driver), the interrupt stack when called from an
-    /// interrupt (the driver may be running on its process stack right now),
-    /// else the top of the process stack.
-    pub fn stack_for(&self, rsp: u64) -> u64 {
-        let within = |(lo, hi): (u64, u64)| rsp > lo && rsp <= hi;
-        if within(self.stack) || within(self.irq_stack) {
-            0
-        } else if rsp >= INTERRUPT_STACKS && rsp < INTERRUPT_STACKS + (1 << 39) {
-            self.irq_stack.1
-        } else {
-            self.stack.1
-        }
     }
 }
 

@@ -24,8 +24,14 @@
 //!   lock count are checked when it returns;
 //! - `none` runs an object in the same layout with no enforcement (the baseline).
 
+pub mod entry;
 pub mod gate;
+pub mod heap;
 pub mod mmu;
+pub mod umem;
+
+pub use entry::Entry;
+pub use umem::UMem;
 
 use crate::fault::{self, Fault};
 use crate::memory::{DOMAIN_AREA, PAGE_SIZE, frames, paging, phys_to_virt};
@@ -33,7 +39,6 @@ use crate::sync::IrqMutex;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use linked_list_allocator::Heap;
 use nooks_policy::abi::state as sfi;
 
 /// Offset of the read-only data in the window (the text comes first).
@@ -44,14 +49,40 @@ pub const WINDOW: u64 = 32 << 20;
 /// `__nooks_sfi`) in the window: writable, but below the writable part, so
 /// no store the object's checks allow can change its own bounds.
 pub const RUNTIME_OFFSET: u64 = 3 << 20;
+/// Largest runtime state an object may bring.
+pub const STATE_MAX: u64 = 256 << 10;
+/// Offset of the domain's real stacks (process, then interrupt context), each
+/// above an unmapped guard: outside the writable part too, so under `sfi` no
+/// checked store reaches a return address, and an overflow is a page fault
+/// the kernel names "stack overflow" instead of a write into kernel memory.
+pub const STACKS_OFFSET: u64 = RUNTIME_OFFSET + (512 << 10);
+/// Unmapped bytes below every stack.
+pub const GUARD: u64 = 64 << 10;
+/// A domain's real stack for calls from process context.
+pub const STACK: u64 = 64 << 10;
+/// A domain's real stack for calls from interrupt context.
+pub const IRQ_STACK: u64 = 32 << 10;
 /// Offset of the writable part in the window.
 pub const WRITABLE_OFFSET: u64 = 4 << 20;
 /// RAM in the writable part: data + heap + DMA.
 pub const RAM: u64 = 8 << 20;
-/// Virtual space for MMIO mappings after the RAM: the rest of the writable
-/// part, which is exactly the span the rewritten code's inline check assumes.
-pub const MMIO: u64 = sfi::SPAN - RAM;
+/// A rewritten object's emulated stack (the original frames), which the
+/// kernel provides at the top of the writable part, above a guard; and the
+/// one its code runs on in interrupt context, below it.
+pub const ESTACK: u64 = 1 << 20;
+/// The emulated stack for interrupt context.
+pub const IRQ_ESTACK: u64 = 64 << 10;
+/// Virtual space for MMIO mappings after the RAM, up to the emulated stacks.
+pub const MMIO: u64 = sfi::SPAN - RAM - ESTACK - IRQ_ESTACK - 2 * GUARD;
+/// Bytes a rewritten native entry may copy below the emulated stack pointer
+/// (its stack arguments): the pointer must leave that much of the stack.
+const ESTACK_ARGS: u64 = 16 * 8;
+/// Room left above the top of a real stack: a native entry reads up to 12
+/// stack words of its caller there.
+const STACK_TOP_ROOM: u64 = 256;
 const _: () = assert!(WRITABLE_OFFSET + sfi::SPAN <= WINDOW && RAM < sfi::SPAN);
+const _: () = assert!(STACKS_OFFSET + 2 * GUARD + STACK + IRQ_STACK <= WRITABLE_OFFSET);
+const _: () = assert!(RUNTIME_OFFSET + STATE_MAX + GUARD <= STACKS_OFFSET);
 
 /// How a domain is enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +116,71 @@ impl Mechanism {
     }
 }
 
+/// What the kernel spends on a domain's behalf, each bounded per domain: a
+/// driver that asks without end fails with the limit named, instead of
+/// exhausting kernel memory for everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// Live heap blocks (`kmalloc`, skbs, net devices, coherent DMA).
+    HeapBlock,
+    /// Interrupt handlers registered.
+    Irq,
+    /// Timers set up.
+    Timer,
+    /// Net devices registered.
+    NetDevice,
+}
+
+impl Resource {
+    const ALL: usize = 4;
+
+    /// The most a domain may hold.
+    pub const fn limit(self) -> u32 {
+        match self {
+            Resource::HeapBlock => 16384,
+            Resource::Irq => 8,
+            Resource::Timer => 32,
+            Resource::NetDevice => 8,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Resource::HeapBlock => "live heap blocks",
+            Resource::Irq => "interrupt handlers",
+            Resource::Timer => "timers",
+            Resource::NetDevice => "net devices",
+        }
+    }
+}
+
+/// A domain's real stacks: [lo, hi) of each.
+#[derive(Clone, Copy, Default)]
+struct Stacks {
+    process: (u64, u64),
+    irq: (u64, u64),
+}
+
+impl Stacks {
+    fn at(lo: u64, size: u64, irq_size: u64) -> Self {
+        let process = (lo + GUARD, lo + GUARD + size);
+        let irq = (process.1 + GUARD, process.1 + GUARD + irq_size);
+        Stacks { process, irq }
+    }
+
+    fn contains(&self, addr: u64) -> bool {
+        [self.process, self.irq]
+            .iter()
+            .any(|&(lo, hi)| addr >= lo && addr < hi)
+    }
+
+    fn in_guard(&self, addr: u64) -> bool {
+        [self.process, self.irq]
+            .iter()
+            .any(|&(lo, _)| addr >= lo - GUARD && addr < lo)
+    }
+}
+
 /// A protection domain.
 pub struct Domain {
     /// Index (and window number).
@@ -99,7 +195,7 @@ pub struct Domain {
     pub text: (u64, u64),
     /// Writable range [lo, hi).
     pub writable: (u64, u64),
-    /// The driver's symbols, for fault reports.
+    /// The driver's function symbols, for fault reports and entry checks.
     pub symbols: Vec<(u64, u64, String)>,
     /// `__nooks_sfi` of an SFI object.
     pub sfi_state: Option<u64>,
@@ -107,10 +203,42 @@ pub struct Domain {
     pub failed: bool,
     /// Locks it holds (the kernel's count, kept for every mechanism).
     pub locks: i64,
-    /// Its address space and stacks, under `mmu`.
+    /// I/O port ranges its policy allows (from its `.nooks` metadata).
+    pub ports: Vec<(u16, u16)>,
+    /// Its address space, under `mmu`.
     space: Option<mmu::Space>,
-    heap: Heap,
+    heap: heap::Ranges,
     mmio_next: u64,
+    stacks: Stacks,
+    /// A rewritten object's `__nooks_esp` and its emulated stacks.
+    emulated: Option<(u64, Stacks)>,
+    charges: [u32; Resource::ALL],
+}
+
+impl Domain {
+    /// Whether [addr, addr + len) is memory the domain may have the kernel
+    /// write for it: its RAM (data, heap) or its stacks (real and emulated).
+    fn owns_range(&self, addr: u64, len: u64) -> bool {
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
+        let inside = |(lo, hi): (u64, u64)| addr >= lo && end <= hi;
+        inside((self.writable.0, self.writable.0 + RAM))
+            || inside(self.stacks.process)
+            || inside(self.stacks.irq)
+            || self
+                .emulated
+                .is_some_and(|(_, e)| inside(e.process) || inside(e.irq))
+    }
+
+    /// Whether `addr` is the start of one of the domain's entry points: a
+    /// function of its object (not the inner entries and runtime functions
+    /// nooks-cc adds, which take another calling convention).
+    fn is_entry(&self, addr: u64) -> bool {
+        self.symbols.iter().any(|(a, _, name)| {
+            *a == addr && !name.starts_with("__nooks") && !name.contains(".nooks")
+        })
+    }
 }
 
 static DOMAINS: IrqMutex<Vec<Domain>> = IrqMutex::new(Vec::new());
@@ -125,7 +253,18 @@ pub struct Window {
     pub id: usize,
 }
 
-/// Reserves a window for a new domain and maps its writable RAM.
+/// Maps `size` bytes of fresh frames at `va` with `flags`.
+fn map_fresh(va: u64, size: u64, flags: u64) -> Option<()> {
+    for p in 0..size.div_ceil(PAGE_SIZE) {
+        let frame = frames::alloc_frame()?;
+        // SAFETY: a fresh frame, ours alone, reached through the direct map.
+        unsafe { core::ptr::write_bytes(phys_to_virt(frame) as *mut u8, 0, PAGE_SIZE as usize) };
+        paging::kernel_map(va + p * PAGE_SIZE, frame, flags).ok()?;
+    }
+    Some(())
+}
+
+/// Reserves a window for a new domain and maps its writable RAM and stacks.
 pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
     let mut domains = DOMAINS.lock();
     let id = domains.len();
@@ -146,47 +285,73 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         )
         .ok()?;
     }
+    let stacks = Stacks::at(base + STACKS_OFFSET, STACK, IRQ_STACK);
+    for (lo, hi) in [stacks.process, stacks.irq] {
+        map_fresh(lo, hi - lo, paging::flags::DATA)?;
+    }
     domains.push(Domain {
         id,
         name: String::from(name),
         mechanism,
         base,
         text: (base, base),
-        writable: (lo, lo + RAM + MMIO),
+        writable: (lo, lo + sfi::SPAN),
         symbols: Vec::new(),
         sfi_state: None,
         failed: false,
         locks: 0,
+        ports: Vec::new(),
         space: None,
-        heap: Heap::empty(),
+        heap: heap::Ranges::default(),
         mmio_next: lo + RAM,
+        stacks,
+        emulated: None,
+        charges: [0; Resource::ALL],
     });
     Some(Window { base, id })
 }
 
+/// What the loader tells a domain about its object.
+pub struct Loaded {
+    /// Code range.
+    pub text: (u64, u64),
+    /// End of its data and bss in the writable part.
+    pub data_end: u64,
+    /// Function symbols (address, size, name).
+    pub symbols: Vec<(u64, u64, String)>,
+    /// `__nooks_sfi`, for an SFI object.
+    pub sfi_state: Option<u64>,
+    /// `__nooks_esp`, for a rewritten object.
+    pub esp: Option<u64>,
+    /// I/O port ranges of its policy.
+    pub ports: Vec<(u16, u16)>,
+}
+
 /// Finishes a domain once its object is loaded: code range, symbols, and the
-/// heap over the RAM the data area left free; confines an SFI object; builds
-/// an MMU domain's page tables and stacks.
-pub fn finish(
-    id: usize,
-    text: (u64, u64),
-    data_end: u64,
-    symbols: Vec<(u64, u64, String)>,
-    sfi_state: Option<u64>,
-) -> Result<(), mmu::SpaceError> {
+/// heap over the RAM the data area left free; gives a rewritten object its
+/// emulated stacks; confines an SFI object; builds an MMU domain's tables.
+pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
     let mut domains = DOMAINS.lock();
     let d = &mut domains[id];
-    d.text = text;
-    d.symbols = symbols;
-    let heap_lo = (data_end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-    let heap_hi = d.writable.0 + RAM;
-    // SAFETY: [heap_lo, heap_hi) is mapped RW, belongs to this domain alone and
-    // nothing else uses it.
-    unsafe {
-        d.heap
-            .init(heap_lo as *mut u8, (heap_hi - heap_lo) as usize)
-    };
-    if let (Mechanism::Sfi, Some(state)) = (d.mechanism, sfi_state) {
+    d.text = o.text;
+    d.symbols = o.symbols;
+    d.ports = o.ports;
+    let heap_lo = (o.data_end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    d.heap = heap::Ranges::new(heap_lo, d.writable.0 + RAM);
+    if let Some(esp) = o.esp {
+        let top = d.writable.1;
+        let e = Stacks::at(top - ESTACK - IRQ_ESTACK - 2 * GUARD, IRQ_ESTACK, ESTACK);
+        // `at` puts the first size lowest: swap so `process` is the big one on top.
+        let e = Stacks {
+            process: e.irq,
+            irq: e.process,
+        };
+        for (lo, hi) in [e.process, e.irq] {
+            map_fresh(lo, hi - lo, paging::flags::DATA).ok_or(mmu::SpaceError::NoStack)?;
+        }
+        d.emulated = Some((esp, e));
+    }
+    if let (Mechanism::Sfi, Some(state)) = (d.mechanism, o.sfi_state) {
         let (lo, hi) = d.writable;
         debug_assert_eq!(hi - lo, sfi::SPAN);
         for (field, value) in [(sfi::LO, lo), (sfi::HI, hi)] {
@@ -197,14 +362,7 @@ pub fn finish(
         d.sfi_state = Some(state);
     }
     if d.mechanism == Mechanism::Mmu {
-        let heap = &mut d.heap;
-        let space = mmu::build(id, d.base, d.base + WINDOW, |size| {
-            core::alloc::Layout::from_size_align(size, 16)
-                .ok()
-                .and_then(|l| heap.allocate_first_fit(l).ok())
-                .map_or(core::ptr::null_mut(), |p| p.as_ptr())
-        })?;
-        d.space = Some(space);
+        d.space = Some(mmu::build(id, d.base, d.base + WINDOW)?);
     }
     Ok(())
 }
@@ -224,42 +382,55 @@ pub fn owning(addr: u64) -> Option<usize> {
         .map(|d| d.id)
 }
 
-/// The domain whose writable part contains `addr`.
-pub fn holding(addr: u64) -> Option<usize> {
-    DOMAINS
-        .lock()
-        .iter()
-        .find(|d| addr >= d.writable.0 && addr < d.writable.1)
-        .map(|d| d.id)
-}
-
-/// Allocates in the current domain's heap (zeroed).
+/// Allocates `size` bytes in domain `id`'s heap (zeroed).
 pub fn alloc(id: usize, size: usize, align: usize) -> *mut u8 {
-    let Ok(layout) = core::alloc::Layout::from_size_align(size, align) else {
+    let mut domains = DOMAINS.lock();
+    let Some(p) = domains[id].heap.alloc(size as u64, align as u64) else {
         return core::ptr::null_mut();
     };
-    let mut domains = DOMAINS.lock();
-    match domains[id].heap.allocate_first_fit(layout) {
-        Ok(p) => {
-            // SAFETY: freshly allocated, `size` bytes.
-            unsafe { core::ptr::write_bytes(p.as_ptr(), 0, size) };
-            p.as_ptr()
+    // SAFETY: a fresh block of the domain's heap, mapped RW, `size` bytes.
+    unsafe { core::ptr::write_bytes(p as *mut u8, 0, size) };
+    p as *mut u8
+}
+
+/// Frees a block of domain `id`'s heap; false if it was not allocated.
+pub fn free(id: usize, p: *mut u8, size: usize) -> bool {
+    DOMAINS.lock()[id].heap.free(p as u64, size as u64).is_ok()
+}
+
+/// Charges one `resource` to the current domain (nothing for the kernel):
+/// past the domain's limit, the domain fails with the limit named.
+pub fn charge(export: &'static str, resource: Resource) {
+    let Some(id) = current() else { return };
+    let over = {
+        let mut domains = DOMAINS.lock();
+        let n = &mut domains[id].charges[resource as usize];
+        if *n >= resource.limit() {
+            true
+        } else {
+            *n += 1;
+            false
         }
-        Err(()) => core::ptr::null_mut(),
+    };
+    if over {
+        abort(
+            alloc::format!(
+                "api: {export}: limit of {} {} per domain reached",
+                resource.limit(),
+                resource.name()
+            ),
+            0,
+        );
     }
 }
 
-/// Frees a block of a domain's heap.
-///
-/// # Safety
-/// `p` came from [`alloc`] for domain `id` with this size and alignment.
-pub unsafe fn free(id: usize, p: *mut u8, size: usize, align: usize) {
-    if let (Some(nn), Ok(layout)) = (
-        core::ptr::NonNull::new(p),
-        core::alloc::Layout::from_size_align(size, align),
-    ) {
-        // SAFETY: per the caller's contract.
-        unsafe { DOMAINS.lock()[id].heap.deallocate(nn, layout) };
+/// Gives back one `resource` charged to domain `id`.
+pub fn uncharge(id: Option<usize>, resource: Resource) {
+    if let Some(id) = id
+        && let Some(d) = DOMAINS.lock().get_mut(id)
+    {
+        let n = &mut d.charges[resource as usize];
+        *n = n.saturating_sub(1);
     }
 }
 
@@ -268,9 +439,9 @@ pub fn ioremap(id: usize, phys: u64, len: u64) -> Option<u64> {
     let mut domains = DOMAINS.lock();
     let d = &mut domains[id];
     let first = phys & !(PAGE_SIZE - 1);
-    let pages = (phys + len - first).div_ceil(PAGE_SIZE);
+    let pages = (phys.checked_add(len)? - first).div_ceil(PAGE_SIZE);
     let va = d.mmio_next;
-    if va + pages * PAGE_SIZE > d.writable.1 {
+    if va + pages * PAGE_SIZE > d.writable.0 + RAM + MMIO {
         return None;
     }
     for p in 0..pages {
@@ -283,6 +454,23 @@ pub fn ioremap(id: usize, phys: u64, len: u64) -> Option<u64> {
     }
     d.mmio_next = va + (pages + 1) * PAGE_SIZE;
     Some(va + (phys - first))
+}
+
+/// Whether `addr` lies in domain `id`'s MMIO mappings.
+pub fn is_mmio_of(id: usize, addr: u64) -> bool {
+    DOMAINS
+        .lock()
+        .get(id)
+        .is_some_and(|d| addr >= d.writable.0 + RAM && addr < d.mmio_next)
+}
+
+/// Whether the current domain's policy allows I/O port `port`.
+pub fn port_allowed(port: u16) -> bool {
+    let Some(id) = current() else { return true };
+    DOMAINS.lock()[id]
+        .ports
+        .iter()
+        .any(|&(lo, hi)| port >= lo && port <= hi)
 }
 
 /// Adds `delta` to the current domain's lock count (and, for an SFI domain,
@@ -319,20 +507,26 @@ pub enum Failure {
 
 /// A rule a wrapper found broken inside a driver call, waiting for the fault
 /// that unwinds it (see [`abort`]).
-static ABORTED: IrqMutex<Option<(&'static str, u64)>> = IrqMutex::new(None);
+static ABORTED: IrqMutex<Option<(String, u64)>> = IrqMutex::new(None);
 
 /// Called by a wrapper (a kernel function a driver called) that found the
-/// driver breaking the API's rules — a bad free, say: fails the current
-/// domain with `cause`, unwinding the driver call like any other domain
-/// fault. Outside a domain it returns (the kernel itself called).
-pub fn abort(cause: &'static str, address: u64) {
+/// driver breaking the API's rules — a bad free, a pointer into memory that
+/// is not its own, another domain's object: fails the current domain with
+/// `cause`, unwinding the driver call like any other domain fault. Outside a
+/// domain it returns (the kernel itself called).
+pub fn abort(cause: impl Into<String>, address: u64) {
     if current().is_none() || !fault::armed() {
         return;
     }
-    *ABORTED.lock() = Some((cause, address));
+    *ABORTED.lock() = Some((cause.into(), address));
     // SAFETY: raises #UD, which the armed catch frame turns into this
     // domain's failure; nothing after it runs.
     unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+}
+
+/// [`abort`] for an argument of an export: the cause names both.
+pub fn misuse(export: &'static str, arg: &'static str, address: u64, why: &str) {
+    abort(alloc::format!("api: {export}({arg}): {why}"), address);
 }
 
 /// Why a domain broke the rules at a return (checked by the MMU mechanism;
@@ -344,35 +538,89 @@ enum Violation {
     InterruptsOn,
 }
 
-/// Calls driver code at `entry` with up to six integer arguments, on behalf
-/// of the domain whose code contains it: the one wrapper every kernel →
-/// driver call goes through, whatever the mechanism. It makes the domain
-/// current (so allocations land in its window), arms a catch frame and the
-/// watchdog, crosses through the gate (switching stack and tables under
-/// `mmu`), checks the return invariants, and turns a fault or a violation
-/// into a contained domain failure. Kernel code at `entry` is just called.
-pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
+/// Where a call into a domain runs: its real stack, and for a rewritten
+/// object the emulated stack pointer to start from.
+struct Frame {
+    /// Real stack top to switch to (0: stay, a nested call).
+    stack: u64,
+    /// `__nooks_esp` and the value to give it for this call, and the one to
+    /// put back after (an outermost call starts at the top of its emulated
+    /// stack whatever the driver left there).
+    esp: Option<(u64, u64, u64)>,
+}
+
+impl Domain {
+    /// The stacks a call from a context whose stack pointer is `rsp` runs
+    /// on: the current ones if it is already on the domain's (a nested call
+    /// back into the driver), the interrupt stacks when called from an
+    /// interrupt (the driver may be running on its process stacks right
+    /// now), else the process stacks. Err: a nested call whose emulated
+    /// stack pointer the driver moved outside its emulated stacks.
+    fn frame(&self, rsp: u64) -> Result<Frame, u64> {
+        let nested = self.stacks.contains(rsp - 1);
+        let irq = !nested
+            && (crate::memory::INTERRUPT_STACKS..crate::memory::INTERRUPT_STACKS + (1 << 39))
+                .contains(&rsp);
+        let stack = match (nested, irq) {
+            (true, _) => 0,
+            (false, true) => self.stacks.irq.1 - STACK_TOP_ROOM,
+            (false, false) => self.stacks.process.1 - STACK_TOP_ROOM,
+        };
+        let esp = match self.emulated {
+            None => None,
+            Some((symbol, e)) => {
+                // SAFETY: `symbol` is the object's __nooks_esp, a u64 in its data.
+                let now = unsafe { core::ptr::read_volatile(symbol as *const u64) };
+                if nested {
+                    let fits = |(lo, hi): (u64, u64)| now >= lo + ESTACK_ARGS && now <= hi;
+                    if !fits(e.process) && !fits(e.irq) {
+                        return Err(now);
+                    }
+                    None
+                } else {
+                    let top = if irq { e.irq.1 } else { e.process.1 };
+                    Some((symbol, top - STACK_TOP_ROOM, now))
+                }
+            }
+        };
+        Ok(Frame { stack, esp })
+    }
+}
+
+/// Calls driver code at `entry` with up to six integer arguments: the one
+/// wrapper every kernel → driver call goes through, whatever the mechanism.
+/// The entry was checked when it was registered (see [`Entry`]). It makes
+/// the domain current (so allocations land in its window), arms a catch
+/// frame and the watchdog, crosses through the gate onto the domain's own
+/// stacks (and tables under `mmu`), checks the return invariants, and turns
+/// a fault or a violation into a contained domain failure.
+pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
     let mut regs = [0u64; 6];
     regs[..args.len().min(6)].copy_from_slice(&args[..args.len().min(6)]);
-    let Some(id) = owning(entry) else {
-        // SAFETY: kernel code called through the gate with its own arguments.
-        return Ok(unsafe { gate::call(entry, &regs, 0, 0) }.value);
-    };
-    let (mechanism, stack, cr3, locks) = {
+    let id = entry.domain();
+    let (mechanism, frame, cr3, locks) = {
         let mut domains = DOMAINS.lock();
         let d = &mut domains[id];
         if d.failed {
             return Err(Failure::AlreadyFailed);
         }
-        match d.space.as_mut() {
-            Some(space) => (
-                d.mechanism,
-                space.stack_for(mmu::rsp()),
-                space.cr3(),
-                d.locks,
-            ),
-            None => (d.mechanism, 0, 0, d.locks),
-        }
+        let frame = match d.frame(mmu::rsp()) {
+            Ok(f) => f,
+            Err(esp) => {
+                drop(domains);
+                let why = "stack pivot: the emulated stack pointer left the domain's stacks";
+                *ABORTED.lock() = Some((String::from(why), esp));
+                let fault = Fault {
+                    vector: 6,
+                    rip: entry.addr(),
+                    ..Fault::default()
+                };
+                fail(id, &fault, None);
+                return Err(Failure::Faulted);
+            }
+        };
+        let cr3 = d.space.as_mut().map_or(0, |s| s.cr3());
+        (d.mechanism, frame, cr3, d.locks)
     };
     if !gate::has_room() {
         return Err(Failure::TooDeep);
@@ -380,6 +628,11 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
     ENTRIES.fetch_add(1, Ordering::Relaxed);
     if cr3 != 0 {
         mmu::CR3_WRITES.fetch_add(2, Ordering::Relaxed);
+    }
+    if let Some((symbol, start, _)) = frame.esp {
+        // SAFETY: the object's __nooks_esp; the driver is not running on
+        // this context's emulated stack (an outermost call).
+        unsafe { core::ptr::write_volatile(symbol as *mut u64, start) };
     }
     let previous = CURRENT.swap(id, Ordering::SeqCst);
     let previous_cr3 = gate::DOMAIN_CR3.load(Ordering::SeqCst);
@@ -393,10 +646,10 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
     let interrupts = crate::arch::interrupts_enabled();
     let outermost = previous == KERNEL;
     let watchdog = crate::watchdog::arm(2000);
-    // SAFETY: `entry` is the domain's code (it lies in its text); the stack
-    // and tables are the domain's own, from its Space.
     let t0 = crate::arch::rdtsc();
-    let r = fault::catch(|| unsafe { gate::call(entry, &regs, stack, cr3) });
+    // SAFETY: `entry` is one of the domain's entry points (checked when it
+    // was registered); the stack and tables are the domain's own.
+    let r = fault::catch(|| unsafe { gate::call(entry.addr(), &regs, frame.stack, cr3) });
     if outermost {
         INSIDE_CYCLES.fetch_add(crate::arch::rdtsc() - t0, Ordering::Relaxed);
     }
@@ -404,6 +657,10 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
     gate::set_top(gate_top);
     gate::DOMAIN_CR3.store(previous_cr3, Ordering::SeqCst);
     CURRENT.store(previous, Ordering::SeqCst);
+    if let Some((symbol, _, before)) = frame.esp {
+        // SAFETY: as above: what an interrupted driver had published.
+        unsafe { core::ptr::write_volatile(symbol as *mut u64, before) };
+    }
     let returned = match r {
         Ok(returned) => returned,
         Err(fault) => {
@@ -447,7 +704,7 @@ pub fn call(entry: u64, args: &[u64]) -> Result<u64, Failure> {
         Some(v) => {
             let fault = Fault {
                 vector: 0,
-                rip: entry,
+                rip: entry.addr(),
                 ..Fault::default()
             };
             fail(id, &fault, Some(v));
@@ -484,7 +741,7 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         crate::warn!("domain {id}: another fault after failing: {fault}");
         return;
     }
-    let (report, text, id) = {
+    let (report, id) = {
         let mut domains = DOMAINS.lock();
         let d = &mut domains[id];
         d.failed = true;
@@ -498,8 +755,14 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
             }
         });
         let aborted = ABORTED.lock().take();
-        let (cause, address) = match (violation, fault.vector, kind) {
-            (None, 6, _) if aborted.is_some() => aborted.unwrap_or(("api", 0)),
+        let overflow = fault.vector == 14
+            && (d.stacks.in_guard(fault.cr2)
+                || d.emulated.is_some_and(|(_, e)| e.in_guard(fault.cr2)));
+        let (cause, address): (&str, u64) = match (violation, fault.vector, kind) {
+            (None, 6, _) if aborted.is_some() => aborted
+                .as_ref()
+                .map_or(("api", 0), |(c, a)| (c.as_str(), *a)),
+            (None, 14, _) if overflow => ("stack overflow", fault.cr2),
             (Some(Violation::LockHeld), _, _) if d.mechanism == Mechanism::Sfi => {
                 ("sfi: returned holding a lock", 0)
             }
@@ -549,7 +812,7 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
             symbolise(d, site),
             fault.vector
         );
-        (report, d.text, d.id)
+        (report, d.id)
     };
     match violation {
         Some(v) => crate::error!(
@@ -564,7 +827,9 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         // which goes down as a native kernel would.
         panic!("driver fault with isolation=none: the kernel goes down with it");
     }
-    crate::driver_api::irq::silence(text);
+    // Nothing calls into it again: its handlers and timers are gone.
+    crate::driver_api::irq::silence(id);
+    crate::driver_api::timer::forget(id);
     crate::driver_api::pci::stop_dma_of(id);
     crate::info!("domain {id} contained; kernel still up");
     crate::recovery::failed(id);

@@ -1,7 +1,12 @@
 //! DMA: coherent buffers from physically contiguous frames, and streaming
 //! mappings of buffers the driver already has (which must be physically
-//! contiguous — kernel heap memory and skb data are).
+//! contiguous — a domain's RAM and skb data are).
+//!
+//! A domain gets bus addresses only for its own memory: its RAM, or the
+//! buffer of an skb it holds (a kernel object granted to it for as long as it
+//! holds it). What the device then does with them is the IOMMU's to confine.
 
+use crate::domain::{self, UMem};
 use crate::memory::{PAGE_SIZE, frames, phys_to_virt, virt_to_phys};
 use crate::sync::IrqMutex;
 use alloc::vec::Vec;
@@ -9,58 +14,73 @@ use alloc::vec::Vec;
 /// `DMA_MAPPING_ERROR`.
 pub const DMA_ERROR: u64 = !0;
 
-/// Live coherent buffers: (virtual, physical, pages).
-static COHERENT: IrqMutex<Vec<(u64, u64, u64)>> = IrqMutex::new(Vec::new());
+/// Live coherent buffers: (virtual, physical, pages — 0 for a domain's).
+static COHERENT: IrqMutex<Vec<(u64, u64, u64, Option<usize>)>> = IrqMutex::new(Vec::new());
+
+fn own_pdev(export: &'static str, pdev: *mut u8) -> bool {
+    pdev.is_null() || super::pci::is_mine(export, pdev.cast())
+}
 
 pub unsafe extern "C" fn dma_alloc_coherent(
-    _pdev: *mut u8,
+    pdev: *mut u8,
     size: usize,
     handle: *mut u64,
     _gfp: u32,
 ) -> *mut u8 {
-    if size == 0 || size > (4 << 20) || handle.is_null() {
+    let Some(handle) = UMem::of("dma_alloc_coherent", "handle", handle) else {
+        return core::ptr::null_mut();
+    };
+    if !own_pdev("dma_alloc_coherent", pdev) || size == 0 || size > (4 << 20) {
         return core::ptr::null_mut();
     }
     let pages = (size as u64).div_ceil(PAGE_SIZE);
-    if crate::domain::current().is_some() {
+    if let Some(id) = domain::current() {
         // Inside the domain's window: its RAM is one physically contiguous run.
-        let p = super::mem::alloc_aligned((pages * PAGE_SIZE) as usize, PAGE_SIZE as usize);
+        let p = super::mem::alloc_aligned(
+            (pages * PAGE_SIZE) as usize,
+            PAGE_SIZE as usize,
+            super::mem::Kind::Object,
+        );
         let Some(phys) = (!p.is_null()).then(|| virt_to_phys(p as u64)).flatten() else {
             return core::ptr::null_mut();
         };
-        COHERENT.lock().push((p as u64, phys, 0));
-        // SAFETY: the driver passes a pointer to its dma_addr_t.
-        unsafe { handle.write(phys) };
+        COHERENT.lock().push((p as u64, phys, 0, Some(id)));
+        handle.write(0, phys);
         return p;
     }
     let Some(phys) = frames::alloc_contiguous(pages, PAGE_SIZE) else {
         return core::ptr::null_mut();
     };
     let virt = phys_to_virt(phys);
-    COHERENT.lock().push((virt, phys, pages));
-    // SAFETY: the driver passes a pointer to its dma_addr_t.
-    unsafe { handle.write(phys) };
+    COHERENT.lock().push((virt, phys, pages, None));
+    handle.write(0, phys);
     virt as *mut u8
 }
 
 pub extern "C" fn dma_free_coherent(_pdev: *mut u8, _size: usize, cpu: *mut u8, _handle: u64) {
+    let me = domain::current();
     let found = {
         let mut c = COHERENT.lock();
         c.iter()
-            .position(|&(v, _, _)| v == cpu as u64)
+            .position(|&(v, _, _, owner)| v == cpu as u64 && owner == me)
             .map(|i| c.remove(i))
     };
     match found {
-        Some((virt, _, 0)) => {
-            super::mem::free(virt as *const u8);
+        Some((virt, _, 0, _)) => {
+            super::mem::free(virt as *const u8, super::mem::Kind::Object);
         }
-        Some((_, phys, pages)) => {
+        Some((_, phys, pages, _)) => {
             for p in 0..pages {
                 // SAFETY: the run came from alloc_contiguous and is no longer mapped for DMA.
                 unsafe { frames::free_frame(phys + p * PAGE_SIZE) };
             }
         }
-        None => crate::warn!("dma_free_coherent({cpu:p}): not a coherent buffer"),
+        None => domain::misuse(
+            "dma_free_coherent",
+            "cpu_addr",
+            cpu as u64,
+            "not a coherent buffer of this domain",
+        ),
     }
 }
 
@@ -68,7 +88,7 @@ pub extern "C" fn dma_free_coherent(_pdev: *mut u8, _size: usize, cpu: *mut u8, 
 pub fn map(ptr: u64, size: u64) -> Option<u64> {
     let start = virt_to_phys(ptr)?;
     let mut page = ptr & !(PAGE_SIZE - 1);
-    while page < ptr + size {
+    while page < ptr.checked_add(size)? {
         let p = virt_to_phys(page)?;
         if p != (start & !(PAGE_SIZE - 1)) + (page - (ptr & !(PAGE_SIZE - 1))) {
             return None;
@@ -78,8 +98,16 @@ pub fn map(ptr: u64, size: u64) -> Option<u64> {
     Some(start)
 }
 
-pub extern "C" fn dma_map_single(_pdev: *mut u8, ptr: *mut u8, size: usize, _dir: i32) -> u64 {
-    map(ptr as u64, size as u64).unwrap_or(DMA_ERROR)
+pub extern "C" fn dma_map_single(pdev: *mut u8, ptr: *mut u8, size: usize, _dir: i32) -> u64 {
+    if !own_pdev("dma_map_single", pdev) {
+        return DMA_ERROR;
+    }
+    let (ptr, size) = (ptr as u64, size as u64);
+    let granted = crate::net::skb::buffer_held(ptr, size);
+    if !granted && UMem::new("dma_map_single", "ptr", ptr, size).is_none() {
+        return DMA_ERROR;
+    }
+    map(ptr, size).unwrap_or(DMA_ERROR)
 }
 
 pub extern "C" fn dma_unmap_single(_pdev: *mut u8, _addr: u64, _size: usize, _dir: i32) {}
@@ -87,3 +115,10 @@ pub extern "C" fn dma_unmap_single(_pdev: *mut u8, _addr: u64, _size: usize, _di
 pub extern "C" fn dma_mapping_error(_pdev: *mut u8, addr: u64) -> i32 {
     i32::from(addr == DMA_ERROR)
 }
+
+/// Forgets domain `id`'s coherent buffers (its window is abandoned).
+pub fn forget(id: usize) {
+    COHERENT.lock().retain(|c| c.3 != Some(id));
+}
+
+

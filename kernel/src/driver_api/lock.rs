@@ -1,30 +1,30 @@
 //! Spinlocks living in driver memory. The kernel counts the locks drivers hold,
 //! so the wrappers can check at every entry point's return that a driver holds
-//! exactly what it held at entry.
+//! exactly what it held at entry. A lock must be the calling domain's own
+//! memory (checked through [`UMem`]): a "lock" in kernel data would make the
+//! kernel write there.
 
 use super::abi::SpinLock;
+use crate::domain::UMem;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Locks currently held by driver code.
 pub static HELD: AtomicU64 = AtomicU64::new(0);
 
-fn word(lock: *mut SpinLock) -> &'static AtomicU32 {
-    // SAFETY: `locked` is the first field of the driver's spinlock_t, a
-    // naturally aligned u32; the driver keeps the lock alive while using it.
-    unsafe { AtomicU32::from_ptr(lock.cast::<u32>()) }
+fn word(export: &'static str, lock: *mut SpinLock) -> Option<&'static AtomicU32> {
+    UMem::of(export, "lock", lock)?.atomic_u32(0)
 }
 
 pub extern "C" fn spin_lock_init(lock: *mut SpinLock) {
-    if !lock.is_null() {
-        word(lock).store(0, Ordering::Release);
+    if let Some(w) = word("spin_lock_init", lock) {
+        w.store(0, Ordering::Release);
     }
 }
 
 pub extern "C" fn spin_lock(lock: *mut SpinLock) {
-    if lock.is_null() {
+    let Some(w) = word("spin_lock", lock) else {
         return;
-    }
-    let w = word(lock);
+    };
     if w.load(Ordering::Acquire) != 0 {
         // One CPU: whoever holds it cannot run until this caller returns.
         crate::domain::abort(
@@ -43,10 +43,10 @@ pub extern "C" fn spin_lock(lock: *mut SpinLock) {
 }
 
 pub extern "C" fn spin_unlock(lock: *mut SpinLock) {
-    if lock.is_null() {
+    let Some(w) = word("spin_unlock", lock) else {
         return;
-    }
-    if word(lock).swap(0, Ordering::Release) == 1 {
+    };
+    if w.swap(0, Ordering::Release) == 1 {
         HELD.fetch_sub(1, Ordering::Relaxed);
         crate::domain::count_lock(-1);
     } else {

@@ -1,33 +1,63 @@
-//! `kmalloc`/`kzalloc`/`kfree` on the kernel heap. Every live block is tracked,
-//! so a bad free (a pointer the driver never got, or a double free) is refused
-//! and reported instead of corrupting the heap.
+//! `kmalloc`/`kzalloc`/`kfree`, and the blocks the kernel allocates for a
+//! domain (net devices, skbs, coherent DMA buffers). Every live block is
+//! tracked with the domain that owns it and what it is, so a driver can free
+//! only a `kmalloc` block of its own: a bad free (a pointer it never got, a
+//! double free, another domain's block, an skb or net device through
+//! `kfree`) fails it instead of corrupting a heap.
 
+use crate::domain::{self, Resource};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use core::alloc::Layout;
 
-/// Live blocks: address → (size, owning domain).
-static LIVE: IrqMutex<BTreeMap<usize, (usize, Option<usize>, usize)>> =
-    IrqMutex::new(BTreeMap::new());
+/// What a block is: only `kmalloc` blocks may be given back with `kfree`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// From `kmalloc`/`kzalloc`.
+    Kmalloc,
+    /// A net device from `alloc_etherdev`.
+    NetDevice,
+    /// Another kernel object in the domain's memory (skb, DMA buffer),
+    /// freed by the export that owns it.
+    Object,
+}
+
+#[derive(Clone, Copy)]
+struct Block {
+    size: usize,
+    align: usize,
+    domain: Option<usize>,
+    kind: Kind,
+}
+
+/// Live blocks: address → block.
+static LIVE: IrqMutex<BTreeMap<usize, Block>> = IrqMutex::new(BTreeMap::new());
 
 const ALIGN: usize = 64;
 const MAX: usize = 16 << 20;
 
 /// Allocates `size` bytes (zeroed: the heap never hands out stale kernel data),
 /// in the current domain's window when a driver asks, else on the kernel heap.
-pub fn alloc(size: usize) -> *mut u8 {
-    alloc_aligned(size, ALIGN)
+pub fn alloc(size: usize, kind: Kind) -> *mut u8 {
+    alloc_aligned(size, ALIGN, kind)
 }
 
 /// As [`alloc`], with an alignment (a power of two; at least 64 is used).
-pub fn alloc_aligned(size: usize, align: usize) -> *mut u8 {
+pub fn alloc_aligned(size: usize, align: usize, kind: Kind) -> *mut u8 {
     if size == 0 || size > MAX {
         return core::ptr::null_mut();
     }
     let align = align.max(ALIGN);
-    let domain = crate::domain::current();
+    let domain = domain::current();
     let p = match domain {
-        Some(id) => crate::domain::alloc(id, size, align),
+        Some(id) => {
+            domain::charge("kmalloc", Resource::HeapBlock);
+            let p = domain::alloc(id, size, align);
+            if p.is_null() {
+                domain::uncharge(Some(id), Resource::HeapBlock);
+            }
+            p
+        }
         None => {
             let Ok(layout) = Layout::from_size_align(size, align) else {
                 return core::ptr::null_mut();
@@ -37,29 +67,60 @@ pub fn alloc_aligned(size: usize, align: usize) -> *mut u8 {
         }
     };
     if !p.is_null() {
-        LIVE.lock().insert(p as usize, (size, domain, align));
+        LIVE.lock().insert(
+            p as usize,
+            Block {
+                size,
+                align,
+                domain,
+                kind,
+            },
+        );
     }
     p
 }
 
-/// Frees a block from [`alloc`]; returns false (and frees nothing) for anything else.
-pub fn free(p: *const u8) -> bool {
+/// The owner and kind of the live block at `p`, if there is one.
+pub fn block(p: *const u8) -> Option<(Option<usize>, Kind, usize)> {
+    LIVE.lock()
+        .get(&(p as usize))
+        .map(|b| (b.domain, b.kind, b.size))
+}
+
+/// Frees a block from [`alloc`] of kind `kind`; returns false (and frees
+/// nothing) for anything else.
+pub fn free(p: *const u8, kind: Kind) -> bool {
     if p.is_null() {
         return true;
     }
-    let Some((size, domain, align)) = LIVE.lock().remove(&(p as usize)) else {
-        crate::warn!("bad free of {:p}: not a live allocation", p);
+    let block = {
+        let mut live = LIVE.lock();
+        match live.get(&(p as usize)) {
+            Some(b) if b.kind == kind => live.remove(&(p as usize)),
+            _ => None,
+        }
+    };
+    let Some(b) = block else {
+        crate::warn!("bad free of {:p}: not a live block of that kind", p);
         return false;
     };
-    match domain {
-        // SAFETY: allocated by `alloc` in that domain with this size and alignment, removed from LIVE once.
-        Some(id) => unsafe { crate::domain::free(id, p as *mut u8, size, align) },
-        // SAFETY: allocated by `alloc` with this size and alignment, removed from LIVE once.
-        None => unsafe {
-            alloc::alloc::dealloc(p as *mut u8, Layout::from_size_align_unchecked(size, align))
-        },
+    match b.domain {
+        Some(id) => {
+            domain::uncharge(Some(id), Resource::HeapBlock);
+            domain::free(id, p as *mut u8, b.size)
+        }
+        None => {
+            // SAFETY: allocated by `alloc` with this size and alignment,
+            // removed from LIVE once.
+            unsafe {
+                alloc::alloc::dealloc(
+                    p as *mut u8,
+                    Layout::from_size_align_unchecked(b.size, b.align),
+                )
+            };
+            true
+        }
     }
-    true
 }
 
 /// Forgets every block of domain `id` (its window is abandoned with it);
@@ -67,29 +128,40 @@ pub fn free(p: *const u8) -> bool {
 pub fn forget_domain(id: usize) -> usize {
     let mut l = LIVE.lock();
     let before = l.len();
-    l.retain(|_, v| v.1 != Some(id));
+    l.retain(|_, v| v.domain != Some(id));
     before - l.len()
 }
 
 /// (blocks, bytes) live.
 pub fn live() -> (usize, usize) {
     let l = LIVE.lock();
-    (l.len(), l.values().map(|v| v.0).sum())
+    (l.len(), l.values().map(|v| v.size).sum())
 }
 
 pub extern "C" fn kmalloc(size: usize, _flags: u32) -> *mut u8 {
-    alloc(size)
+    alloc(size, Kind::Kmalloc)
 }
 
 pub extern "C" fn kzalloc(size: usize, _flags: u32) -> *mut u8 {
-    alloc(size)
+    alloc(size, Kind::Kmalloc)
 }
 
 pub extern "C" fn kfree(p: *const u8) {
-    if !free(p) {
-        crate::domain::abort(
-            "api: bad free (kfree of a pointer that is not a live allocation)",
-            p as u64,
-        );
+    if p.is_null() {
+        return;
     }
+    let why = match block(p) {
+        Some((owner, Kind::Kmalloc, _)) if owner == domain::current() => {
+            if free(p, Kind::Kmalloc) {
+                return;
+            }
+            "not a live allocation"
+        }
+        Some((owner, _, _)) if owner != domain::current() => {
+            "bad free: a block of another domain or of the kernel"
+        }
+        Some(_) => "bad free: a kernel object (skb, net device, DMA buffer), not a kmalloc block",
+        None => "bad free: not a live allocation",
+    };
+    domain::misuse("kfree", "ptr", p as u64, why);
 }

@@ -1,34 +1,42 @@
-//! `ioremap`/`iounmap`: only device memory of a function bound to a driver can
-//! be mapped, and only inside that function's BARs.
+//! `ioremap`/`iounmap`: a domain may map only device memory inside the BARs
+//! of a function bound to it, and unmap only its own mappings.
 
+use crate::domain;
 use crate::memory::{PAGE_SIZE, paging};
 use crate::pci::Bar;
 use crate::sync::IrqMutex;
 use alloc::vec::Vec;
 
-/// Live mappings: (virtual base of the pages, pages).
+/// Live kernel mappings: (virtual base of the pages, pages).
 static MAPPINGS: IrqMutex<Vec<(u64, u64)>> = IrqMutex::new(Vec::new());
 
-fn inside_a_bound_bar(phys: u64, size: u64) -> bool {
-    super::pci::bound_devices().iter().any(|(_, f)| {
-        f.bars.iter().any(|b| match *b {
-            Bar::Memory {
-                base, size: len, ..
-            } => phys >= base && phys.saturating_add(size) <= base + len,
-            _ => false,
-        })
+fn inside_a_bar_of(id: Option<usize>, phys: u64, size: u64) -> bool {
+    let Some(end) = phys.checked_add(size) else {
+        return false;
+    };
+    super::pci::bars_of(id).iter().any(|b| match *b {
+        Bar::Memory {
+            base, size: len, ..
+        } => phys >= base && end <= base + len,
+        _ => false,
     })
 }
 
 pub extern "C" fn ioremap(phys: u64, size: usize) -> *mut u8 {
     let size = size as u64;
-    if size == 0 || !inside_a_bound_bar(phys, size) {
-        crate::warn!("ioremap({phys:#x}, {size:#x}) refused: not inside a bound device's BAR");
+    let me = domain::current();
+    if size == 0 || !inside_a_bar_of(me, phys, size) {
+        crate::warn!("ioremap({phys:#x}, {size:#x}) refused: not inside a BAR of a bound device");
+        domain::misuse(
+            "ioremap",
+            "phys",
+            phys,
+            "not inside a BAR of a device bound to this domain",
+        );
         return core::ptr::null_mut();
     }
-    if let Some(id) = crate::domain::current() {
-        return crate::domain::ioremap(id, phys, size)
-            .map_or(core::ptr::null_mut(), |v| v as *mut u8);
+    if let Some(id) = me {
+        return domain::ioremap(id, phys, size).map_or(core::ptr::null_mut(), |v| v as *mut u8);
     }
     match paging::ioremap(phys, size) {
         Ok(virt) => {
@@ -45,6 +53,13 @@ pub extern "C" fn ioremap(phys: u64, size: usize) -> *mut u8 {
 }
 
 pub extern "C" fn iounmap(addr: *mut u8) {
+    if let Some(id) = domain::current() {
+        // A domain's mappings go with its window; only its own may be named.
+        if !domain::is_mmio_of(id, addr as u64) {
+            domain::misuse("iounmap", "addr", addr as u64, "not a mapping of this domain");
+        }
+        return;
+    }
     let first = addr as u64 & !(PAGE_SIZE - 1);
     let found = {
         let mut m = MAPPINGS.lock();

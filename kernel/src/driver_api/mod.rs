@@ -3,9 +3,14 @@
 //! functions, one module per category, and the export table the loader
 //! resolves driver imports through.
 //!
-//! Pointers a driver passes are driver memory: the functions check what they
-//! can (null, live allocations, bounds) and never keep kernel state inside
-//! driver-visible structs they would later trust.
+//! Nothing a driver passes is trusted: a pointer the kernel writes through
+//! must be the caller's own memory (`domain::UMem`), a kernel object it names
+//! (net device, skb, `pci_dev`, IRQ registration, timer, DMA buffer) must be
+//! one its domain owns, a callback must be one of its entry points
+//! (`domain::Entry`, checked at registration and kept in kernel memory), and
+//! what the kernel spends for it is charged to it (`domain::Resource`).
+//! Misuse fails the calling domain with a cause naming the export and the
+//! argument; the kernel never writes for it outside its memory.
 
 #![allow(missing_docs, clippy::missing_safety_doc)]
 
@@ -19,6 +24,7 @@ pub mod mmio;
 pub mod net;
 pub mod pci;
 pub mod port;
+pub mod string;
 pub mod time;
 pub mod timer;
 
@@ -39,20 +45,24 @@ macro_rules! export_table {
     };
 }
 
-/// Exports an MMU domain calls directly, on its own page tables: they touch
-/// nothing but their arguments, so running them with the domain's
-/// permissions confines them (through a gate they would write with the
-/// kernel's).
-const DOMAIN_LOCAL: &[&str] = &["memset", "memcpy", "memmove", "memcmp"];
-
 /// What a driver's import `name` resolves to under `mechanism`: the export
-/// itself, or under `mmu` the gate that switches to the kernel's tables.
+/// itself, or under `mmu` the gate that switches to the kernel's tables —
+/// except the string functions, which an MMU domain runs directly on its own
+/// page tables (they touch nothing but their arguments, so the domain's
+/// permissions confine them; through a gate they would write with the
+/// kernel's).
 pub fn resolve_for(name: &str, mechanism: crate::domain::Mechanism) -> Option<u64> {
     let direct = resolve(name)?;
-    if mechanism != crate::domain::Mechanism::Mmu || DOMAIN_LOCAL.contains(&name) {
+    if mechanism != crate::domain::Mechanism::Mmu {
         return Some(direct);
     }
-    kernel_gate(name)
+    match name {
+        "memset" => Some(crate::rt::memset as *const () as u64),
+        "memcpy" => Some(crate::rt::memcpy as *const () as u64),
+        "memmove" => Some(crate::rt::memmove as *const () as u64),
+        "memcmp" => Some(crate::rt::memcmp as *const () as u64),
+        _ => kernel_gate(name),
+    }
 }
 
 export_table! {
@@ -109,10 +119,10 @@ export_table! {
     timer_setup => timer::timer_setup,
     mod_timer => timer::mod_timer,
     del_timer_sync => timer::del_timer_sync,
-    memset => crate::rt::memset,
-    memcpy => crate::rt::memcpy,
-    memmove => crate::rt::memmove,
-    memcmp => crate::rt::memcmp,
+    memset => string::memset,
+    memcpy => string::memcpy,
+    memmove => string::memmove,
+    memcmp => string::memcmp,
     nooks_port_in => port::nooks_port_in,
     nooks_port_out => port::nooks_port_out,
 }

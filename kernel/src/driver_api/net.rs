@@ -1,15 +1,45 @@
 //! The network-device and skb part of the driver API.
+//!
+//! Net devices and skbs are capabilities: a domain may name only a net
+//! device it allocated (and, once registered, registered) and an skb it
+//! holds. Anything else — another domain's device, a forged pointer, an skb
+//! it already gave away — fails it with a cause naming the export.
 
-use super::abi::{NetDevice, SkBuff};
-use super::mem;
+use super::abi::{NetDevice, NetDeviceOps, SkBuff};
+use super::mem::{self, Kind};
+use crate::domain::{self, Resource, UMem};
 use crate::net::{self, skb};
+use core::mem::offset_of;
+
+/// Whether `dev` is a net device the calling domain allocated (registered or
+/// not); fails it otherwise.
+fn own_device(export: &'static str, dev: *const NetDevice) -> bool {
+    let me = domain::current();
+    let ok = match mem::block(dev.cast()) {
+        Some((owner, Kind::NetDevice, _)) => me.is_none() || owner == me,
+        _ => me.is_none() && net::is_registered(dev),
+    };
+    if !ok {
+        domain::misuse(export, "dev", dev as u64, "not a net device of this domain");
+    }
+    ok
+}
+
+/// Whether `s` is an skb the calling domain holds; fails it otherwise.
+fn held(export: &'static str, s: *const SkBuff) -> bool {
+    let ok = skb::held_by(s, domain::current());
+    if !ok {
+        domain::misuse(export, "skb", s as u64, "not an skb this domain holds");
+    }
+    ok
+}
 
 pub extern "C" fn alloc_etherdev(sizeof_priv: i32) -> *mut NetDevice {
     let Ok(priv_size) = usize::try_from(sizeof_priv) else {
         return core::ptr::null_mut();
     };
     let total = core::mem::size_of::<NetDevice>() + priv_size;
-    let dev = mem::alloc(total) as *mut NetDevice;
+    let dev = mem::alloc(total, Kind::NetDevice) as *mut NetDevice;
     if dev.is_null() {
         return dev;
     }
@@ -22,71 +52,156 @@ pub extern "C" fn alloc_etherdev(sizeof_priv: i32) -> *mut NetDevice {
 }
 
 pub extern "C" fn free_netdev(dev: *mut NetDevice) {
+    if !own_device("free_netdev", dev) {
+        return;
+    }
+    if net::is_registered(dev) {
+        domain::uncharge(domain::current(), Resource::NetDevice);
+    }
     for s in net::unregister(dev) {
         skb::free(s);
     }
-    mem::free(dev as *const u8);
+    mem::free(dev as *const u8, Kind::NetDevice);
+}
+
+/// The driver's operations, each checked to be one of its entry points.
+fn checked_ops(dev: *mut NetDevice) -> Option<net::Ops> {
+    // SAFETY: reads of the driver's net_device (its own block, checked) and
+    // of the ops table it names (a read fault is contained by its catch frame).
+    let table = unsafe { (*dev).netdev_ops };
+    if table.is_null() {
+        return Some(net::Ops::default());
+    }
+    // SAFETY: as above; the table is read once, here, and never again.
+    let o: NetDeviceOps = unsafe { core::ptr::read_unaligned(table) };
+    let e = |arg, f: Option<u64>| -> Result<Option<domain::Entry>, ()> {
+        match f {
+            None => Ok(None),
+            Some(a) => domain::entry::register("register_netdev", arg, a)
+                .map(Some)
+                .ok_or(()),
+        }
+    };
+    let a = |f: Option<usize>| f.map(|f| f as u64);
+    Some(net::Ops {
+        open: e("netdev_ops->ndo_open", a(o.ndo_open.map(|f| f as usize))).ok()?,
+        stop: e("netdev_ops->ndo_stop", a(o.ndo_stop.map(|f| f as usize))).ok()?,
+        start_xmit: e("netdev_ops->ndo_start_xmit", a(o.ndo_start_xmit.map(|f| f as usize))).ok()?,
+        set_mac_address: e(
+            "netdev_ops->ndo_set_mac_address",
+            a(o.ndo_set_mac_address.map(|f| f as usize)),
+        )
+        .ok()?,
+        change_mtu: e("netdev_ops->ndo_change_mtu", a(o.ndo_change_mtu.map(|f| f as usize))).ok()?,
+        get_stats: e("netdev_ops->ndo_get_stats", a(o.ndo_get_stats.map(|f| f as usize))).ok()?,
+        tx_timeout: e("netdev_ops->ndo_tx_timeout", a(o.ndo_tx_timeout.map(|f| f as usize))).ok()?,
+    })
 }
 
 pub extern "C" fn register_netdev(dev: *mut NetDevice) -> i32 {
-    if dev.is_null() {
+    if !own_device("register_netdev", dev) {
         return -22;
     }
-    let name = net::register(dev);
+    if net::is_registered(dev) {
+        domain::misuse("register_netdev", "dev", dev as u64, "registered already");
+        return -16;
+    }
+    let Some(ops) = checked_ops(dev) else {
+        return -22;
+    };
+    domain::charge("register_netdev", Resource::NetDevice);
+    let name = net::register(dev, ops);
     let mut bytes = [0u8; 16];
     bytes[..name.len().min(15)].copy_from_slice(&name.as_bytes()[..name.len().min(15)]);
-    // SAFETY: the driver's net_device from alloc_etherdev.
-    unsafe { (*dev).name = bytes };
+    if let Some(m) = UMem::new("register_netdev", "dev", dev as u64, 16) {
+        m.write(offset_of!(NetDevice, name) as u64, bytes);
+    }
     0
 }
 
+/// Runs `f` on `dev` if it is registered by the calling domain; an own
+/// device not registered yet is a no-op; anything else fails the caller.
+fn with_own<R>(
+    export: &'static str,
+    dev: *const NetDevice,
+    f: impl FnOnce(&mut net::Device) -> R,
+) -> Option<R> {
+    let me = domain::current();
+    match net::domain_of(dev) {
+        Some(owner) if me.is_none() || owner == me => net::with(dev, f),
+        Some(_) => {
+            domain::misuse(export, "dev", dev as u64, "a net device of another domain");
+            None
+        }
+        None => {
+            own_device(export, dev);
+            None
+        }
+    }
+}
+
 pub extern "C" fn unregister_netdev(dev: *mut NetDevice) {
-    if net::with(dev, |d| d.up).unwrap_or(false) {
+    let Some(up) = with_own("unregister_netdev", dev, |d| d.up) else {
+        return;
+    };
+    if up {
         let _ = net::close(dev);
     }
+    domain::uncharge(domain::current(), Resource::NetDevice);
     for s in net::unregister(dev) {
         skb::free(s);
     }
 }
 
 pub extern "C" fn netif_start_queue(dev: *mut NetDevice) {
-    net::with(dev, |d| d.stopped = false);
+    with_own("netif_start_queue", dev, |d| d.stopped = false);
 }
 
 pub extern "C" fn netif_stop_queue(dev: *mut NetDevice) {
-    net::with(dev, |d| d.stopped = true);
+    with_own("netif_stop_queue", dev, |d| d.stopped = true);
 }
 
 pub extern "C" fn netif_wake_queue(dev: *mut NetDevice) {
-    net::with(dev, |d| d.stopped = false);
+    with_own("netif_wake_queue", dev, |d| d.stopped = false);
 }
 
 pub extern "C" fn netif_queue_stopped(dev: *const NetDevice) -> bool {
-    net::with(dev, |d| d.stopped).unwrap_or(true)
+    with_own("netif_queue_stopped", dev, |d| d.stopped).unwrap_or(true)
 }
 
 pub extern "C" fn netif_carrier_on(dev: *mut NetDevice) {
-    net::with(dev, |d| d.carrier = true);
+    with_own("netif_carrier_on", dev, |d| d.carrier = true);
 }
 
 pub extern "C" fn netif_carrier_off(dev: *mut NetDevice) {
-    net::with(dev, |d| d.carrier = false);
+    with_own("netif_carrier_off", dev, |d| d.carrier = false);
 }
 
 pub extern "C" fn netif_carrier_ok(dev: *const NetDevice) -> bool {
-    net::with(dev, |d| d.carrier).unwrap_or(false)
+    with_own("netif_carrier_ok", dev, |d| d.carrier).unwrap_or(false)
 }
 
 pub extern "C" fn netif_rx(s: *mut SkBuff) -> i32 {
-    if !skb::is_live(s) {
-        crate::warn!("netif_rx({s:p}): not a live skb");
-        crate::domain::abort(
-            "api: netif_rx of a pointer that is not a live skb",
-            s as u64,
+    if !held("netif_rx", s) {
+        return 1;
+    }
+    if let Err(why) = skb::seal(s) {
+        domain::misuse("netif_rx", "skb", s as u64, why);
+        return 1;
+    }
+    // SAFETY: an skb the domain holds: its struct is mapped.
+    let dev = unsafe { (*s).dev };
+    let me = domain::current();
+    if net::domain_of(dev).is_none_or(|owner| me.is_some() && owner != me) {
+        domain::misuse(
+            "netif_rx",
+            "skb->dev",
+            dev as u64,
+            "not a registered net device of this domain",
         );
         return 1;
     }
-    if net::receive(s) {
+    if net::receive(s, dev) {
         skb::hand_to(s, None);
         0
     } else {
@@ -96,47 +211,52 @@ pub extern "C" fn netif_rx(s: *mut SkBuff) -> i32 {
 }
 
 pub extern "C" fn netdev_alloc_skb(dev: *mut NetDevice, length: u32) -> *mut SkBuff {
+    if !dev.is_null() && !own_device("netdev_alloc_skb", dev) {
+        return core::ptr::null_mut();
+    }
     skb::alloc(dev, length)
 }
 
 pub extern "C" fn dev_kfree_skb_any(s: *mut SkBuff) {
-    if !s.is_null() && !skb::free(s) {
-        crate::domain::abort(
-            "api: bad free (dev_kfree_skb_any of a pointer that is not a live skb)",
-            s as u64,
-        );
+    if s.is_null() || !held("dev_kfree_skb_any", s) {
+        return;
     }
+    skb::free(s);
 }
 
 pub extern "C" fn skb_put(s: *mut SkBuff, len: u32) -> *mut u8 {
-    if !skb::is_live(s) {
+    if !held("skb_put", s) {
         return core::ptr::null_mut();
     }
-    // SAFETY: a live skb.
-    let s = unsafe { &mut *s };
-    let used = (s.data as u64 - s.head as u64) as u32 + s.len;
-    if used.checked_add(len).is_none_or(|end| end > s.size) {
-        crate::warn!(
-            "skb_put: {len} bytes past the end of a {}-byte buffer",
-            s.size
-        );
+    let Some((head, size)) = skb::buffer(s) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: an skb the domain holds: its struct is mapped (its fields are
+    // checked against the kernel's record of the buffer before use).
+    let (data, old) = unsafe { ((*s).data as u64, (*s).len) };
+    let end = head + u64::from(size);
+    let tail = data.checked_add(u64::from(old));
+    if data < head || tail.is_none_or(|t| t.saturating_add(u64::from(len)) > end) {
+        crate::warn!("skb_put: {len} bytes past the end of a {size}-byte buffer");
         return core::ptr::null_mut();
     }
-    // SAFETY: within the buffer, checked above.
-    let tail = unsafe { s.data.add(s.len as usize) };
-    s.len += len;
-    tail
+    // SAFETY: as above.
+    unsafe { (*s).len = old + len };
+    tail.unwrap_or(0) as *mut u8
 }
 
 pub extern "C" fn skb_reserve(s: *mut SkBuff, len: i32) {
-    if !skb::is_live(s) {
+    if !held("skb_reserve", s) {
         return;
     }
-    // SAFETY: a live skb.
-    let s = unsafe { &mut *s };
-    let Ok(len) = u32::try_from(len) else { return };
-    if s.len == 0 && (s.data as u64 - s.head as u64) as u32 + len <= s.size {
-        // SAFETY: within the buffer, checked above.
-        s.data = unsafe { s.data.add(len as usize) };
+    let (Some((head, size)), Ok(len)) = (skb::buffer(s), u64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: an skb the domain holds (fields checked against the record).
+    unsafe {
+        let data = (*s).data as u64;
+        if (*s).len == 0 && data >= head && data + len <= head + u64::from(size) {
+            (*s).data = (data + len) as *mut u8;
+        }
     }
 }

@@ -1,8 +1,14 @@
 //! The PCI part of the driver API: drivers register with an ID table, the
 //! kernel probes them for every matching function, and resources and config
 //! space are reached through the `pci_dev` the kernel owns.
+//!
+//! A `pci_dev` is a capability: every export that takes one accepts only a
+//! device bound to the calling domain (another domain's device, or anything
+//! else, fails the caller). The probe and remove entries are checked when
+//! the driver registers and kept here, not read again from its `pci_driver`.
 
 use super::abi::{PciDev, PciDeviceId, PciDriver};
+use crate::domain::{self, Entry, UMem};
 use crate::pci::{Bar, Function};
 use crate::sync::IrqMutex;
 use alloc::boxed::Box;
@@ -11,7 +17,9 @@ use alloc::vec::Vec;
 struct Binding {
     pdev: *mut PciDev,
     function: Function,
-    driver: *const PciDriver,
+    /// The registering driver's `pci_driver` (its identity only).
+    driver: u64,
+    remove: Option<Entry>,
     drvdata: u64,
     /// The protection domain that probed it.
     domain: Option<usize>,
@@ -22,12 +30,43 @@ unsafe impl Send for Binding {}
 
 static BINDINGS: IrqMutex<Vec<Binding>> = IrqMutex::new(Vec::new());
 
-fn function_of(pdev: *const PciDev) -> Option<Function> {
+/// The function behind `pdev` if it is bound to the calling domain (the
+/// kernel may name any); otherwise the caller fails, blaming `export`.
+fn function_of(export: &'static str, pdev: *const PciDev) -> Option<Function> {
+    let me = domain::current();
+    let found = BINDINGS
+        .lock()
+        .iter()
+        .find(|b| b.pdev as *const PciDev == pdev && (me.is_none() || b.domain == me))
+        .map(|b| b.function);
+    if found.is_none() {
+        domain::misuse(
+            export,
+            "pdev",
+            pdev as u64,
+            "not a pci_dev bound to this domain",
+        );
+    }
+    found
+}
+
+/// Whether `line` is the interrupt line of a device bound to the calling domain.
+pub fn line_is_mine(line: u8) -> bool {
+    let me = domain::current();
     BINDINGS
         .lock()
         .iter()
-        .find(|b| b.pdev as *const PciDev == pdev)
-        .map(|b| b.function)
+        .any(|b| b.domain == me && b.function.irq_line == line)
+}
+
+/// The memory BARs of the devices bound to domain `id` (None: the kernel's).
+pub fn bars_of(id: Option<usize>) -> Vec<Bar> {
+    BINDINGS
+        .lock()
+        .iter()
+        .filter(|b| b.domain == id)
+        .flat_map(|b| b.function.bars)
+        .collect()
 }
 
 const ANY: u32 = !0;
@@ -37,22 +76,18 @@ fn matches(id: &PciDeviceId, f: &Function) -> bool {
         && (id.device == ANY || id.device == u32::from(f.device))
 }
 
-/// Pointers to the `pci_dev`s bound to a driver object (for the kernel's bookkeeping).
-pub fn bound_devices() -> Vec<(*mut PciDev, Function)> {
-    BINDINGS
-        .lock()
-        .iter()
-        .map(|b| (b.pdev, b.function))
-        .collect()
-}
-
 pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
     if drv.is_null() {
         return -22;
     }
-    // SAFETY: the driver passes its own pci_driver; read its fields once.
-    let (ids, probe) = unsafe { ((*drv).id_table, (*drv).probe) };
-    let Some(probe) = probe else { return -22 };
+    // SAFETY: reads of what the driver names (a read fault is contained by
+    // its catch frame); its fields are read once, here.
+    let (ids, probe, remove) = unsafe { ((*drv).id_table, (*drv).probe, (*drv).remove) };
+    let entry = |arg, f: Option<u64>| domain::entry::register("pci_register_driver", arg, f.unwrap_or(0));
+    let Some(probe) = entry("probe", probe.map(|f| f as usize as u64)) else {
+        return -22;
+    };
+    let remove = entry("remove", remove.map(|f| f as usize as u64));
     if ids.is_null() {
         return -22;
     }
@@ -98,12 +133,13 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
         BINDINGS.lock().push(Binding {
             pdev,
             function: f,
-            driver: drv,
+            driver: drv as u64,
+            remove,
             drvdata: 0,
             domain,
         });
         // The driver's probe, with a pci_dev it may keep (a fault fails it).
-        let r = crate::domain::call(probe as usize as u64, &[pdev as u64, id as u64])
+        let r = domain::call(probe, &[pdev as u64, id as u64])
             .map_or(-14, |r| r as i32);
         if r != 0 {
             crate::warn!(
@@ -125,25 +161,24 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
 }
 
 pub unsafe extern "C" fn pci_unregister_driver(drv: *mut PciDriver) {
-    let mine: Vec<*mut PciDev> = BINDINGS
+    let me = domain::current();
+    let mine: Vec<(*mut PciDev, Option<Entry>)> = BINDINGS
         .lock()
         .iter()
-        .filter(|b| b.driver == drv as *const _)
-        .map(|b| b.pdev)
+        .filter(|b| b.driver == drv as u64 && (me.is_none() || b.domain == me))
+        .map(|b| (b.pdev, b.remove))
         .collect();
-    // SAFETY: the driver passes its own pci_driver.
-    let remove = unsafe { drv.as_ref().and_then(|d| d.remove) };
-    for pdev in mine {
+    for (pdev, remove) in mine {
         if let Some(remove) = remove {
             // The driver's remove for a device it probed.
-            let _ = crate::domain::call(remove as usize as u64, &[pdev as u64]);
+            let _ = domain::call(remove, &[pdev as u64]);
         }
         BINDINGS.lock().retain(|b| b.pdev != pdev);
     }
 }
 
 pub extern "C" fn pci_enable_device(pdev: *mut PciDev) -> i32 {
-    match function_of(pdev) {
+    match function_of("pci_enable_device", pdev) {
         Some(f) => {
             f.enable(0x3);
             0
@@ -153,25 +188,25 @@ pub extern "C" fn pci_enable_device(pdev: *mut PciDev) -> i32 {
 }
 
 pub extern "C" fn pci_disable_device(pdev: *mut PciDev) {
-    if let Some(f) = function_of(pdev) {
+    if let Some(f) = function_of("pci_disable_device", pdev) {
         let cmd = f.read32(0x04);
         f.write32(0x04, cmd & 0xffff & !0x7);
     }
 }
 
 pub extern "C" fn pci_set_master(pdev: *mut PciDev) {
-    if let Some(f) = function_of(pdev) {
+    if let Some(f) = function_of("pci_set_master", pdev) {
         f.enable(0x4);
     }
 }
 
-fn bar(pdev: *mut PciDev, bar: i32) -> Option<Bar> {
-    let f = function_of(pdev)?;
+fn bar(export: &'static str, pdev: *mut PciDev, bar: i32) -> Option<Bar> {
+    let f = function_of(export, pdev)?;
     f.bars.get(usize::try_from(bar).ok()?).copied()
 }
 
 pub extern "C" fn pci_resource_start(pdev: *mut PciDev, n: i32) -> u64 {
-    match bar(pdev, n) {
+    match bar("pci_resource_start", pdev, n) {
         Some(Bar::Memory { base, .. }) => base,
         Some(Bar::Io { port, .. }) => u64::from(port),
         _ => 0,
@@ -179,11 +214,18 @@ pub extern "C" fn pci_resource_start(pdev: *mut PciDev, n: i32) -> u64 {
 }
 
 pub extern "C" fn pci_resource_len(pdev: *mut PciDev, n: i32) -> u64 {
-    match bar(pdev, n) {
+    match bar("pci_resource_len", pdev, n) {
         Some(Bar::Memory { size, .. }) => size,
         Some(Bar::Io { size, .. }) => u64::from(size),
         _ => 0,
     }
+}
+
+/// Config registers a driver may write: not the BARs (0x10-0x27) nor the
+/// expansion ROM base (0x30): moving a BAR over RAM would turn the device's
+/// register window into a window on kernel memory.
+fn writable_config(w: u8) -> bool {
+    !(0x10..0x28).contains(&w) && !(0x30..0x34).contains(&w)
 }
 
 fn config_ok(where_: i32, width: i32) -> Option<u8> {
@@ -196,18 +238,29 @@ pub unsafe extern "C" fn pci_read_config_dword(
     where_: i32,
     val: *mut u32,
 ) -> i32 {
-    let (Some(f), Some(w)) = (function_of(pdev), config_ok(where_, 4)) else {
+    let (Some(f), Some(w)) = (function_of("pci_read_config_dword", pdev), config_ok(where_, 4)) else {
         return -22;
     };
-    // SAFETY: the driver passes a pointer to its own u32.
-    unsafe { val.write(f.read32(w)) };
+    let Some(val) = UMem::of("pci_read_config_dword", "val", val) else {
+        return -22;
+    };
+    val.write(0, f.read32(w));
     0
 }
 
 pub extern "C" fn pci_write_config_dword(pdev: *mut PciDev, where_: i32, val: u32) -> i32 {
-    let (Some(f), Some(w)) = (function_of(pdev), config_ok(where_, 4)) else {
+    let (Some(f), Some(w)) = (function_of("pci_write_config_dword", pdev), config_ok(where_, 4)) else {
         return -22;
     };
+    if !writable_config(w) {
+        domain::misuse(
+            "pci_write_config_dword",
+            "where",
+            u64::from(w),
+            "the BARs and the expansion ROM address are the kernel's",
+        );
+        return -22;
+    }
     f.write32(w, val);
     0
 }
@@ -217,19 +270,30 @@ pub unsafe extern "C" fn pci_read_config_word(
     where_: i32,
     val: *mut u16,
 ) -> i32 {
-    let (Some(f), Some(w)) = (function_of(pdev), config_ok(where_, 2)) else {
+    let (Some(f), Some(w)) = (function_of("pci_read_config_word", pdev), config_ok(where_, 2)) else {
+        return -22;
+    };
+    let Some(val) = UMem::of("pci_read_config_word", "val", val) else {
         return -22;
     };
     let dword = f.read32(w & !3);
-    // SAFETY: the driver passes a pointer to its own u16.
-    unsafe { val.write((dword >> (8 * (w & 2))) as u16) };
+    val.write(0, (dword >> (8 * (w & 2))) as u16);
     0
 }
 
 pub extern "C" fn pci_write_config_word(pdev: *mut PciDev, where_: i32, val: u16) -> i32 {
-    let (Some(f), Some(w)) = (function_of(pdev), config_ok(where_, 2)) else {
+    let (Some(f), Some(w)) = (function_of("pci_write_config_word", pdev), config_ok(where_, 2)) else {
         return -22;
     };
+    if !writable_config(w) {
+        domain::misuse(
+            "pci_write_config_word",
+            "where",
+            u64::from(w),
+            "the BARs and the expansion ROM address are the kernel's",
+        );
+        return -22;
+    }
     let shift = 8 * u32::from(w & 2);
     let dword = f.read32(w & !3);
     f.write32(
@@ -240,12 +304,17 @@ pub extern "C" fn pci_write_config_word(pdev: *mut PciDev, where_: i32, val: u16
 }
 
 pub extern "C" fn pci_set_drvdata(pdev: *mut PciDev, data: u64) {
-    if let Some(b) = BINDINGS.lock().iter_mut().find(|b| b.pdev == pdev) {
+    if function_of("pci_set_drvdata", pdev).is_some()
+        && let Some(b) = BINDINGS.lock().iter_mut().find(|b| b.pdev == pdev)
+    {
         b.drvdata = data;
     }
 }
 
 pub extern "C" fn pci_get_drvdata(pdev: *mut PciDev) -> u64 {
+    if function_of("pci_get_drvdata", pdev).is_none() {
+        return 0;
+    }
     BINDINGS
         .lock()
         .iter()
@@ -321,4 +390,9 @@ pub fn bound_by(domain: usize) -> usize {
         .iter()
         .filter(|b| b.domain == Some(domain))
         .count()
+}
+
+/// Whether `pdev` is bound to the calling domain; fails it otherwise.
+pub fn is_mine(export: &'static str, pdev: *const PciDev) -> bool {
+    function_of(export, pdev).is_some()
 }

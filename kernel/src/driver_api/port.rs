@@ -2,10 +2,23 @@
 //! turns them into calls to these (after checking the port against the
 //! driver's policy under SFI). Sizes other than 1, 2 and 4 bytes do nothing.
 
+/// Whether the calling domain's policy allows `port` (a driver may call
+/// these exports directly, not only through a rewritten `in`/`out`).
+fn allowed(export: &'static str, port: u64) -> bool {
+    let ok = u16::try_from(port).is_ok_and(crate::domain::port_allowed);
+    if !ok {
+        crate::domain::misuse(export, "port", port, "outside the domain's policy");
+    }
+    ok
+}
+
 pub extern "C" fn nooks_port_in(port: u64, size: u64) -> u32 {
+    if !allowed("nooks_port_in", port) {
+        return !0;
+    }
     let port = port as u16;
-    // SAFETY: the rewritten driver's policy allowed this port (checked in its
-    // own code under SFI); port reads have no memory effects.
+    // SAFETY: the domain's policy allows this port (checked above, and in
+    // its own code under SFI); port reads have no memory effects.
     unsafe {
         match size {
             1 => u32::from(crate::arch::inb(port)),
@@ -17,6 +30,9 @@ pub extern "C" fn nooks_port_in(port: u64, size: u64) -> u32 {
 }
 
 pub extern "C" fn nooks_port_out(port: u64, size: u64, value: u64) {
+    if !allowed("nooks_port_out", port) {
+        return;
+    }
     let port = port as u16;
     // SAFETY: as above.
     unsafe {

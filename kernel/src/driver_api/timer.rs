@@ -1,78 +1,133 @@
 //! Driver timers, run from the timer interrupt when they expire.
+//!
+//! The kernel keeps each timer's callback and expiry in its own table,
+//! recorded when the driver sets the timer up: the callback is checked to be
+//! one of the domain's entry points then, and a later change to the driver's
+//! `timer_list` (which lives in driver memory) cannot redirect the kernel.
+//! Each tick runs every timer that was due when the tick began, once: a
+//! callback that re-arms its timer for "now" runs again at the next tick,
+//! not in a loop that never gives the kernel back.
 
 use super::abi::TimerList;
+use crate::domain::{self, Entry, Resource, UMem};
 use crate::sync::IrqMutex;
 use alloc::vec::Vec;
+use core::mem::offset_of;
 
-struct Pending(*mut TimerList);
-// SAFETY: single CPU; the pointer is the driver's timer, used under the lock.
-unsafe impl Send for Pending {}
+struct Timer {
+    /// The driver's `timer_list`, handed back to the callback.
+    addr: u64,
+    domain: Option<usize>,
+    callback: Option<Entry>,
+    expires: u64,
+    pending: bool,
+}
 
-static PENDING: IrqMutex<Vec<Pending>> = IrqMutex::new(Vec::new());
+static TIMERS: IrqMutex<Vec<Timer>> = IrqMutex::new(Vec::new());
 
-pub unsafe extern "C" fn timer_setup(
+/// The index of the current domain's timer at `t`, or a failed domain.
+fn own(export: &'static str, t: *mut TimerList) -> Option<usize> {
+    let found = TIMERS
+        .lock()
+        .iter()
+        .position(|x| x.addr == t as u64 && x.domain == domain::current());
+    if found.is_none() {
+        domain::misuse(
+            export,
+            "timer",
+            t as u64,
+            "not a timer this domain set up with timer_setup",
+        );
+    }
+    found
+}
+
+pub extern "C" fn timer_setup(
     t: *mut TimerList,
     f: Option<unsafe extern "C" fn(*mut TimerList)>,
     _flags: u32,
 ) {
-    // SAFETY: the driver passes its own timer (or null).
-    if let Some(t) = unsafe { t.as_mut() } {
-        t.function = f;
-        t.expires = 0;
+    let Some(m) = UMem::of("timer_setup", "timer", t) else {
+        return;
+    };
+    let addr = f.map_or(0, |f| f as usize as u64);
+    let callback = domain::entry::register("timer_setup", "function", addr);
+    if addr != 0 && callback.is_none() {
+        return;
     }
+    m.write(offset_of!(TimerList, function) as u64, addr);
+    m.write(offset_of!(TimerList, expires) as u64, 0u64);
+    let me = domain::current();
+    let mut timers = TIMERS.lock();
+    if let Some(x) = timers
+        .iter_mut()
+        .find(|x| x.addr == t as u64 && x.domain == me)
+    {
+        x.callback = callback;
+        x.pending = false;
+        return;
+    }
+    drop(timers);
+    domain::charge("timer_setup", Resource::Timer);
+    TIMERS.lock().push(Timer {
+        addr: t as u64,
+        domain: me,
+        callback,
+        expires: 0,
+        pending: false,
+    });
 }
 
-pub unsafe extern "C" fn mod_timer(t: *mut TimerList, expires: u64) -> i32 {
-    if t.is_null() {
+pub extern "C" fn mod_timer(t: *mut TimerList, expires: u64) -> i32 {
+    let Some(i) = own("mod_timer", t) else {
         return 0;
+    };
+    if let Some(m) = UMem::of("mod_timer", "timer", t) {
+        m.write(offset_of!(TimerList, expires) as u64, expires);
     }
-    // SAFETY: the driver passes its own timer.
-    unsafe { (*t).expires = expires };
-    let mut p = PENDING.lock();
-    let was = p.iter().any(|x| x.0 == t);
-    if !was {
-        p.push(Pending(t));
-    }
+    let mut timers = TIMERS.lock();
+    let x = &mut timers[i];
+    let was = x.pending;
+    x.expires = expires;
+    x.pending = true;
     i32::from(was)
 }
 
 pub extern "C" fn del_timer_sync(t: *mut TimerList) -> i32 {
-    let mut p = PENDING.lock();
-    let before = p.len();
-    p.retain(|x| x.0 != t);
-    i32::from(p.len() != before)
+    let Some(i) = own("del_timer_sync", t) else {
+        return 0;
+    };
+    let mut timers = TIMERS.lock();
+    let was = timers[i].pending;
+    timers[i].pending = false;
+    i32::from(was)
 }
 
-/// Drops the pending timers whose callback lies in `text` (a failed
-/// domain's code); returns how many.
-pub fn forget(text: (u64, u64)) -> usize {
-    let mut p = PENDING.lock();
-    let before = p.len();
-    // SAFETY: pending timers are alive (in the failed domain's abandoned window).
-    p.retain(|x| {
-        unsafe { (*x.0).function }.is_none_or(|f| {
-            let a = f as usize as u64;
-            a < text.0 || a >= text.1
-        })
-    });
-    before - p.len()
+/// Drops domain `id`'s timers (it failed); returns how many were pending.
+pub fn forget(id: usize) -> usize {
+    let mut timers = TIMERS.lock();
+    let pending = timers
+        .iter()
+        .filter(|x| x.domain == Some(id) && x.pending)
+        .count();
+    timers.retain(|x| x.domain != Some(id));
+    pending
 }
 
-/// Runs expired timers (called from the timer tick).
+/// Runs the timers due at `now` (called from the timer tick), each once.
 pub fn run_expired(now: u64) {
-    loop {
-        let due = {
-            let mut p = PENDING.lock();
-            // SAFETY: pending timers are alive until del_timer_sync.
-            let i = p.iter().position(|x| unsafe { (*x.0).expires } <= now);
-            i.map(|i| p.remove(i).0)
-        };
-        let Some(t) = due else { break };
-        // SAFETY: the driver's timer and the callback it set.
-        if let Some(f) = unsafe { (*t).function } {
-            let entry = f as usize as u64;
-            let _ =
-                crate::driver::in_irq_context(entry, || crate::domain::call(entry, &[t as u64]));
-        }
+    let due: Vec<(Entry, u64)> = {
+        let mut timers = TIMERS.lock();
+        timers
+            .iter_mut()
+            .filter(|x| x.pending && x.expires <= now)
+            .filter_map(|x| {
+                x.pending = false;
+                x.callback.map(|c| (c, x.addr))
+            })
+            .collect()
+    };
+    for (callback, arg) in due {
+        let _ = domain::call(callback, &[arg]);
     }
 }

@@ -3,18 +3,42 @@
 //!
 //! The kernel never trusts fields of a `net_device` for its own bookkeeping:
 //! devices are looked up by pointer in the registry, and the state the stack
-//! relies on (queue stopped, carrier, received frames) lives here.
+//! relies on (queue stopped, carrier, received frames, the driver's
+//! operations — copied and checked at registration, as Nooks' wrappers
+//! copied ops tables) lives here.
 
 pub mod skb;
 
+use crate::domain::Entry;
 use crate::driver_api::abi::{NETDEV_TX_OK, NetDevice, SkBuff};
 use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+/// A device's operations, each a checked entry of the registering domain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ops {
+    /// `ndo_open`.
+    pub open: Option<Entry>,
+    /// `ndo_stop`.
+    pub stop: Option<Entry>,
+    /// `ndo_start_xmit`.
+    pub start_xmit: Option<Entry>,
+    /// `ndo_set_mac_address`.
+    pub set_mac_address: Option<Entry>,
+    /// `ndo_change_mtu`.
+    pub change_mtu: Option<Entry>,
+    /// `ndo_get_stats`.
+    pub get_stats: Option<Entry>,
+    /// `ndo_tx_timeout`.
+    pub tx_timeout: Option<Entry>,
+}
+
 /// A registered network device.
 pub struct Device {
+    /// Its operations, as checked when it registered.
+    pub ops: Ops,
     /// The driver's `net_device`.
     pub dev: *mut NetDevice,
     /// `eth0`, `eth1`, ...
@@ -76,21 +100,17 @@ pub fn restore(dev: *mut NetDevice, c: &Config) -> Result<(), NetError> {
     // SAFETY: a registered device's net_device is alive.
     let (mac, mtu) = unsafe { ((*dev).dev_addr, (*dev).mtu) };
     if mac != c.mac {
-        let set = ops(dev)
-            .and_then(|o| o.ndo_set_mac_address)
-            .ok_or(NetError::NotSupported)?;
+        let set = ops(dev).set_mac_address.ok_or(NetError::NotSupported)?;
         let addr = c.mac;
-        let r = crate::domain::call(set as usize as u64, &[dev as u64, addr.as_ptr() as u64])
+        let r = crate::domain::call(set, &[dev as u64, addr.as_ptr() as u64])
             .map_err(|_| NetError::DomainFailed)? as i32;
         if r != 0 {
             return Err(NetError::Driver(r));
         }
     }
     if mtu != c.mtu {
-        let change = ops(dev)
-            .and_then(|o| o.ndo_change_mtu)
-            .ok_or(NetError::NotSupported)?;
-        let r = crate::domain::call(change as usize as u64, &[dev as u64, u64::from(c.mtu)])
+        let change = ops(dev).change_mtu.ok_or(NetError::NotSupported)?;
+        let r = crate::domain::call(change, &[dev as u64, u64::from(c.mtu)])
             .map_err(|_| NetError::DomainFailed)? as i32;
         if r != 0 {
             return Err(NetError::Driver(r));
@@ -156,8 +176,8 @@ pub enum NetError {
     DomainFailed,
 }
 
-/// Registers a device; returns its name.
-pub fn register(dev: *mut NetDevice) -> String {
+/// Registers a device with its checked operations; returns its name.
+pub fn register(dev: *mut NetDevice, ops: Ops) -> String {
     let reserved = RESERVED.lock().pop_front();
     let name = reserved.unwrap_or_else(|| {
         alloc::format!(
@@ -167,6 +187,7 @@ pub fn register(dev: *mut NetDevice) -> String {
     });
     GENERATION.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
     DEVICES.lock().push(Device {
+        ops,
         dev,
         name: name.clone(),
         stopped: true,
@@ -176,6 +197,16 @@ pub fn register(dev: *mut NetDevice) -> String {
         domain: crate::domain::current(),
     });
     name
+}
+
+/// Whether `dev` is registered.
+pub fn is_registered(dev: *const NetDevice) -> bool {
+    with(dev, |_| ()).is_some()
+}
+
+/// The domain that registered `dev`, if it is registered.
+pub fn domain_of(dev: *const NetDevice) -> Option<Option<usize>> {
+    with(dev, |d| d.domain)
 }
 
 /// Removes a device; returns its undelivered frames.
@@ -215,20 +246,16 @@ pub fn names() -> Vec<String> {
     DEVICES.lock().iter().map(|x| x.name.clone()).collect()
 }
 
-fn ops(dev: *mut NetDevice) -> Option<&'static crate::driver_api::abi::NetDeviceOps> {
-    // SAFETY: a registered device's net_device stays alive until unregister;
-    // its ops table is the driver's static data.
-    unsafe { (*dev).netdev_ops.as_ref() }
+fn ops(dev: *mut NetDevice) -> Ops {
+    with(dev, |d| d.ops).unwrap_or_default()
 }
 
 /// Brings a device up (`ndo_open`).
 pub fn open(dev: *mut NetDevice) -> Result<(), NetError> {
     with(dev, |_| ()).ok_or(NetError::NoDevice)?;
-    let open = ops(dev)
-        .and_then(|o| o.ndo_open)
-        .ok_or(NetError::NotSupported)?;
+    let open = ops(dev).open.ok_or(NetError::NotSupported)?;
     // The driver's own ndo_open on its own device.
-    let r = crate::domain::call(open as usize as u64, &[dev as u64])
+    let r = crate::domain::call(open, &[dev as u64])
         .map_err(|_| NetError::DomainFailed)? as i32;
     if r != 0 {
         return Err(NetError::Driver(r));
@@ -239,11 +266,9 @@ pub fn open(dev: *mut NetDevice) -> Result<(), NetError> {
 
 /// Takes a device down (`ndo_stop`), dropping its undelivered frames.
 pub fn close(dev: *mut NetDevice) -> Result<(), NetError> {
-    let stop = ops(dev)
-        .and_then(|o| o.ndo_stop)
-        .ok_or(NetError::NotSupported)?;
+    let stop = ops(dev).stop.ok_or(NetError::NotSupported)?;
     // The driver's own ndo_stop on its own device.
-    let r = crate::domain::call(stop as usize as u64, &[dev as u64]).map_or(0, |r| r as i32);
+    let r = crate::domain::call(stop, &[dev as u64]).map_or(0, |r| r as i32);
     let dropped: Vec<*mut SkBuff> = with(dev, |d| {
         d.up = false;
         d.carrier = false;
@@ -265,13 +290,10 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
     if with(dev, |d| d.stopped).ok_or(NetError::NoDevice)? {
         return Err(NetError::Busy);
     }
-    let xmit = ops(dev)
-        .and_then(|o| o.ndo_start_xmit)
-        .ok_or(NetError::NotSupported)?;
-    // The driver's ndo_start_xmit with a live skb it now owns.
-    let domain = crate::domain::owning(xmit as usize as u64);
-    skb::hand_to(skb, domain);
-    match crate::domain::call(xmit as usize as u64, &[skb as u64, dev as u64]) {
+    let xmit = ops(dev).start_xmit.ok_or(NetError::NotSupported)?;
+    // The driver's ndo_start_xmit with a live skb it now holds.
+    skb::hand_to(skb, Some(xmit.domain()));
+    match crate::domain::call(xmit, &[skb as u64, dev as u64]) {
         Ok(r) if r as i32 == NETDEV_TX_OK => Ok(()),
         Ok(_) => {
             skb::hand_to(skb, None);
@@ -290,28 +312,32 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
 /// Asks the driver for its statistics (`ndo_get_stats`): the lightest call
 /// into a driver, which makes it the null crossing of the benchmarks.
 pub fn get_stats(dev: *mut NetDevice) -> Result<u64, NetError> {
-    let get = ops(dev)
-        .and_then(|o| o.ndo_get_stats)
-        .ok_or(NetError::NotSupported)?;
-    crate::domain::call(get as usize as u64, &[dev as u64]).map_err(|_| NetError::DomainFailed)
+    let get = ops(dev).get_stats.ok_or(NetError::NotSupported)?;
+    crate::domain::call(get, &[dev as u64]).map_err(|_| NetError::DomainFailed)
 }
 
 /// Tells the driver its transmitter timed out (`ndo_tx_timeout`): it resets
 /// its transmit ring.
 pub fn tx_timeout(dev: *mut NetDevice) -> Result<(), NetError> {
-    let reset = ops(dev)
-        .and_then(|o| o.ndo_tx_timeout)
-        .ok_or(NetError::NotSupported)?;
-    crate::domain::call(reset as usize as u64, &[dev as u64, 0])
+    let reset = ops(dev).tx_timeout.ok_or(NetError::NotSupported)?;
+    crate::domain::call(reset, &[dev as u64, 0])
         .map(|_| ())
         .map_err(|_| NetError::DomainFailed)
 }
 
-/// Queues a received frame on its device (called by `netif_rx`).
-pub fn receive(skb: *mut SkBuff) -> bool {
-    // SAFETY: a live skb handed over by the driver.
-    let dev = unsafe { (*skb).dev };
+/// Queues a received frame on its device `dev` (called by `netif_rx`,
+/// which checked both).
+pub fn receive(skb: *mut SkBuff, dev: *mut NetDevice) -> bool {
     with(dev, |d| d.rx.push_back(skb)).is_some()
+}
+
+/// The mechanism of the domain driving `dev` (`none` for none).
+pub fn mechanism_of(dev: *mut NetDevice) -> crate::domain::Mechanism {
+    ops(dev)
+        .start_xmit
+        .map_or(crate::domain::Mechanism::None, |e| {
+            crate::domain::mechanism_of(e.domain())
+        })
 }
 
 /// Takes the oldest received frame of a device.
