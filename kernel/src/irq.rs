@@ -8,7 +8,7 @@ use crate::sync::IrqMutex;
 /// An interrupt handler: called with the context it was registered with.
 pub type Handler = fn(ctx: usize);
 
-const MAX_PER_LINE: usize = 4;
+const MAX_PER_LINE: usize = 8;
 
 #[derive(Clone, Copy)]
 struct Slot {

@@ -49,6 +49,11 @@ pub fn fail_with_log(outcome: &qemu::Outcome, why: &str) -> ! {
 /// Builds `tests/drivers/<name>.c` with the driver flags (drivers/e1000's
 /// Makefile) into `build/test-drivers/<name>.o`; returns the object's bytes.
 pub fn test_driver(name: &str) -> Vec<u8> {
+    test_driver_with(name, &[])
+}
+
+/// [`test_driver`] with extra compiler flags (`-DNAME=value`).
+pub fn test_driver_with(name: &str, extra: &[String]) -> Vec<u8> {
     let root = artifacts::repo_root();
     let flags = Command::new("make")
         .args(["-s", "flags"])
@@ -56,12 +61,14 @@ pub fn test_driver(name: &str) -> Vec<u8> {
         .output()
         .unwrap();
     let flags = String::from_utf8(flags.stdout).unwrap();
-    let out = artifacts::build_dir().join("test-drivers");
-    std::fs::create_dir_all(&out).unwrap();
-    let obj = out.join(format!("{name}.o"));
+    let obj = artifacts::build_dir()
+        .join("test-drivers")
+        .join(format!("{name}.o"));
+    std::fs::create_dir_all(obj.parent().unwrap()).unwrap();
     let st = Command::new("gcc")
         .current_dir(root.join("drivers/e1000"))
         .args(flags.split_whitespace())
+        .args(extra)
         .arg("-c")
         .arg(root.join("tests/drivers").join(format!("{name}.c")))
         .arg("-o")
@@ -70,6 +77,18 @@ pub fn test_driver(name: &str) -> Vec<u8> {
         .unwrap();
     assert!(st.success(), "building {name}.c");
     std::fs::read(obj).unwrap()
+}
+
+/// The address of the kernel's static whose mangled name contains `part`
+/// (`"4arch3idt3IDT"`), read from the kernel ELF.
+pub fn kernel_static(part: &str) -> u64 {
+    use object::{Object, ObjectSymbol};
+    let bytes = std::fs::read(kernel()).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    file.symbols()
+        .find(|s| s.name().is_ok_and(|n| n.contains(part)))
+        .unwrap_or_else(|| panic!("no kernel symbol containing {part}"))
+        .address()
 }
 
 /// The records of one kind (`{"nooks":kind,...}`) in a serial log.

@@ -138,7 +138,7 @@ impl Resource {
     pub const fn limit(self) -> u32 {
         match self {
             Resource::HeapBlock => 16384,
-            Resource::Irq => 8,
+            Resource::Irq => 4,
             Resource::Timer => 32,
             Resource::NetDevice => 8,
         }

@@ -5,7 +5,7 @@ static struct net_device_ops ops;
 static int init(void)
 {
 	struct net_device *dev = alloc_etherdev(0);
-	ops.ndo_start_xmit = (int (*)(struct sk_buff *, struct net_device *))((char *)xmit + 1);
+	ops.ndo_start_xmit = (int (*)(struct sk_buff *, struct net_device *))((char *)xmit + mid);
 	dev->netdev_ops = &ops;
 	return register_netdev(dev);
 }

@@ -4,7 +4,7 @@
 #include "misuse.h"
 static int probe(struct pci_dev *pdev, const struct pci_device_id *id) { (void)pdev; (void)id; return 0; }
 static void remove(struct pci_dev *pdev) { (void)pdev; printk("remove_changed: the registered remove ran\n"); }
-static const struct pci_device_id ids[] = { { PCI_DEVICE(LPC) }, { 0 } };
+static const struct pci_device_id ids[] = { { PCI_DEVICE_OF(LPC) }, { 0 } };
 static struct pci_driver drv = { .name = "remove_changed", .id_table = ids, .probe = probe, .remove = remove };
 static int init(void)
 {

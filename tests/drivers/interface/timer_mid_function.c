@@ -4,7 +4,7 @@ static struct timer_list t;
 static void cb(struct timer_list *x) { (void)x; printk("never\n"); }
 static int init(void)
 {
-	timer_setup(&t, (void (*)(struct timer_list *))((char *)cb + 3), 0);
+	timer_setup(&t, (void (*)(struct timer_list *))((char *)cb + mid), 0);
 	mod_timer(&t, jiffies + 1);
 	return 0;
 }

@@ -1,0 +1,333 @@
+//! The interface is checked: the drivers of `tests/drivers/interface/`, each
+//! misusing one export, callback or kernel object of the driver API, are
+//! loaded beside two healthy e1000 domains, under `sfi` (rewritten by
+//! nooks-cc, with e1000 rewritten too) and under `mmu` (gcc's objects). Each
+//! must be contained with the right cause — or, where the misuse is made
+//! harmless by design (a callback changed in driver memory after it was
+//! registered, a forged heap free list), run without a fault and say so —
+//! while the e1000 domains move their frames, and the kernel data the drivers
+//! aim at (the IDT, covered by the kernel's integrity check) is unchanged.
+
+use nooks_bench::artifacts;
+use nooks_bench::qemu::Verdict;
+use nooks_sfi_compiler::{Isolation, Options, rewrite};
+use nooks_tests::{boot, fail_with_log, kernel_static, records_of, test_driver_with};
+use std::time::Duration;
+
+/// What a driver's misuse must come to under one mechanism.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// The domain fails; its fault record's cause contains this.
+    Fault(&'static str),
+    /// It runs without a fault and prints this line.
+    Runs(&'static str),
+    /// nooks-cc refuses to rewrite it, with an error containing this.
+    Refused(&'static str),
+}
+use Expect::{Fault, Refused, Runs};
+
+/// A misbehaving driver and what happens to it under `sfi` and under `mmu`.
+struct Case {
+    driver: &'static str,
+    sfi: Expect,
+    mmu: Expect,
+}
+
+const fn both(driver: &'static str, e: Expect) -> Case {
+    Case {
+        driver,
+        sfi: e,
+        mmu: e,
+    }
+}
+
+/// Pointer arguments: the kernel writes only the caller's own memory.
+const POINTERS: &[Case] = &[
+    both("lock_init_kernel", Fault("api: spin_lock_init(lock): not the domain's memory")),
+    both("lock_kernel", Fault("api: spin_lock(lock): not the domain's memory")),
+    both("unlock_kernel", Fault("api: spin_unlock(lock): not the domain's memory")),
+    both("lock_irqsave_kernel", Fault("api: spin_lock(lock): not the domain's memory")),
+    both("lock_rodata", Fault("api: spin_lock(lock): not the domain's memory")),
+    both("lock_misaligned", Fault("api: spin_lock(lock): misaligned")),
+    both("timer_setup_kernel", Fault("api: timer_setup(timer): not the domain's memory")),
+    both("mod_timer_kernel", Fault("api: mod_timer(timer): not a timer this domain set up")),
+    both("del_timer_foreign", Fault("api: del_timer_sync(timer): not a timer this domain set up")),
+    both("dma_handle_kernel", Fault("api: dma_alloc_coherent(handle): not the domain's memory")),
+    both("config_dword_kernel", Fault("api: pci_read_config_dword(val): not the domain's memory")),
+    both("config_word_kernel", Fault("api: pci_read_config_word(val): not the domain's memory")),
+    both("register_kernel_netdev", Fault("api: register_netdev(dev): not a net device of this domain")),
+    // Under mmu the string functions run on the domain's own page tables.
+    Case {
+        driver: "memset_kernel",
+        sfi: Fault("api: memset(dest): not the domain's memory"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    Case {
+        driver: "memcpy_kernel",
+        sfi: Fault("api: memcpy(dest): not the domain's memory"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    Case {
+        driver: "memmove_kernel",
+        sfi: Fault("api: memmove(dest): not the domain's memory"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    both("skb_put_forged", Fault("api: skb_put(skb): not an skb this domain holds")),
+    both("netif_rx_bad_data", Fault("api: netif_rx(skb): skb->data and skb->len leave the buffer")),
+    both("netif_rx_bad_len", Fault("api: netif_rx(skb): skb->data and skb->len leave the buffer")),
+];
+
+/// Callbacks (checked entries of the registering domain, kept by the
+/// kernel) and objects a domain does not own.
+const CALLBACKS: &[Case] = &[
+    both("irq_kernel_handler", Fault("api: request_irq(handler): not code of the registering domain")),
+    both("irq_mid_function", Fault("api: request_irq(handler): not the start of one of the domain's functions")),
+    both("timer_kernel_callback", Fault("api: timer_setup(function): not code of the registering domain")),
+    both("timer_mid_function", Fault("api: timer_setup(function): not the start of one of the domain's functions")),
+    both("probe_kernel", Fault("api: pci_register_driver(probe): not code of the registering domain")),
+    both("ndo_kernel", Fault("api: register_netdev(netdev_ops->ndo_open): not code of the registering domain")),
+    both("ndo_mid_function", Fault("api: register_netdev(netdev_ops->ndo_start_xmit): not the start of one of the domain's functions")),
+    both("timer_changed", Runs("timer_changed: the registered callback ran")),
+    both("remove_changed", Runs("remove_changed: the registered remove ran")),
+    // Under mmu another domain's window is absent: finding its device faults.
+    Case {
+        driver: "unregister_foreign",
+        sfi: Fault("api: unregister_netdev(dev): a net device of another domain"),
+        mmu: Fault("mmu: load from an unmapped page"),
+    },
+    Case {
+        driver: "carrier_off_foreign",
+        sfi: Fault("api: netif_stop_queue(dev): a net device of another domain"),
+        mmu: Fault("mmu: load from an unmapped page"),
+    },
+    both("free_irq_foreign", Fault("api: free_irq(dev_id): no handler of this domain registered with it on that line")),
+    both("skb_free_forged", Fault("api: dev_kfree_skb_any(skb): not an skb this domain holds")),
+    both("skb_double_free", Fault("api: dev_kfree_skb_any(skb): not an skb this domain holds")),
+    both("netif_rx_no_dev", Fault("api: netif_rx(skb->dev): not a registered net device of this domain")),
+    both("kfree_skb", Fault("api: kfree(ptr): bad free: a kernel object")),
+    both("kfree_kernel", Fault("api: kfree(ptr): bad free: not a live allocation")),
+    both("kfree_double", Fault("api: kfree(ptr): bad free: not a live allocation")),
+    both("free_netdev_kmalloc", Fault("api: free_netdev(dev): not a net device of this domain")),
+];
+
+/// Devices, DMA, ports, the heap's bookkeeping, and what the kernel spends.
+const RESOURCES: &[Case] = &[
+    both("ioremap_foreign_bar", Fault("api: ioremap(phys): not inside a BAR of a device bound to this domain")),
+    both("ioremap_ram", Fault("api: ioremap(phys): not inside a BAR of a device bound to this domain")),
+    both("pci_forged_dev", Fault("api: pci_enable_device(pdev): not a pci_dev bound to this domain")),
+    both("config_write_bar", Fault("api: pci_write_config_dword(where): the BARs and the expansion ROM address are the kernel's")),
+    both("dma_map_kernel", Fault("api: dma_map_single(ptr): not the domain's memory")),
+    both("dma_free_forged", Fault("api: dma_free_coherent(cpu_addr): not a coherent buffer of this domain")),
+    both("iounmap_foreign", Fault("api: iounmap(addr): not a mapping of this domain")),
+    both("port_direct", Fault("api: nooks_port_out(port): outside the domain's policy")),
+    both("heap_forge", Runs("heap_forge: 64 of 64 blocks inside the domain")),
+    both("kmalloc_exhaust", Fault("api: kmalloc: limit of 16384 live heap blocks per domain reached")),
+    both("timer_exhaust", Fault("api: timer_setup: limit of 32 timers per domain reached")),
+    both("netdev_exhaust", Fault("api: register_netdev: limit of 8 net devices per domain reached")),
+    both("irq_exhaust", Fault("api: request_irq: limit of 4 interrupt handlers per domain reached")),
+    both("timer_rearm", Runs("timer_rearm: 50 runs")),
+];
+
+/// Stacks, the direction flag, and stores of every kind into kernel data.
+const STACKS: &[Case] = &[
+    both("recursion", Fault("stack overflow")),
+    Case {
+        driver: "stack_pivot",
+        sfi: Fault("stack pivot: the emulated stack pointer left the domain's stacks"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    Case {
+        driver: "direction_flag",
+        sfi: Refused("unsupported instruction in init_module+0x4"),
+        mmu: Runs("direction_flag: kzalloc zeroed its block"),
+    },
+    Case {
+        driver: "atomic_kernel",
+        sfi: Fault("sfi: store outside the domain"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    Case {
+        driver: "xchg_kernel",
+        sfi: Fault("sfi: store outside the domain"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    Case {
+        driver: "cmpxchg_kernel",
+        sfi: Fault("sfi: store outside the domain"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    Case {
+        driver: "rep_stos_kernel",
+        sfi: Fault("sfi: store outside the domain"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    Case {
+        driver: "setcc_kernel",
+        sfi: Fault("sfi: store outside the domain"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+];
+
+/// The IDT, 2 KiB in: the kernel memory the drivers aim at. The kernel
+/// checksums the descriptor tables at the end of every run.
+fn target() -> String {
+    format!("-DKERNEL_TARGET={:#x}ull", kernel_static("4arch3idt3IDT") + 0x800)
+}
+
+fn build(driver: &str) -> Vec<u8> {
+    test_driver_with(&format!("interface/{driver}"), &[target()])
+}
+
+fn sfi_options() -> Options {
+    Options {
+        isolation: Isolation::Sfi,
+        ..Options::default()
+    }
+}
+
+fn sfi(bytes: &[u8], name: &str) -> Vec<u8> {
+    rewrite(bytes, &sfi_options())
+        .unwrap_or_else(|e| panic!("nooks-cc {name}: {e}"))
+        .object
+}
+
+const FRAMES: u64 = 2000;
+
+/// Boots the group beside two e1000 domains under `mechanism` and checks
+/// every case.
+fn run(tag: &str, mechanism: &str, cases: &[Case]) {
+    let e1000 = std::fs::read(artifacts::build_driver("e1000").unwrap()).unwrap();
+    let mut modules = vec![(
+        "e1000.o".to_string(),
+        if mechanism == "sfi" {
+            sfi(&e1000, "e1000")
+        } else {
+            e1000
+        },
+    )];
+    for c in cases {
+        let object = build(c.driver);
+        let object = match (mechanism, c.sfi) {
+            ("sfi", Refused(why)) => {
+                let err = rewrite(&object, &sfi_options()).map(|_| ()).unwrap_err().to_string();
+                assert!(err.contains(why), "{}: {err}", c.driver);
+                continue;
+            }
+            ("sfi", _) => sfi(&object, c.driver),
+            _ => object,
+        };
+        // The kernel loads members by name: the e1000 domains come first
+        // (some drivers go looking for eth0 in domain 0's window).
+        modules.push((format!("x_{}.o", c.driver), object));
+    }
+    let members: Vec<(&str, Vec<u8>)> = modules
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.clone()))
+        .collect();
+    let out = boot(
+        &format!("interface-{tag}-{mechanism}"),
+        &format!("mode=net frames={FRAMES} recover=off"),
+        &members,
+        Duration::from_secs(300),
+    );
+    if out.verdict != Verdict::Success || records_of(&out.log, "alive").len() != 1 {
+        fail_with_log(&out, "the kernel must survive every misbehaving driver");
+    }
+    let integrity = records_of(&out.log, "integrity");
+    if integrity.len() != 1 || integrity[0]["ok"] != true {
+        fail_with_log(&out, &format!("kernel data changed: {integrity:?}"));
+    }
+    let w = records_of(&out.log, "workload");
+    if w.len() != 1
+        || w[0]["mechanism"] != mechanism
+        || w[0]["received"] != FRAMES
+        || w[0]["lost"] != 0
+        || w[0]["bad"] != 0
+    {
+        fail_with_log(
+            &out,
+            &format!("the e1000 domains must move {FRAMES} frames intact: {w:?}"),
+        );
+    }
+    let faults = records_of(&out.log, "fault");
+    let fault_of = |driver: &str| {
+        faults
+            .iter()
+            .filter(|f| {
+                f["domain"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(&format!("x_{driver}.o#"))
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut wrong = Vec::new();
+    for c in cases {
+        let expect = if mechanism == "sfi" { c.sfi } else { c.mmu };
+        let got = fault_of(c.driver);
+        match expect {
+            Fault(cause) => {
+                if got.len() != 1 || !got[0]["cause"].as_str().unwrap_or("").contains(cause) {
+                    wrong.push(format!("{}: expected a fault `{cause}`, got {got:?}", c.driver));
+                } else if got[0]["mechanism"] != mechanism {
+                    wrong.push(format!("{}: mechanism {}", c.driver, got[0]["mechanism"]));
+                }
+            }
+            Refused(_) => {}
+            Runs(line) => {
+                if !got.is_empty() || !out.log.contains(line) {
+                    wrong.push(format!("{}: expected no fault and `{line}`, got {got:?}", c.driver));
+                }
+            }
+        }
+    }
+    for f in &faults {
+        if f["domain"].as_str().unwrap_or("").starts_with("e1000") {
+            wrong.push(format!("an e1000 domain failed: {f}"));
+        }
+    }
+    if !wrong.is_empty() {
+        fail_with_log(&out, &wrong.join("\n"));
+    }
+}
+
+#[test]
+fn pointer_arguments_are_checked_under_sfi() {
+    run("pointers", "sfi", POINTERS);
+}
+
+#[test]
+fn pointer_arguments_are_checked_under_mmu() {
+    run("pointers", "mmu", POINTERS);
+}
+
+#[test]
+fn callbacks_and_objects_are_checked_under_sfi() {
+    run("callbacks", "sfi", CALLBACKS);
+}
+
+#[test]
+fn callbacks_and_objects_are_checked_under_mmu() {
+    run("callbacks", "mmu", CALLBACKS);
+}
+
+#[test]
+fn devices_and_resources_are_checked_under_sfi() {
+    run("resources", "sfi", RESOURCES);
+}
+
+#[test]
+fn devices_and_resources_are_checked_under_mmu() {
+    run("resources", "mmu", RESOURCES);
+}
+
+#[test]
+fn stacks_and_stores_are_contained_under_sfi() {
+    run("stacks", "sfi", STACKS);
+}
+
+#[test]
+fn stacks_and_stores_are_contained_under_mmu() {
+    run("stacks", "mmu", STACKS);
+}
