@@ -18,6 +18,8 @@ pub enum DriverError {
     Load(nooks_loader::LoadError),
     /// It imports functions the kernel does not export.
     NotExported(Vec<String>),
+    /// It imports functions its policy does not allow.
+    Forbidden(Vec<String>),
     /// It has no `init_module`.
     NoInit,
     /// Out of memory or address space.
@@ -43,6 +45,11 @@ impl core::fmt::Display for DriverError {
                     names.join(", ")
                 )
             }
+            DriverError::Forbidden(names) => write!(
+                f,
+                "imports functions its policy does not allow: {}",
+                names.join(", ")
+            ),
             DriverError::NoInit => write!(f, "no init_module symbol"),
             DriverError::NoMemory => write!(f, "out of memory for the image"),
             DriverError::InitFailed(r) => write!(f, "init_module returned {r}"),
@@ -132,7 +139,23 @@ pub fn load(
     if !missing.is_empty() {
         return Err(DriverError::NotExported(missing));
     }
-    let (mechanism, ports) = mechanism_of(&object)?;
+    let Metadata {
+        mechanism,
+        ports,
+        imports,
+        entries,
+    } = metadata(&object)?;
+    if let Some(allowed) = imports {
+        let refused: Vec<String> = object
+            .imports()
+            .into_iter()
+            .filter(|n| !allowed.iter().any(|a| a == n) && !n.starts_with("__nooks"))
+            .map(String::from)
+            .collect();
+        if !refused.is_empty() {
+            return Err(DriverError::Forbidden(refused));
+        }
+    }
     let layout = Layout::of(&object);
     let (tsize, rsize, dsize, ssize) = (
         layout.area(Area::Text).size,
@@ -235,6 +258,7 @@ pub fn load(
             sfi_state,
             esp,
             ports,
+            entries,
         },
     )
     .map_err(|e| DriverError::Domain(alloc::format!("{e}")))?;
@@ -274,12 +298,28 @@ pub fn load(
     }
 }
 
-/// The mechanism an object runs under. Its `.nooks` metadata decides first:
-/// an object nooks-cc sandboxed runs under `sfi` (and must match this
-/// kernel's ABI). An original object (no metadata) runs under `mmu`, or under
-/// what the `isolation=` boot option forces (`none` for the baseline), as does
-/// an object nooks-cc rewrote with `--isolation none`.
-fn mechanism_of(object: &Object<'_>) -> Result<(Mechanism, Vec<(u16, u16)>), DriverError> {
+/// What an object's `.nooks` metadata (or its absence) says.
+struct Metadata {
+    mechanism: Mechanism,
+    /// I/O port ranges its policy allows.
+    ports: Vec<(u16, u16)>,
+    /// The imports its policy allows (None: every export).
+    imports: Option<Vec<String>>,
+    /// The entry points its policy declares (None: any of its functions).
+    entries: Option<Vec<String>>,
+}
+
+/// A `policy-imports`/`policy-entries` list: `*` is everything.
+fn list(words: &str) -> Option<Vec<String>> {
+    (words.trim() != "*").then(|| words.split_whitespace().map(String::from).collect())
+}
+
+/// The mechanism an object runs under, and its policy. Its `.nooks` metadata
+/// decides first: an object nooks-cc sandboxed runs under `sfi` (and must
+/// match this kernel's ABI). An original object (no metadata) runs under
+/// `mmu`, or under what the `isolation=` boot option forces (`none` for the
+/// baseline), as does an object nooks-cc rewrote with `--isolation none`.
+fn metadata(object: &Object<'_>) -> Result<Metadata, DriverError> {
     let forced = match crate::cmdline::get(crate::cmdline(), "isolation") {
         None => None,
         Some(name) => Some(Mechanism::parse(name).ok_or_else(|| {
@@ -288,14 +328,23 @@ fn mechanism_of(object: &Object<'_>) -> Result<(Mechanism, Vec<(u16, u16)>), Dri
             ))
         })?),
     };
+    let mut m = Metadata {
+        mechanism: Mechanism::Mmu,
+        ports: Vec::new(),
+        imports: None,
+        entries: None,
+    };
     let Some(section) = object.sections.iter().find(|s| s.name == ".nooks") else {
-        return match forced {
-            Some(Mechanism::Sfi) => Err(DriverError::Metadata(String::from(
-                "isolation=sfi needs an object rewritten by nooks-cc --isolation sfi; this one is original",
-            ))),
-            Some(m) => Ok((m, Vec::new())),
-            None => Ok((Mechanism::Mmu, Vec::new())),
+        m.mechanism = match forced {
+            Some(Mechanism::Sfi) => {
+                return Err(DriverError::Metadata(String::from(
+                    "isolation=sfi needs an object rewritten by nooks-cc --isolation sfi; this one is original",
+                )));
+            }
+            Some(f) => f,
+            None => Mechanism::Mmu,
         };
+        return Ok(m);
     };
     let text = core::str::from_utf8(section.data)
         .map_err(|_| DriverError::Metadata(String::from(".nooks is not text")))?;
@@ -307,16 +356,17 @@ fn mechanism_of(object: &Object<'_>) -> Result<(Mechanism, Vec<(u16, u16)>), Dri
     }
     let mut mechanism = None;
     let mut abi_ok = false;
-    let mut ports = Vec::new();
     for line in lines {
         match line.split_once(' ') {
             Some(("ports", ranges)) => {
                 for r in ranges.split_whitespace() {
-                    ports.push(parse_ports(r).ok_or_else(|| {
+                    m.ports.push(parse_ports(r).ok_or_else(|| {
                         DriverError::Metadata(alloc::format!("bad port range {r}"))
                     })?);
                 }
             }
+            Some(("policy-imports", names)) => m.imports = list(names),
+            Some(("policy-entries", names)) => m.entries = list(names),
             Some(("isolation", "sfi")) => mechanism = Some(Mechanism::Sfi),
             Some(("isolation", "none")) => mechanism = Some(Mechanism::None),
             Some(("isolation", other)) => {
@@ -334,19 +384,19 @@ fn mechanism_of(object: &Object<'_>) -> Result<(Mechanism, Vec<(u16, u16)>), Dri
             nooks_policy::abi::LINE
         )));
     }
-    match mechanism {
-        None => Err(DriverError::Metadata(String::from(
-            ".nooks names no isolation",
-        ))),
-        Some(Mechanism::Sfi) => Ok((Mechanism::Sfi, ports)),
-        Some(_) => Ok((
-            match forced {
-                Some(Mechanism::Mmu) => Mechanism::Mmu,
-                _ => Mechanism::None,
-            },
-            ports,
-        )),
-    }
+    m.mechanism = match mechanism {
+        None => {
+            return Err(DriverError::Metadata(String::from(
+                ".nooks names no isolation",
+            )));
+        }
+        Some(Mechanism::Sfi) => Mechanism::Sfi,
+        Some(_) => match forced {
+            Some(Mechanism::Mmu) => Mechanism::Mmu,
+            _ => Mechanism::None,
+        },
+    };
+    Ok(m)
 }
 
 /// `0x80-0x8f` (or one port, `0x80`).

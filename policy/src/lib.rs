@@ -17,6 +17,13 @@ pub mod file;
 
 pub use exports::{Category, EXPORTS, Export, export, is_exported};
 
+/// Whether `name` is an entry point the kernel finds by symbol
+/// (`init_module`, `cleanup_module`): every driver has them, whatever its
+/// policy's `entry` lines say.
+pub fn is_named_entry(name: &str) -> bool {
+    entries::NAMED_ENTRIES.iter().any(|(n, _)| *n == name)
+}
+
 /// The ABI between nooks-cc's output and the kernel, checked through the
 /// `.nooks` metadata section so a mismatched object is refused, not run.
 pub mod abi {

@@ -718,8 +718,20 @@ pub fn metadata_text(input: &Input, opts: &Options) -> String {
         .iter()
         .map(|(lo, hi)| format!("{lo:#x}-{hi:#x}"))
         .collect();
+    // What the policy allows, for the kernel to enforce again: `*` for
+    // every export; entry points the kernel may be handed (none named: any
+    // function of the object).
+    let allowed_imports = match &opts.policy.imports {
+        nooks_policy::file::Imports::All => String::from("*"),
+        nooks_policy::file::Imports::Only(names) => names.join(" "),
+    };
+    let allowed_entries = if opts.policy.entries.is_empty() {
+        String::from("*")
+    } else {
+        opts.policy.entries.join(" ")
+    };
     format!(
-        "nooks-cc {}\nisolation {isolation}\npolicy {policy}\nports {}\n{}\nentries {}\nimports {}\n",
+        "nooks-cc {}\nisolation {isolation}\npolicy {policy}\nports {}\n{}\nentries {}\nimports {}\npolicy-imports {allowed_imports}\npolicy-entries {allowed_entries}\n",
         env!("CARGO_PKG_VERSION"),
         ports.join(" "),
         nooks_policy::abi::LINE,

@@ -75,7 +75,41 @@ pub struct Options {
 /// Rewrites an object file's bytes.
 pub fn rewrite(bytes: &[u8], opts: &Options) -> Result<Rewritten> {
     let input = read::read(bytes)?;
+    check_policy(&input, &opts.policy)?;
     emit::rewrite(&input, opts)
+}
+
+/// What the policy says of the object as a whole: every import is one it
+/// allows (`import` lines), and every entry it names (`entry` lines) is a
+/// function of the object. The kernel checks the same again at load and at
+/// registration (`.nooks` carries the policy's lists).
+fn check_policy(input: &read::Input, policy: &nooks_policy::file::Policy) -> Result<()> {
+    let name = policy.driver.as_deref().unwrap_or("default");
+    let mut refused: Vec<&str> = input
+        .symbols
+        .iter()
+        .filter(|s| s.is_undefined && !s.name.is_empty() && !s.name.starts_with("__nooks"))
+        .map(|s| s.name.as_str())
+        .filter(|n| !policy.allows_import(n))
+        .collect();
+    refused.sort_unstable();
+    refused.dedup();
+    if !refused.is_empty() {
+        return Err(RewriteError::new(ErrorKind::Forbidden(format!(
+            "policy `{name}` does not allow importing {}",
+            refused.join(", ")
+        ))));
+    }
+    if let Some(missing) = policy
+        .entries
+        .iter()
+        .find(|e| !input.functions.iter().any(|f| &f.name == *e))
+    {
+        return Err(RewriteError::new(ErrorKind::Forbidden(format!(
+            "policy `{name}` names entry `{missing}`, which is not a function of the object"
+        ))));
+    }
+    Ok(())
 }
 
 /// The flags the compiler driver passes to the C compiler: general registers

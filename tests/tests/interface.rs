@@ -331,3 +331,92 @@ fn stacks_and_stores_are_contained_under_sfi() {
 fn stacks_and_stores_are_contained_under_mmu() {
     run("stacks", "mmu", STACKS);
 }
+
+/// A driver's policy file, parsed.
+fn policy(driver: &str, text: Option<&str>) -> nooks_policy::file::Policy {
+    let text = text.map_or_else(
+        || {
+            std::fs::read_to_string(
+                artifacts::repo_root().join(format!("tests/drivers/interface/{driver}.policy")),
+            )
+            .unwrap()
+        },
+        String::from,
+    );
+    nooks_policy::file::parse(&text).unwrap()
+}
+
+#[test]
+fn policies_are_enforced_by_nooks_cc_and_by_the_kernel() {
+    // nooks-cc refuses an import the policy does not allow.
+    let object = build("policy_import");
+    let with = |p| Options {
+        policy: p,
+        ..sfi_options()
+    };
+    let err = rewrite(&object, &with(policy("policy_import", None)))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("policy `policy_import` does not allow importing kfree"), "{err}");
+    // An entry the policy names must be a function of the object.
+    let err = rewrite(&object, &with(policy("x", Some("driver x\nimport *\nentry nowhere\n"))))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("names entry `nowhere`, which is not a function"), "{err}");
+    // The kernel checks again what `.nooks` says the policy allows: an
+    // object whose imports exceed it is refused at load.
+    let mut lying = rewrite(
+        &object,
+        &with(policy("x", Some("driver policy_import\nimport printk kfree\n"))),
+    )
+    .unwrap()
+    .object;
+    let at = lying
+        .windows(27)
+        .position(|w| w == b"policy-imports printk kfree")
+        .expect("the policy's imports in .nooks");
+    lying[at + 26] = b'X';
+    let entry = rewrite(&build("policy_entry"), &with(policy("policy_entry", None)))
+        .unwrap_or_else(|e| panic!("nooks-cc policy_entry: {e}"))
+        .object;
+    let e1000 = std::fs::read(artifacts::build_driver("e1000").unwrap()).unwrap();
+    let modules = [
+        ("e1000.o", sfi(&e1000, "e1000")),
+        ("x_policy_entry.o", entry),
+        ("x_policy_import.o", lying),
+    ];
+    let out = boot(
+        "interface-policy",
+        &format!("mode=net frames={FRAMES} recover=off"),
+        &modules,
+        Duration::from_secs(300),
+    );
+    if out.verdict != Verdict::Success || records_of(&out.log, "alive").len() != 1 {
+        fail_with_log(&out, "the kernel must survive");
+    }
+    let loads = records_of(&out.log, "load");
+    let import = loads.iter().find(|l| l["module"] == "x_policy_import.o");
+    if !import.is_some_and(|l| {
+        l["ok"] == false
+            && l["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("imports functions its policy does not allow: kfree")
+    }) {
+        fail_with_log(&out, &format!("the loader must refuse the import: {import:?}"));
+    }
+    let faults = records_of(&out.log, "fault");
+    let entry = faults
+        .iter()
+        .find(|f| f["domain"].as_str().unwrap_or("").starts_with("x_policy_entry"));
+    if !entry.is_some_and(|f| {
+        f["cause"].as_str().unwrap_or("").contains(
+            "api: timer_setup(function): not an entry point the domain's policy declares",
+        )
+    }) || !out.log.contains("policy_entry: the declared entry was accepted")
+    {
+        fail_with_log(&out, &format!("the undeclared entry must be refused: {entry:?}"));
+    }
+}

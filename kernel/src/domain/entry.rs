@@ -57,10 +57,12 @@ pub fn register(export: &'static str, arg: &'static str, addr: u64) -> Option<En
     if let Some(e) = of(id, addr) {
         return Some(e);
     }
-    let why = if super::owning(addr) == Some(id) {
-        "not the start of one of the domain's functions"
-    } else {
-        "not code of the registering domain"
+    let why = match DOMAINS.lock().get(id) {
+        Some(d) if d.is_function(addr) => "not an entry point the domain's policy declares",
+        Some(d) if addr >= d.text.0 && addr < d.text.1 => {
+            "not the start of one of the domain's functions"
+        }
+        _ => "not code of the registering domain",
     };
     misuse(export, arg, addr, why);
     None

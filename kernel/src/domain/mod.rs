@@ -205,6 +205,8 @@ pub struct Domain {
     pub locks: i64,
     /// I/O port ranges its policy allows (from its `.nooks` metadata).
     pub ports: Vec<(u16, u16)>,
+    /// The entry points its policy declares (None: any of its functions).
+    entries: Option<Vec<String>>,
     /// Its address space, under `mmu`.
     space: Option<mmu::Space>,
     heap: heap::Ranges,
@@ -233,11 +235,30 @@ impl Domain {
 
     /// Whether `addr` is the start of one of the domain's entry points: a
     /// function of its object (not the inner entries and runtime functions
-    /// nooks-cc adds, which take another calling convention).
+    /// nooks-cc adds, which take another calling convention) — one its
+    /// policy declares, when its policy names them (`init_module` and
+    /// `cleanup_module` always are).
     fn is_entry(&self, addr: u64) -> bool {
-        self.symbols.iter().any(|(a, _, name)| {
-            *a == addr && !name.starts_with("__nooks") && !name.contains(".nooks")
+        self.functions(addr).any(|name| {
+            self.entries.as_ref().is_none_or(|e| {
+                e.iter().any(|x| x == name) || nooks_policy::is_named_entry(name)
+            })
         })
+    }
+
+    /// The names of the object's own functions that start at `addr`.
+    fn functions(&self, addr: u64) -> impl Iterator<Item = &str> {
+        self.symbols
+            .iter()
+            .filter(move |(a, _, name)| {
+                *a == addr && !name.starts_with("__nooks") && !name.contains(".nooks")
+            })
+            .map(|(_, _, name)| name.as_str())
+    }
+
+    /// Whether `addr` starts one of the object's own functions.
+    fn is_function(&self, addr: u64) -> bool {
+        self.functions(addr).next().is_some()
     }
 }
 
@@ -301,6 +322,7 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         failed: false,
         locks: 0,
         ports: Vec::new(),
+        entries: None,
         space: None,
         heap: heap::Ranges::default(),
         mmio_next: lo + RAM,
@@ -325,6 +347,8 @@ pub struct Loaded {
     pub esp: Option<u64>,
     /// I/O port ranges of its policy.
     pub ports: Vec<(u16, u16)>,
+    /// The entry points its policy declares (None: any of its functions).
+    pub entries: Option<Vec<String>>,
 }
 
 /// Finishes a domain once its object is loaded: code range, symbols, and the
@@ -336,6 +360,7 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
     d.text = o.text;
     d.symbols = o.symbols;
     d.ports = o.ports;
+    d.entries = o.entries;
     let heap_lo = (o.data_end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
     d.heap = heap::Ranges::new(heap_lo, d.writable.0 + RAM);
     if let Some(esp) = o.esp {
