@@ -94,10 +94,18 @@ pub fn ist_top(slot: u8) -> u64 {
     unsafe { core::ptr::read_unaligned(&raw const (*(&raw const TSS)).ist[slot as usize - 1]) }
 }
 
-/// The IST slot (1-based) whose current stack holds `addr`, if any.
+/// Where the interrupt entry path runs a handler: this far from the IST
+/// stack the CPU pushed the frame on (0 while the boot stacks are in use;
+/// see `idt`'s entry path and `memory::move_interrupt_stacks`).
+#[unsafe(no_mangle)]
+pub static IST_FRAME_DELTA: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The IST slot (1-based) whose handler stack (where the entry path runs
+/// handlers) holds `addr`, if any.
 pub fn ist_slot_of(addr: u64) -> Option<u8> {
+    let delta = IST_FRAME_DELTA.load(core::sync::atomic::Ordering::Relaxed);
     (1..=5).find(|&slot| {
-        let top = ist_top(slot);
+        let top = ist_top(slot).wrapping_add(delta);
         addr < top && addr >= top.wrapping_sub(IST_STACK_SIZE)
     })
 }

@@ -48,7 +48,15 @@ pub struct TrapFrame {
 }
 
 // On entry the path also loads the kernel's CR3 if the interrupted context ran
-// on another (an MMU domain's) and restores it on the way out.
+// on another (an MMU domain's) and restores it on the way out. The CPU pushes
+// the interrupt frame on the IST stack the TSS names, which an MMU domain's
+// tables must map writable (the push happens before any kernel code runs);
+// so that stack is only a landing pad: right after switching to the
+// kernel's tables the path copies the frame (and the three registers it
+// saved there) to the slot's own stack, at the same offset in a region no
+// domain can write (`gdt::IST_FRAME_DELTA` away), and runs the handler there.
+// A driver that writes the landing pads later changes nothing the kernel
+// reads back: no interrupted context's registers or return frame live there.
 // Vectors whose exceptions push an error code: 8, 10-14, 17, 21, 29, 30.
 global_asm!(
     r#"
@@ -78,6 +86,22 @@ isr_common:
     push %rax
     push %rbx
     push %rcx
+    mov %cr3, %rax
+    mov {kernel_cr3}(%rip), %rbx
+    test %rbx, %rbx
+    jz 1f
+    cmp %rbx, %rax
+    je 1f
+    or {noflush}(%rip), %rbx
+    mov %rbx, %cr3
+    lock incq {cr3_writes}(%rip)
+1:
+    mov %rsp, %rbx
+    add {delta}(%rip), %rsp
+    .irp off, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72
+    mov \off(%rbx), %rcx
+    mov %rcx, \off(%rsp)
+    .endr
     push %rdx
     push %rsi
     push %rdi
@@ -90,18 +114,8 @@ isr_common:
     push %r13
     push %r14
     push %r15
-    mov %cr3, %rax
     push %rax
     push %rax
-    mov {kernel_cr3}(%rip), %rbx
-    test %rbx, %rbx
-    jz 1f
-    cmp %rbx, %rax
-    je 1f
-    or {noflush}(%rip), %rbx
-    mov %rbx, %cr3
-    lock incq {cr3_writes}(%rip)
-1:
     sub $512, %rsp
     fxsave (%rsp)
     lea 512(%rsp), %rdi
@@ -139,6 +153,7 @@ isr_common:
     kernel_cr3 = sym super::KERNEL_CR3,
     noflush = sym super::CR3_NOFLUSH,
     cr3_writes = sym crate::domain::mmu::CR3_WRITES,
+    delta = sym super::gdt::IST_FRAME_DELTA,
     options(att_syntax)
 );
 

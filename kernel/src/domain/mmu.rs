@@ -126,7 +126,10 @@ crate::ktest! {
         kassert!(view.access(DOMAIN_AREA.0 + super::WRITABLE_OFFSET).is_none(), "another window is visible");
         kassert!(view.access(gate).is_some_and(|(w, x)| !w && x), "the gate: {:?}", view.access(gate));
         kassert!(view.access(text).is_some_and(|(w, x)| !w && !x), "kernel text: {:?}", view.access(text));
-        kassert!(view.access(ist).is_some_and(|(w, _)| w), "interrupt stack: {:?}", view.access(ist));
+        kassert!(view.access(ist).is_some_and(|(w, _)| w), "interrupt landing pad: {:?}", view.access(ist));
+        let handler_stack = ist.wrapping_add(crate::arch::gdt::IST_FRAME_DELTA.load(Ordering::Relaxed));
+        kassert!(handler_stack != ist, "handlers run off the landing pads");
+        kassert!(view.access(handler_stack) == Some((false, false)), "handler stack: {:?}", view.access(handler_stack));
         // The kernel's own view is unchanged.
         let own = paging::with_kernel(|k| (k.access(data), k.access(text)));
         kassert!(own == (Some((true, false)), Some((false, true))), "kernel view: {:?}", own);

@@ -583,9 +583,7 @@ impl Domain {
     /// stack pointer the driver moved outside its emulated stacks.
     fn frame(&self, rsp: u64) -> Result<Frame, u64> {
         let nested = self.stacks.contains(rsp - 1);
-        let irq = !nested
-            && (crate::memory::INTERRUPT_STACKS..crate::memory::INTERRUPT_STACKS + (1 << 39))
-                .contains(&rsp);
+        let irq = !nested && crate::arch::gdt::ist_slot_of(rsp).is_some();
         let stack = match (nested, irq) {
             (true, _) => 0,
             (false, true) => self.stacks.irq.1 - STACK_TOP_ROOM,

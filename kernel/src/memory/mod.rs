@@ -6,7 +6,8 @@
 //! |---|---|
 //! | `0xffff_8000_0000_0000 + phys` | the direct map of RAM (2 MiB pages, RW, NX) |
 //! | `0xffff_c000_0000_0000 ..` | `ioremap` (4 KiB pages, uncached, NX) |
-//! | `0xffff_ff00_0000_0000 ..` | the interrupt (IST) stacks, with guard pages |
+//! | `0xffff_fe80_0000_0000 ..` | the interrupt handlers' stacks, with guard pages |
+//! | `0xffff_ff00_0000_0000 ..` | the interrupt (IST) landing pads, with guard pages |
 //! | `0xffff_ffff_8000_0000 + phys` | the kernel image (text RX, rodata R, data/bss RW+NX) |
 //! | `0xffff_ffff_a000_0000 .. 0xffff_ffff_c000_0000` | loaded driver objects without a domain |
 //! | `0xffff_ffff_c000_0000 .. 0xffff_ffff_f000_0000` | protection-domain windows |
@@ -31,6 +32,10 @@ pub const IOREMAP_BASE: u64 = 0xffff_c000_0000_0000;
 /// because the CPU pushes an interrupt's frame before the handler can switch
 /// CR3 back to the kernel. It has a top-level page-table entry of its own.
 pub const INTERRUPT_STACKS: u64 = 0xffff_ff00_0000_0000;
+/// The stacks interrupt handlers run on: each IST slot's landing pad in
+/// [`INTERRUPT_STACKS`] has its handler stack at the same offset here, in a
+/// top-level slot every MMU domain maps read-only.
+pub const INTERRUPT_FRAMES: u64 = 0xffff_fe80_0000_0000;
 /// Area for driver objects loaded without isolation.
 pub const MODULE_AREA: (u64, u64) = (0xffff_ffff_a000_0000, 0xffff_ffff_c000_0000);
 /// Area for protection-domain windows.
@@ -95,26 +100,42 @@ pub fn init(boot: &crate::bootinfo::BootInfo) {
     heap::init();
 }
 
-/// Gives every IST slot a stack in [`INTERRUPT_STACKS`], each below an
-/// unmapped guard page, in place of the boot stacks in the kernel's `.bss`.
+/// Gives every IST slot a landing pad in [`INTERRUPT_STACKS`] (where the
+/// CPU pushes the interrupt frame, writable in every MMU domain) and a
+/// handler stack at the same offset in [`INTERRUPT_FRAMES`] (kernel-only),
+/// each below an unmapped guard page, in place of the boot stacks in the
+/// kernel's `.bss`.
 fn move_interrupt_stacks() {
-    use crate::arch::gdt::{IST_STACK_SIZE, set_ist};
+    use crate::arch::gdt::{IST_FRAME_DELTA, IST_STACK_SIZE, set_ist};
     let pages = IST_STACK_SIZE / PAGE_SIZE;
     for slot in 1..=5u8 {
-        let lo = INTERRUPT_STACKS + u64::from(slot) * (IST_STACK_SIZE + PAGE_SIZE);
-        let phys = frames::alloc_contiguous(pages, PAGE_SIZE)
-            .unwrap_or_else(|| panic!("no frames for interrupt stack {slot}"));
-        for p in 0..pages {
-            paging::kernel_map(
-                lo + p * PAGE_SIZE,
-                phys + p * PAGE_SIZE,
-                paging::flags::DATA,
-            )
-            .unwrap_or_else(|e| panic!("mapping interrupt stack {slot}: {e}"));
+        let offset = u64::from(slot) * (IST_STACK_SIZE + PAGE_SIZE);
+        for base in [INTERRUPT_STACKS, INTERRUPT_FRAMES] {
+            let phys = frames::alloc_contiguous(pages, PAGE_SIZE)
+                .unwrap_or_else(|| panic!("no frames for interrupt stack {slot}"));
+            for p in 0..pages {
+                paging::kernel_map(
+                    base + offset + p * PAGE_SIZE,
+                    phys + p * PAGE_SIZE,
+                    paging::flags::DATA,
+                )
+                .unwrap_or_else(|e| panic!("mapping interrupt stack {slot}: {e}"));
+            }
         }
-        // SAFETY: [lo, lo + IST_STACK_SIZE) was just mapped RW in the kernel's
-        // tables (which every domain's tables share for this area); interrupts
-        // are still off, so nothing runs on the old stacks.
-        unsafe { set_ist(slot, lo + IST_STACK_SIZE) };
     }
+    // SAFETY: both regions were just mapped RW in the kernel's tables (every
+    // domain's tables share the pads' top-level slot; the handler stacks'
+    // slot they map read-only); interrupts are still off, so nothing runs on
+    // the old stacks, and the entry path reads the delta and the TSS afresh
+    // at each interrupt.
+    unsafe {
+        for slot in 1..=5u8 {
+            let offset = u64::from(slot) * (IST_STACK_SIZE + PAGE_SIZE);
+            set_ist(slot, INTERRUPT_STACKS + offset + IST_STACK_SIZE);
+        }
+    }
+    IST_FRAME_DELTA.store(
+        INTERRUPT_FRAMES.wrapping_sub(INTERRUPT_STACKS),
+        Ordering::SeqCst,
+    );
 }
