@@ -54,6 +54,10 @@ pub fn test_driver(name: &str) -> Vec<u8> {
 
 /// [`test_driver`] with extra compiler flags (`-DNAME=value`).
 pub fn test_driver_with(name: &str, extra: &[String]) -> Vec<u8> {
+    // One build at a time: tests running in parallel build the same drivers,
+    // and one must not read an object another is writing.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let root = artifacts::repo_root();
     let flags = Command::new("make")
         .args(["-s", "flags"])

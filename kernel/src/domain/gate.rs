@@ -134,41 +134,22 @@ nooks_domain_call:
     pop rbp
     ret
 
-    .globl nooks_kernel_gate
-nooks_kernel_gate:
-    mov r10, [rip + {kernel_cr3}]
-    or r10, [rip + {noflush}]
-    mov cr3, r10
-    mov r10, [rip + NOOKS_GATE_TOP]
-    lea r10, [r10 + 8]
-    mov [rip + NOOKS_GATE_TOP], r10
-    pop qword ptr [r10 - 8]
-    lock inc qword ptr [rip + {exits}]
-    lock add qword ptr [rip + {cr3_writes}], 2
-    cld
-    call r11
-    mov r10, [rip + NOOKS_GATE_TOP]
-    push qword ptr [r10 - 8]
-    sub r10, 8
-    mov [rip + NOOKS_GATE_TOP], r10
-    mov r10, [rip + {domain_cr3}]
-    mov cr3, r10
-    ret
     .popsection
     "#,
     kernel_cr3 = sym crate::arch::KERNEL_CR3,
     noflush = sym crate::arch::CR3_NOFLUSH,
-    domain_cr3 = sym DOMAIN_CR3,
-    exits = sym EXITS,
-    cr3_writes = sym super::mmu::CR3_WRITES,
 );
 
 unsafe extern "C" {
     fn nooks_domain_call(entry: u64, args: *const [u64; 6], stack: u64, cr3: u64) -> Returned;
 }
 
-/// Defines one driver → kernel gate per export: `nooks_gate_<name>` loads the
-/// export's address into r11 and jumps to the common gate.
+/// Defines one driver → kernel gate per export: `nooks_gate_<name>` loads
+/// the kernel's tables, parks the driver's return address on the gate stack,
+/// calls the export — a direct call, so no register decides where a gate
+/// goes: a driver jumping into any gate, at any instruction, reaches that
+/// gate's export (with the argument checks every export makes) or its return
+/// — and returns to the driver on the domain's tables.
 macro_rules! kernel_gates {
     ($($name:ident => $path:path),* $(,)?) => {
         $(
@@ -176,10 +157,31 @@ macro_rules! kernel_gates {
                 ".pushsection .text.nooks_gate, \"ax\"",
                 concat!(".globl nooks_gate_", stringify!($name)),
                 concat!("nooks_gate_", stringify!($name), ":"),
-                "lea r11, [rip + {target}]",
-                "jmp nooks_kernel_gate",
+                "mov r10, [rip + {kernel_cr3}]",
+                "or r10, [rip + {noflush}]",
+                "mov cr3, r10",
+                "mov r10, [rip + NOOKS_GATE_TOP]",
+                "lea r10, [r10 + 8]",
+                "mov [rip + NOOKS_GATE_TOP], r10",
+                "pop qword ptr [r10 - 8]",
+                "lock inc qword ptr [rip + {exits}]",
+                "lock add qword ptr [rip + {cr3_writes}], 2",
+                "cld",
+                "call {target}",
+                "mov r10, [rip + NOOKS_GATE_TOP]",
+                "push qword ptr [r10 - 8]",
+                "sub r10, 8",
+                "mov [rip + NOOKS_GATE_TOP], r10",
+                "mov r10, [rip + {domain_cr3}]",
+                "mov cr3, r10",
+                "ret",
                 ".popsection",
                 target = sym $path,
+                kernel_cr3 = sym crate::arch::KERNEL_CR3,
+                noflush = sym crate::arch::CR3_NOFLUSH,
+                domain_cr3 = sym $crate::domain::gate::DOMAIN_CR3,
+                exits = sym $crate::domain::gate::EXITS,
+                cr3_writes = sym $crate::domain::mmu::CR3_WRITES,
             );
         )*
 

@@ -113,11 +113,9 @@ crate::ktest! {
         let view = paging::with_kernel(|k| k.domain_view(lo, lo + super::WINDOW, INTERRUPT_STACKS))
             .map_err(|e| alloc::format!("{e}"))?;
         static KERNEL_DATA: AtomicU64 = AtomicU64::new(0);
-        unsafe extern "C" {
-            fn nooks_kernel_gate();
-        }
+
         let data = &raw const KERNEL_DATA as u64;
-        let gate = nooks_kernel_gate as *const () as u64;
+        let gate = crate::driver_api::kernel_gate("kfree").ok_or("no gate")?;
         let text = crate::fault::catch::<(), fn()> as *const () as u64;
         let ist = crate::arch::gdt::ist_top(1) - 8;
         kassert!(view.access(page) == Some((true, false)), "own window: {:?}", view.access(page));

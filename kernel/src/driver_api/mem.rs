@@ -48,6 +48,9 @@ pub fn alloc_aligned(size: usize, align: usize, kind: Kind) -> *mut u8 {
         return core::ptr::null_mut();
     }
     let align = align.max(ALIGN);
+    // Whole multiples of the alignment: blocks then tile the heap, leaving
+    // no holes too small for the next block for first fit to walk past.
+    let size = size.next_multiple_of(align);
     let domain = domain::current();
     let p = match domain {
         Some(id) => {
