@@ -2406,7 +2406,36 @@ pub fn native_entry<M: Module>(
     let esp0 = b.ins().load(I64, mem(), esp_addr, 0);
     let area = b.ins().iadd_imm_s(esp0, -((8 * STACK_ARGS) as i64));
     let area = b.ins().band_imm_s(area, !15);
-    for k in 0..stack_words.min(STACK_ARGS) {
+    let words = stack_words.min(STACK_ARGS);
+    if let (Some(state), true) = (sfi, words > 0) {
+        // The copy writes below a pointer the driver published (a stack
+        // pivot moves it anywhere): under SFI it is checked like any of the
+        // driver's stores. This wrapper is not instrumented (see
+        // `instrument`), so the check is spelled out, against the window's
+        // low bound in the runtime state.
+        use crate::instrument::layout;
+        let gv = module.declare_data_in_func(state, b.func);
+        let base = b.ins().symbol_value(I64, gv);
+        let lo = b
+            .ins()
+            .load(I64, crate::instrument::rewriter_flags(), base, layout::LO);
+        let off = b.ins().isub(area, lo);
+        let outside = b.ins().icmp_imm_s(
+            IntCC::UnsignedGreaterThan,
+            off,
+            (layout::SPAN - 8 * words as u64) as i64,
+        );
+        let refuse = b.create_block();
+        let copy = b.create_block();
+        b.ins().brif(outside, refuse, &[], copy, &[]);
+        b.set_cold_block(refuse);
+        b.switch_to_block(refuse);
+        b.seal_block(refuse);
+        crate::instrument::refuse(&mut b, base, area, crate::instrument::FaultKind::WildStore);
+        b.switch_to_block(copy);
+        b.seal_block(copy);
+    }
+    for k in 0..words {
         b.ins().store(mem(), params[6 + k], area, (8 * k) as i32);
     }
     let fr = module.declare_func_in_func(inner, b.func);

@@ -142,6 +142,11 @@ const STACKS: &[Case] = &[
         mmu: Runs("direction_flag: kzalloc zeroed its block"),
     },
     Case {
+        driver: "pivot_indirect",
+        sfi: Fault("sfi: store outside the domain"),
+        mmu: Fault("mmu: store to a read-only page"),
+    },
+    Case {
         driver: "ist_smash",
         sfi: Fault("sfi: store outside the domain"),
         mmu: Runs("ist_smash: wrote the interrupt stack"),
