@@ -80,16 +80,15 @@ fn recover(id: usize, failed_at: u64) -> bool {
         return false;
     };
     // Release what the tracker recorded, keeping the devices' configuration.
-    let configs = crate::net::detach_domain(id);
+    let released = crate::driver_api::release(id);
+    let configs = released.devices;
     let devices: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
-    crate::driver_api::pci::unbind_domain(id);
-    crate::driver_api::dma::forget(id);
-    let skbs = crate::net::skb::reclaim(id);
-    let blocks = crate::driver_api::mem::forget_domain(id);
     crate::info!(
-        "recovery of {} (domain {id}): released {} device(s), {skbs} skb(s), {blocks} heap block(s)",
+        "recovery of {} (domain {id}): released {} device(s), {} skb(s), {} heap block(s)",
         origin.name,
-        devices.len()
+        devices.len(),
+        released.skbs,
+        released.blocks
     );
 
     // The restart budget.

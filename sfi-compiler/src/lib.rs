@@ -90,7 +90,12 @@ fn check_policy(input: &read::Input, policy: &nooks_policy::file::Policy) -> Res
         .iter()
         .filter(|s| s.is_undefined && !s.name.is_empty() && !s.name.starts_with("__nooks"))
         .map(|s| s.name.as_str())
-        .filter(|n| !policy.allows_import(n))
+        .filter(|n| match &policy.imports {
+            // Every export — or, linked into a host program, anything: the
+            // kernel's loader refuses what it does not export.
+            nooks_policy::file::Imports::All => false,
+            nooks_policy::file::Imports::Only(names) => !names.iter().any(|a| a == n),
+        })
         .collect();
     refused.sort_unstable();
     refused.dedup();

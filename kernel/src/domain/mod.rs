@@ -28,6 +28,7 @@ pub mod entry;
 pub mod gate;
 pub mod heap;
 pub mod mmu;
+pub mod sfi;
 pub mod umem;
 
 pub use entry::Entry;
@@ -39,7 +40,7 @@ use crate::sync::IrqMutex;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use nooks_policy::abi::state as sfi;
+use nooks_policy::abi::state::SPAN;
 
 /// Offset of the read-only data in the window (the text comes first).
 pub const RODATA_OFFSET: u64 = 2 << 20;
@@ -73,14 +74,14 @@ pub const ESTACK: u64 = 1 << 20;
 /// The emulated stack for interrupt context.
 pub const IRQ_ESTACK: u64 = 64 << 10;
 /// Virtual space for MMIO mappings after the RAM, up to the emulated stacks.
-pub const MMIO: u64 = sfi::SPAN - RAM - ESTACK - IRQ_ESTACK - 2 * GUARD;
+pub const MMIO: u64 = SPAN - RAM - ESTACK - IRQ_ESTACK - 2 * GUARD;
 /// Bytes a rewritten native entry may copy below the emulated stack pointer
 /// (its stack arguments): the pointer must leave that much of the stack.
 const ESTACK_ARGS: u64 = 16 * 8;
 /// Room left above the top of a real stack: a native entry reads up to 12
 /// stack words of its caller there.
 const STACK_TOP_ROOM: u64 = 256;
-const _: () = assert!(WRITABLE_OFFSET + sfi::SPAN <= WINDOW && RAM < sfi::SPAN);
+const _: () = assert!(WRITABLE_OFFSET + SPAN <= WINDOW && RAM < SPAN);
 const _: () = assert!(STACKS_OFFSET + 2 * GUARD + STACK + IRQ_STACK <= WRITABLE_OFFSET);
 const _: () = assert!(RUNTIME_OFFSET + STATE_MAX + GUARD <= STACKS_OFFSET);
 
@@ -198,7 +199,7 @@ pub struct Domain {
     /// The driver's function symbols, for fault reports and entry checks.
     pub symbols: Vec<(u64, u64, String)>,
     /// `__nooks_sfi` of an SFI object.
-    pub sfi_state: Option<u64>,
+    sfi_state: Option<sfi::State>,
     /// Failed and stopped.
     pub failed: bool,
     /// Locks it holds (the kernel's count, kept for every mechanism).
@@ -316,7 +317,7 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         mechanism,
         base,
         text: (base, base),
-        writable: (lo, lo + sfi::SPAN),
+        writable: (lo, lo + SPAN),
         symbols: Vec::new(),
         sfi_state: None,
         failed: false,
@@ -378,12 +379,11 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
     }
     if let (Mechanism::Sfi, Some(state)) = (d.mechanism, o.sfi_state) {
         let (lo, hi) = d.writable;
-        debug_assert_eq!(hi - lo, sfi::SPAN);
-        for (field, value) in [(sfi::LO, lo), (sfi::HI, hi)] {
-            // SAFETY: `state` is the object's __nooks_sfi, in its runtime
-            // area (checked by the loader's caller), `sfi::SIZE` bytes.
-            unsafe { core::ptr::write_volatile((state + field as u64) as *mut u64, value) };
-        }
+        debug_assert_eq!(hi - lo, SPAN);
+        // SAFETY: `state` is the object's __nooks_sfi, in its runtime area
+        // (checked by the loader's caller), `SIZE` bytes.
+        let state = unsafe { sfi::State::new(state) };
+        state.confine(lo, hi);
         d.sfi_state = Some(state);
     }
     if d.mechanism == Mechanism::Mmu {
@@ -506,9 +506,7 @@ pub fn count_lock(delta: i64) {
     let d = &mut domains[id];
     d.locks += delta;
     if let Some(state) = d.sfi_state {
-        let p = (state + sfi::LOCKS as u64) as *mut u32;
-        // SAFETY: the 32-bit LOCKS field of the object's __nooks_sfi.
-        unsafe { p.write_volatile(p.read_volatile().wrapping_add(delta as u32)) };
+        state.add_locks(delta);
     }
 }
 
@@ -768,15 +766,8 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         let mut domains = DOMAINS.lock();
         let d = &mut domains[id];
         d.failed = true;
-        let kind = d.sfi_state.map(|s| {
-            // SAFETY: FAULT_ADDR and FAULT_KIND of the object's __nooks_sfi.
-            unsafe {
-                (
-                    core::ptr::read_volatile((s + sfi::FAULT_ADDR as u64) as *const u64),
-                    core::ptr::read_volatile((s + sfi::FAULT_KIND as u64) as *const u64),
-                )
-            }
-        });
+        let trap = d.sfi_state.map(sfi::State::trap);
+        let kind = trap.map(|t| (t.address, t.kind));
         let aborted = ABORTED.lock().take();
         let overflow = fault.vector == 14
             && (d.stacks.in_guard(fault.cr2)
@@ -818,13 +809,11 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         };
         // A trap inside the SFI runtime: it recorded the driver code that called it.
         let mut site = fault.rip;
-        if let (Some((_, 1 | 4)), Some(state)) = (kind, d.sfi_state) {
-            // SAFETY: FAULT_SITE of the object's __nooks_sfi.
-            let recorded =
-                unsafe { core::ptr::read_volatile((state + sfi::FAULT_SITE as u64) as *const u64) };
-            if recorded >= d.text.0 && recorded < d.text.1 {
-                site = recorded;
-            }
+        if let Some(t) = trap.filter(|t| matches!(t.kind, 1 | 4))
+            && t.site >= d.text.0
+            && t.site < d.text.1
+        {
+            site = t.site;
         }
         let report = alloc::format!(
             "{{\"nooks\":\"fault\",\"domain\":\"{}\",\"mechanism\":\"{}\",\"cause\":\"{}\",\"address\":\"{:#x}\",\"function\":\"{}\",\"vector\":{}}}",

@@ -1,15 +1,13 @@
-//! Spinlocks living in driver memory. The kernel counts the locks drivers hold,
-//! so the wrappers can check at every entry point's return that a driver holds
-//! exactly what it held at entry. A lock must be the calling domain's own
+//! Spinlocks living in driver memory. The kernel counts the locks each domain
+//! holds (once, in its `Domain`; mirrored into an SFI object's runtime state
+//! for its own entries to compare), so the wrappers can check at every entry
+//! point's return that a driver holds exactly what it held at entry. A lock must be the calling domain's own
 //! memory (checked through [`UMem`]): a "lock" in kernel data would make the
 //! kernel write there.
 
 use super::abi::SpinLock;
 use crate::domain::UMem;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-
-/// Locks currently held by driver code.
-pub static HELD: AtomicU64 = AtomicU64::new(0);
+use core::sync::atomic::{AtomicU32, Ordering};
 
 fn word(export: &'static str, lock: *mut SpinLock) -> Option<&'static AtomicU32> {
     UMem::of(export, "lock", lock)?.atomic_u32(0)
@@ -38,7 +36,6 @@ pub extern "C" fn spin_lock(lock: *mut SpinLock) {
     {
         core::hint::spin_loop();
     }
-    HELD.fetch_add(1, Ordering::Relaxed);
     crate::domain::count_lock(1);
 }
 
@@ -47,7 +44,6 @@ pub extern "C" fn spin_unlock(lock: *mut SpinLock) {
         return;
     };
     if w.swap(0, Ordering::Release) == 1 {
-        HELD.fetch_sub(1, Ordering::Relaxed);
         crate::domain::count_lock(-1);
     } else {
         crate::warn!("spin_unlock({lock:p}) of a lock that was not held");

@@ -28,6 +28,35 @@ pub mod string;
 pub mod time;
 pub mod timer;
 
+/// What the kernel held for a failed domain and gave back.
+#[derive(Debug, Default, Clone)]
+pub struct Released {
+    /// Its net devices' configuration (name, MAC, MTU, flags, up), kept for
+    /// the fresh instance.
+    pub devices: alloc::vec::Vec<crate::net::Config>,
+    /// skbs it held.
+    pub skbs: usize,
+    /// Heap blocks it had.
+    pub blocks: usize,
+}
+
+/// Releases everything the kernel holds for failed domain `id`, in one
+/// operation: its net devices (keeping their configuration and names), PCI
+/// bindings, coherent DMA buffers, skbs and heap blocks. (Its interrupt
+/// handlers and timers went when it failed: nothing calls into it again.)
+pub fn release(id: usize) -> Released {
+    let devices = crate::net::detach_domain(id);
+    pci::unbind_domain(id);
+    dma::forget(id);
+    let skbs = crate::net::skb::reclaim(id);
+    let blocks = mem::forget_domain(id);
+    Released {
+        devices,
+        skbs,
+        blocks,
+    }
+}
+
 macro_rules! export_table {
     ($($name:ident => $path:path),* $(,)?) => {
         /// The address of the kernel function exported to drivers as `name`.
