@@ -879,10 +879,6 @@ pub fn patch_text(symbol: &str, offset: u64, bytes: &[u8]) -> usize {
     n
 }
 
-/// The code range of domain `id`.
-pub fn text_of(id: usize) -> (u64, u64) {
-    DOMAINS.lock().get(id).map_or((0, 0), |d| d.text)
-}
 
 /// The mechanism of domain `id`.
 pub fn mechanism_of(id: usize) -> Mechanism {
@@ -917,11 +913,3 @@ pub fn ram_view(window: &Window, offset: u64, len: u64) -> Option<&'static mut [
     Some(unsafe { core::slice::from_raw_parts_mut(phys_to_virt(phys) as *mut u8, len as usize) })
 }
 
-/// The mechanism of the domain whose code contains `addr` (`none` for kernel code).
-pub fn mechanism_at(addr: u64) -> Mechanism {
-    DOMAINS
-        .lock()
-        .iter()
-        .find(|d| addr >= d.text.0 && addr < d.text.1)
-        .map_or(Mechanism::None, |d| d.mechanism)
-}
