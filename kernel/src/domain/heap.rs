@@ -5,11 +5,74 @@
 //! must not. A free-list allocator that threads its list through the free
 //! blocks (as `linked_list_allocator` does) lets a use-after-free in the
 //! driver forge that list, and the kernel would then hand out kernel memory
-//! or walk a cycle for ever. Here the free ranges are a `BTreeMap` on the
-//! kernel heap: nothing the driver writes is ever read back by the
-//! allocator. First fit, with neighbours merged on free.
+//! or walk a cycle for ever. Here everything the allocator knows is on the
+//! kernel heap: nothing the driver writes is ever read back by it.
+//!
+//! Blocks up to 16 KiB come in power-of-two size classes, each naturally
+//! aligned, kept on a free stack per class (a driver's steady churn of skb
+//! buffers and small objects is then a push and a pop); classes are carved
+//! from, and larger blocks taken from, [`Ranges`]: free ranges in a
+//! `BTreeMap`, first fit, neighbours merged on free. Class blocks are not
+//! merged back: the heap is the domain's own 8 MiB, and a driver that
+//! fragments it only starves itself.
 
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// The smallest and largest size classes (log2 of their sizes).
+const MIN_CLASS: u32 = 6;
+const MAX_CLASS: u32 = 14;
+
+/// A domain's heap: size classes over free ranges.
+#[derive(Default)]
+pub struct Heap {
+    ranges: Ranges,
+    classes: [Vec<u64>; (MAX_CLASS - MIN_CLASS + 1) as usize],
+}
+
+/// The size class of a `size`-byte block with `align`, if it has one.
+fn class(size: u64, align: u64) -> Option<usize> {
+    let c = size.max(align).max(1 << MIN_CLASS).next_power_of_two().trailing_zeros();
+    (c <= MAX_CLASS).then(|| (c - MIN_CLASS) as usize)
+}
+
+impl Heap {
+    /// A heap over [lo, hi).
+    pub fn new(lo: u64, hi: u64) -> Self {
+        Heap {
+            ranges: Ranges::new(lo, hi),
+            classes: Default::default(),
+        }
+    }
+
+    /// A block of `size` bytes aligned to `align` (a power of two).
+    pub fn alloc(&mut self, size: u64, align: u64) -> Option<u64> {
+        if !align.is_power_of_two() {
+            return None;
+        }
+        match class(size, align) {
+            Some(c) => self.classes[c]
+                .pop()
+                .or_else(|| {
+                    let bytes = 1u64 << (c as u32 + MIN_CLASS);
+                    self.ranges.alloc(bytes, bytes)
+                }),
+            None => self.ranges.alloc(size, align),
+        }
+    }
+
+    /// Gives back the block at `addr` that [`Heap::alloc`] returned for
+    /// `size` and `align` (the caller keeps the record: see `driver_api::mem`).
+    pub fn free(&mut self, addr: u64, size: u64, align: u64) -> Result<(), FreeError> {
+        match class(size, align) {
+            Some(c) => {
+                self.classes[c].push(addr);
+                Ok(())
+            }
+            None => self.ranges.free(addr, size),
+        }
+    }
+}
 
 /// Sizes are rounded up to this, so a block's range is known from its size.
 const GRAIN: u64 = 16;
@@ -86,6 +149,20 @@ impl Ranges {
     /// Free bytes.
     pub fn free_bytes(&self) -> u64 {
         self.free.values().sum()
+    }
+}
+
+crate::ktest! {
+    fn a_domain_heap_reuses_its_size_classes() {
+        let mut h = Heap::new(0x10000, 0x20000);
+        let a = h.alloc(100, 64).ok_or("a")?;
+        let b = h.alloc(2048, 64).ok_or("b")?;
+        crate::kassert!(a % 128 == 0 && b % 2048 == 0, "naturally aligned: {a:#x} {b:#x}");
+        h.free(a, 100, 64).map_err(|e| alloc::format!("{e:?}"))?;
+        crate::kassert!(h.alloc(128, 64) == Some(a), "the class's freed block comes back");
+        let big = h.alloc(0x8000, 64).ok_or("big")?;
+        crate::kassert!(h.free(big, 0x8000, 64).is_ok() && h.alloc(0x8000, 64) == Some(big), "large blocks from the ranges");
+        Ok(())
     }
 }
 

@@ -210,7 +210,7 @@ pub struct Domain {
     entries: Option<Vec<String>>,
     /// Its address space, under `mmu`.
     space: Option<mmu::Space>,
-    heap: heap::Ranges,
+    heap: heap::Heap,
     mmio_next: u64,
     stacks: Stacks,
     /// A rewritten object's `__nooks_esp` and its emulated stacks.
@@ -218,22 +218,48 @@ pub struct Domain {
     charges: [u32; Resource::ALL],
 }
 
-impl Domain {
-    /// Whether [addr, addr + len) is memory the domain may have the kernel
-    /// write for it: its RAM (data, heap) or its stacks (real and emulated).
-    fn owns_range(&self, addr: u64, len: u64) -> bool {
-        let Some(end) = addr.checked_add(len) else {
-            return false;
-        };
-        let inside = |(lo, hi): (u64, u64)| addr >= lo && end <= hi;
-        inside((self.writable.0, self.writable.0 + RAM))
-            || inside(self.stacks.process)
-            || inside(self.stacks.irq)
-            || self
-                .emulated
-                .is_some_and(|(_, e)| inside(e.process) || inside(e.irq))
-    }
+/// Domains whose object runs on emulated stacks the kernel mapped (one bit
+/// per window): with the window's fixed layout, all [`owns_range`] needs.
+static EMULATED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+const _: () = assert!((DOMAIN_AREA.1 - DOMAIN_AREA.0) / WINDOW <= 32);
 
+/// Whether [addr, addr + len) is memory domain `id` may have the kernel
+/// write for it: its RAM (data, heap) or its stacks (real and, for a
+/// rewritten object, emulated). Every range follows from the window's
+/// fixed layout, so this takes no lock (it runs in every export that
+/// takes a pointer).
+pub fn owns_range(id: usize, addr: u64, len: u64) -> bool {
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    let base = DOMAIN_AREA.0 + id as u64 * WINDOW;
+    let inside = |(lo, hi): (u64, u64)| addr >= lo && end <= hi;
+    if inside((base + WRITABLE_OFFSET, base + WRITABLE_OFFSET + RAM)) {
+        return true;
+    }
+    let s = Stacks::at(base + STACKS_OFFSET, STACK, IRQ_STACK);
+    if inside(s.process) || inside(s.irq) {
+        return true;
+    }
+    EMULATED.load(Ordering::Relaxed) & (1 << id) != 0 && {
+        let e = emulated_stacks(base);
+        inside(e.process) || inside(e.irq)
+    }
+}
+
+/// A rewritten object's emulated stacks in the window at `base`: the big
+/// one (process context) at the top of the writable part, the interrupt
+/// context's below it, each above a guard.
+fn emulated_stacks(base: u64) -> Stacks {
+    let top = base + WRITABLE_OFFSET + SPAN;
+    let e = Stacks::at(top - ESTACK - IRQ_ESTACK - 2 * GUARD, IRQ_ESTACK, ESTACK);
+    Stacks {
+        process: e.irq,
+        irq: e.process,
+    }
+}
+
+impl Domain {
     /// Whether `addr` is the start of one of the domain's entry points: a
     /// function of its object (not the inner entries and runtime functions
     /// nooks-cc adds, which take another calling convention) — one its
@@ -325,7 +351,7 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         ports: Vec::new(),
         entries: None,
         space: None,
-        heap: heap::Ranges::default(),
+        heap: heap::Heap::default(),
         mmio_next: lo + RAM,
         stacks,
         emulated: None,
@@ -363,19 +389,14 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
     d.ports = o.ports;
     d.entries = o.entries;
     let heap_lo = (o.data_end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-    d.heap = heap::Ranges::new(heap_lo, d.writable.0 + RAM);
+    d.heap = heap::Heap::new(heap_lo, d.writable.0 + RAM);
     if let Some(esp) = o.esp {
-        let top = d.writable.1;
-        let e = Stacks::at(top - ESTACK - IRQ_ESTACK - 2 * GUARD, IRQ_ESTACK, ESTACK);
-        // `at` puts the first size lowest: swap so `process` is the big one on top.
-        let e = Stacks {
-            process: e.irq,
-            irq: e.process,
-        };
+        let e = emulated_stacks(d.base);
         for (lo, hi) in [e.process, e.irq] {
             map_fresh(lo, hi - lo, paging::flags::DATA).ok_or(mmu::SpaceError::NoStack)?;
         }
         d.emulated = Some((esp, e));
+        EMULATED.fetch_or(1 << id, Ordering::Relaxed);
     }
     if let (Mechanism::Sfi, Some(state)) = (d.mechanism, o.sfi_state) {
         let (lo, hi) = d.writable;
@@ -418,9 +439,13 @@ pub fn alloc(id: usize, size: usize, align: usize) -> *mut u8 {
     p as *mut u8
 }
 
-/// Frees a block of domain `id`'s heap; false if it was not allocated.
-pub fn free(id: usize, p: *mut u8, size: usize) -> bool {
-    DOMAINS.lock()[id].heap.free(p as u64, size as u64).is_ok()
+/// Frees a block [`alloc`] gave domain `id` for `size` and `align`; false
+/// if the heap knows it is free already.
+pub fn free(id: usize, p: *mut u8, size: usize, align: usize) -> bool {
+    DOMAINS.lock()[id]
+        .heap
+        .free(p as u64, size as u64, align as u64)
+        .is_ok()
 }
 
 /// Charges one `resource` to the current domain (nothing for the kernel):

@@ -12,7 +12,7 @@
 //! in Nooks: a read of unmapped memory is a page fault the domain's catch
 //! frame contains.
 
-use super::{DOMAINS, current, misuse};
+use super::{current, misuse, owns_range};
 use core::sync::atomic::AtomicU32;
 
 /// A range of the calling domain's memory the kernel may read and write.
@@ -29,7 +29,7 @@ impl UMem {
     pub fn new(export: &'static str, arg: &'static str, ptr: u64, len: u64) -> Option<UMem> {
         let ok = match current() {
             None => ptr != 0,
-            Some(id) => DOMAINS.lock()[id].owns_range(ptr, len),
+            Some(id) => owns_range(id, ptr, len),
         };
         if ok {
             return Some(UMem { addr: ptr, len });

@@ -3,8 +3,9 @@
 //! contiguous — a domain's RAM and skb data are).
 //!
 //! A domain gets bus addresses only for its own memory: its RAM, or the
-//! buffer of an skb it holds (a kernel object granted to it for as long as it
-//! holds it). What the device then does with them is the IOMMU's to confine.
+//! buffer of the skb it is asked to transmit (a kernel object granted to it
+//! for that call: `net::skb::Grant`). What the device then does with them is
+//! the IOMMU's to confine.
 
 use crate::domain::{self, UMem};
 use crate::memory::{PAGE_SIZE, frames, phys_to_virt, virt_to_phys};
@@ -103,8 +104,9 @@ pub extern "C" fn dma_map_single(pdev: *mut u8, ptr: *mut u8, size: usize, _dir:
         return DMA_ERROR;
     }
     let (ptr, size) = (ptr as u64, size as u64);
-    let granted = crate::net::skb::buffer_held(ptr, size);
-    if !granted && UMem::new("dma_map_single", "ptr", ptr, size).is_none() {
+    if !crate::net::skb::granted(ptr, size)
+        && UMem::new("dma_map_single", "ptr", ptr, size).is_none()
+    {
         return DMA_ERROR;
     }
     map(ptr, size).unwrap_or(DMA_ERROR)

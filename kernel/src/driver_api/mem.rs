@@ -98,9 +98,13 @@ pub fn free(p: *const u8, kind: Kind) -> bool {
     }
     let block = {
         let mut live = LIVE.lock();
-        match live.get(&(p as usize)) {
-            Some(b) if b.kind == kind => live.remove(&(p as usize)),
-            _ => None,
+        match live.remove(&(p as usize)) {
+            Some(b) if b.kind == kind => Some(b),
+            Some(b) => {
+                live.insert(p as usize, b);
+                None
+            }
+            None => None,
         }
     };
     let Some(b) = block else {
@@ -110,7 +114,7 @@ pub fn free(p: *const u8, kind: Kind) -> bool {
     match b.domain {
         Some(id) => {
             domain::uncharge(Some(id), Resource::HeapBlock);
-            domain::free(id, p as *mut u8, b.size)
+            domain::free(id, p as *mut u8, b.size, b.align)
         }
         None => {
             // SAFETY: allocated by `alloc` with this size and alignment,

@@ -25,13 +25,9 @@ fn own_device(export: &'static str, dev: *const NetDevice) -> bool {
     ok
 }
 
-/// Whether `s` is an skb the calling domain holds; fails it otherwise.
-fn held(export: &'static str, s: *const SkBuff) -> bool {
-    let ok = skb::held_by(s, domain::current());
-    if !ok {
-        domain::misuse(export, "skb", s as u64, "not an skb this domain holds");
-    }
-    ok
+/// Fails the calling domain for an skb operation `export` refused.
+fn refused(export: &'static str, s: *const SkBuff, e: skb::SkbError) {
+    domain::misuse(export, "skb", s as u64, e.why());
 }
 
 pub extern "C" fn alloc_etherdev(sizeof_priv: i32) -> *mut NetDevice {
@@ -126,14 +122,13 @@ fn with_own<R>(
     dev: *const NetDevice,
     f: impl FnOnce(&mut net::Device) -> R,
 ) -> Option<R> {
-    let me = domain::current();
-    match net::domain_of(dev) {
-        Some(owner) if me.is_none() || owner == me => net::with(dev, f),
-        Some(_) => {
+    match net::with_domain(dev, domain::current(), f) {
+        Ok(Some(r)) => Some(r),
+        Err(_) => {
             domain::misuse(export, "dev", dev as u64, "a net device of another domain");
             None
         }
-        None => {
+        Ok(None) => {
             own_device(export, dev);
             None
         }
@@ -182,32 +177,25 @@ pub extern "C" fn netif_carrier_ok(dev: *const NetDevice) -> bool {
 }
 
 pub extern "C" fn netif_rx(s: *mut SkBuff) -> i32 {
-    if !held("netif_rx", s) {
-        return 1;
-    }
-    if let Err(why) = skb::seal(s) {
-        domain::misuse("netif_rx", "skb", s as u64, why);
-        return 1;
-    }
-    // SAFETY: an skb the domain holds: its struct is mapped.
-    let dev = unsafe { (*s).dev };
     let me = domain::current();
-    if net::domain_of(dev).is_none_or(|owner| me.is_some() && owner != me) {
-        domain::misuse(
-            "netif_rx",
-            "skb->dev",
-            dev as u64,
-            "not a registered net device of this domain",
-        );
+    if let Err(e) = skb::hand_up(s) {
+        refused("netif_rx", s, e);
         return 1;
     }
-    if net::receive(s, dev) {
-        skb::hand_to(s, None);
-        0
-    } else {
-        skb::free(s);
-        1
+    // SAFETY: a live skb (checked by hand_up): its struct is mapped.
+    let dev = unsafe { (*s).dev };
+    if net::receive(s, dev, me) {
+        return 0;
     }
+    // Not a device of the caller's: the skb is its own again, to free.
+    skb::hand_to(s, me);
+    domain::misuse(
+        "netif_rx",
+        "skb->dev",
+        dev as u64,
+        "not a registered net device of this domain",
+    );
+    1
 }
 
 pub extern "C" fn netdev_alloc_skb(dev: *mut NetDevice, length: u32) -> *mut SkBuff {
@@ -218,45 +206,53 @@ pub extern "C" fn netdev_alloc_skb(dev: *mut NetDevice, length: u32) -> *mut SkB
 }
 
 pub extern "C" fn dev_kfree_skb_any(s: *mut SkBuff) {
-    if s.is_null() || !held("dev_kfree_skb_any", s) {
+    if s.is_null() {
         return;
     }
-    skb::free(s);
+    if let Err(e) = skb::free_held(s, domain::current()) {
+        refused("dev_kfree_skb_any", s, e);
+    }
 }
 
 pub extern "C" fn skb_put(s: *mut SkBuff, len: u32) -> *mut u8 {
-    if !held("skb_put", s) {
-        return core::ptr::null_mut();
+    let grown = skb::with_held(s, domain::current(), |r| {
+        // SAFETY: an skb the domain holds: its struct is mapped (its fields
+        // are checked against the kernel's record of the buffer before use).
+        let (data, old) = unsafe { ((*s).data as u64, (*s).len) };
+        let end = r.head + u64::from(r.size);
+        let tail = data.checked_add(u64::from(old))?;
+        if data < r.head || tail.saturating_add(u64::from(len)) > end {
+            return None;
+        }
+        // SAFETY: as above.
+        unsafe { (*s).len = old + len };
+        Some(tail)
+    });
+    match grown {
+        Ok(Some(tail)) => tail as *mut u8,
+        Ok(None) => {
+            crate::warn!("skb_put: {len} bytes past the end of the buffer");
+            core::ptr::null_mut()
+        }
+        Err(e) => {
+            refused("skb_put", s, e);
+            core::ptr::null_mut()
+        }
     }
-    let Some((head, size)) = skb::buffer(s) else {
-        return core::ptr::null_mut();
-    };
-    // SAFETY: an skb the domain holds: its struct is mapped (its fields are
-    // checked against the kernel's record of the buffer before use).
-    let (data, old) = unsafe { ((*s).data as u64, (*s).len) };
-    let end = head + u64::from(size);
-    let tail = data.checked_add(u64::from(old));
-    if data < head || tail.is_none_or(|t| t.saturating_add(u64::from(len)) > end) {
-        crate::warn!("skb_put: {len} bytes past the end of a {size}-byte buffer");
-        return core::ptr::null_mut();
-    }
-    // SAFETY: as above.
-    unsafe { (*s).len = old + len };
-    tail.unwrap_or(0) as *mut u8
 }
 
 pub extern "C" fn skb_reserve(s: *mut SkBuff, len: i32) {
-    if !held("skb_reserve", s) {
-        return;
-    }
-    let (Some((head, size)), Ok(len)) = (skb::buffer(s), u64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: an skb the domain holds (fields checked against the record).
-    unsafe {
-        let data = (*s).data as u64;
-        if (*s).len == 0 && data >= head && data + len <= head + u64::from(size) {
-            (*s).data = (data + len) as *mut u8;
+    let Ok(len) = u64::try_from(len) else { return };
+    let r = skb::with_held(s, domain::current(), |r| {
+        // SAFETY: an skb the domain holds (fields checked against the record).
+        unsafe {
+            let data = (*s).data as u64;
+            if (*s).len == 0 && data >= r.head && data + len <= r.head + u64::from(r.size) {
+                (*s).data = (data + len) as *mut u8;
+            }
         }
+    });
+    if let Err(e) = r {
+        refused("skb_reserve", s, e);
     }
 }

@@ -291,9 +291,13 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
         return Err(NetError::Busy);
     }
     let xmit = ops(dev).start_xmit.ok_or(NetError::NotSupported)?;
-    // The driver's ndo_start_xmit with a live skb it now holds.
+    // The driver's ndo_start_xmit with a live skb it now holds, whose buffer
+    // it may map for the device during the call.
     skb::hand_to(skb, Some(xmit.domain()));
-    match crate::domain::call(xmit, &[skb as u64, dev as u64]) {
+    let grant = skb::Grant::new(skb, xmit.domain());
+    let r = crate::domain::call(xmit, &[skb as u64, dev as u64]);
+    drop(grant);
+    match r {
         Ok(r) if r as i32 == NETDEV_TX_OK => Ok(()),
         Ok(_) => {
             skb::hand_to(skb, None);
@@ -325,10 +329,30 @@ pub fn tx_timeout(dev: *mut NetDevice) -> Result<(), NetError> {
         .map_err(|_| NetError::DomainFailed)
 }
 
-/// Queues a received frame on its device `dev` (called by `netif_rx`,
-/// which checked both).
-pub fn receive(skb: *mut SkBuff, dev: *mut NetDevice) -> bool {
-    with(dev, |d| d.rx.push_back(skb)).is_some()
+/// Queues a received frame on `dev`, if `dev` is a device `domain`
+/// registered (None: any device); false otherwise.
+pub fn receive(skb: *mut SkBuff, dev: *mut NetDevice, domain: Option<usize>) -> bool {
+    DEVICES
+        .lock()
+        .iter_mut()
+        .find(|x| x.dev == dev && (domain.is_none() || x.domain == domain))
+        .map(|d| d.rx.push_back(skb))
+        .is_some()
+}
+
+/// Runs `f` on `dev` if `domain` registered it (None: any device): `Err`
+/// with the registering domain when another one did, `Ok(None)` when no one
+/// registered it.
+pub fn with_domain<R>(
+    dev: *const NetDevice,
+    domain: Option<usize>,
+    f: impl FnOnce(&mut Device) -> R,
+) -> Result<Option<R>, Option<usize>> {
+    match DEVICES.lock().iter_mut().find(|x| x.dev as *const _ == dev) {
+        Some(d) if domain.is_none() || d.domain == domain => Ok(Some(f(d))),
+        Some(d) => Err(d.domain),
+        None => Ok(None),
+    }
 }
 
 /// The mechanism of the domain driving `dev` (`none` for none).

@@ -4,9 +4,12 @@
 //! it may write any field; so the kernel never takes `head` or `size` from
 //! the struct, checks `data` and `len` against its own record when the driver
 //! hands the skb up (`netif_rx`), and reads a received frame through the
-//! snapshot it took then ([`payload`]). Holding an skb grants its buffer to
-//! the holder (it may have the device DMA to or from it), and only the holder
-//! may free it or hand it on.
+//! snapshot it took then ([`payload`]). Only the holder of an skb may free it,
+//! grow it or hand it on; an skb the kernel built (in kernel memory) that it
+//! hands a driver to transmit has its buffer granted for that call
+//! ([`Grant`]): the driver may map it for the device's DMA then.
+//!
+//! Every operation a driver asks for is one lookup in the pool.
 
 use crate::driver_api::abi::{NetDevice, SkBuff};
 use crate::driver_api::mem::{self, Kind};
@@ -16,26 +19,81 @@ use alloc::vec::Vec;
 
 /// What the kernel knows of a live skb.
 #[derive(Clone, Copy)]
-struct Record {
+pub struct Record {
     /// The domain holding it (None: the kernel).
-    holder: Option<usize>,
-    head: u64,
-    size: u32,
+    pub holder: Option<usize>,
+    /// Its buffer: where, and how many bytes.
+    pub head: u64,
+    /// Bytes of buffer.
+    pub size: u32,
     /// (data, len) as checked when the driver handed it up.
     frame: (u64, u32),
 }
 
-struct Pool {
-    /// skb → record.
-    live: BTreeMap<u64, Record>,
-    /// buffer head → skb, to find the skb a buffer belongs to.
-    buffers: BTreeMap<u64, u64>,
+/// Why a driver's skb operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkbError {
+    /// Not a live skb the caller holds.
+    NotHeld,
+    /// Its `data`/`len` leave the buffer the kernel gave it.
+    OutOfBuffer,
 }
 
-static POOL: IrqMutex<Pool> = IrqMutex::new(Pool {
-    live: BTreeMap::new(),
-    buffers: BTreeMap::new(),
-});
+impl SkbError {
+    /// The cause a failed domain reports.
+    pub fn why(self) -> &'static str {
+        match self {
+            SkbError::NotHeld => "not an skb this domain holds",
+            SkbError::OutOfBuffer => "skb->data and skb->len leave the buffer",
+        }
+    }
+}
+
+/// skb → record.
+static POOL: IrqMutex<BTreeMap<u64, Record>> = IrqMutex::new(BTreeMap::new());
+
+/// The buffer of the skb a domain is transmitting, granted to it for the
+/// call (domain, head, end): see [`granted`].
+static GRANT: IrqMutex<Option<(usize, u64, u64)>> = IrqMutex::new(None);
+
+/// A grant of an skb's buffer to a domain for the duration of a call: the
+/// buffer of a kernel-built skb it is asked to transmit. Dropped, it ends.
+pub struct Grant(Option<(usize, u64, u64)>);
+
+impl Grant {
+    /// Grants `skb`'s buffer to `domain` until the grant is dropped.
+    pub fn new(skb: *const SkBuff, domain: usize) -> Grant {
+        let g = buffer(skb).map(|(head, size)| (domain, head, head + u64::from(size)));
+        let previous = core::mem::replace(&mut *GRANT.lock(), g);
+        Grant(previous)
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        *GRANT.lock() = self.0;
+    }
+}
+
+/// Whether [ptr, ptr + len) lies in a buffer granted to the current domain.
+pub fn granted(ptr: u64, len: u64) -> bool {
+    let me = crate::domain::current();
+    GRANT.lock().is_some_and(|(d, head, end)| {
+        Some(d) == me && ptr >= head && ptr.checked_add(len).is_some_and(|e| e <= end)
+    })
+}
+
+/// Runs `f` on the record of `skb` if `holder` holds it.
+pub fn with_held<R>(
+    skb: *const SkBuff,
+    holder: Option<usize>,
+    f: impl FnOnce(&mut Record) -> R,
+) -> Result<R, SkbError> {
+    match POOL.lock().get_mut(&(skb as u64)) {
+        Some(r) if r.holder == holder => Ok(f(r)),
+        _ => Err(SkbError::NotHeld),
+    }
+}
 
 /// Allocates an skb with `size` bytes of buffer.
 pub fn alloc(dev: *mut NetDevice, size: u32) -> *mut SkBuff {
@@ -65,8 +123,7 @@ pub fn alloc(dev: *mut NetDevice, size: u32) -> *mut SkBuff {
             nooks_private: 0,
         });
     }
-    let mut pool = POOL.lock();
-    pool.live.insert(
+    POOL.lock().insert(
         skb as u64,
         Record {
             holder: crate::domain::current(),
@@ -75,75 +132,53 @@ pub fn alloc(dev: *mut NetDevice, size: u32) -> *mut SkBuff {
             frame: (head as u64, 0),
         },
     );
-    pool.buffers.insert(head as u64, skb as u64);
     skb
 }
 
 /// Records that `domain` (None: the kernel) now holds `skb`.
 pub fn hand_to(skb: *const SkBuff, domain: Option<usize>) {
-    if let Some(r) = POOL.lock().live.get_mut(&(skb as u64)) {
+    if let Some(r) = POOL.lock().get_mut(&(skb as u64)) {
         r.holder = domain;
     }
 }
 
 /// Whether `skb` is live and held by the kernel (not by a driver).
 pub fn held_by_kernel(skb: *const SkBuff) -> bool {
-    held_by(skb, None)
-}
-
-/// Whether `skb` is live and held by `domain` (None: the kernel).
-pub fn held_by(skb: *const SkBuff, domain: Option<usize>) -> bool {
-    POOL.lock()
-        .live
-        .get(&(skb as u64))
-        .is_some_and(|r| r.holder == domain)
-}
-
-/// Whether [ptr, ptr + len) lies in the buffer of an skb the current
-/// domain holds.
-pub fn buffer_held(ptr: u64, len: u64) -> bool {
-    let me = crate::domain::current();
-    let pool = POOL.lock();
-    let Some((_, skb)) = pool.buffers.range(..=ptr).next_back() else {
-        return false;
-    };
-    pool.live.get(skb).is_some_and(|r| {
-        r.holder == me && ptr.checked_add(len).is_some_and(|end| end <= r.head + u64::from(r.size))
-    })
+    with_held(skb, None, |_| ()).is_ok()
 }
 
 /// The buffer (head, size) of a live skb, from the kernel's record.
 pub fn buffer(skb: *const SkBuff) -> Option<(u64, u32)> {
-    POOL.lock()
-        .live
-        .get(&(skb as u64))
-        .map(|r| (r.head, r.size))
+    POOL.lock().get(&(skb as u64)).map(|r| (r.head, r.size))
 }
 
-/// Checks the frame a driver hands up in `skb` (its `data` and `len` must
-/// lie in the buffer the kernel gave it) and keeps it as the frame
-/// [`payload`] returns. Err: why not.
-pub fn seal(skb: *mut SkBuff) -> Result<(), &'static str> {
-    // SAFETY: a live skb (checked by the caller): its struct is mapped,
-    // whatever the driver wrote in it.
+/// Takes over an skb the current domain hands up (`netif_rx`): it must hold
+/// it, and its `data` and `len` must lie in the buffer the kernel gave it;
+/// the frame is kept as [`payload`] returns it, and the kernel holds the skb
+/// from now on.
+pub fn hand_up(skb: *mut SkBuff) -> Result<(), SkbError> {
+    // SAFETY: the struct of a live skb (checked below before its fields are
+    // trusted) is mapped, whatever the driver wrote in it; a forged pointer
+    // faults, contained by the driver's catch frame.
     let (data, len) = unsafe { ((*skb).data as u64, (*skb).len) };
-    let mut pool = POOL.lock();
-    let r = pool.live.get_mut(&(skb as u64)).ok_or("not a live skb")?;
-    let end = r.head + u64::from(r.size);
-    if data < r.head || data > end || u64::from(len) > end - data {
-        return Err("skb->data and skb->len leave the buffer");
-    }
-    r.frame = (data, len);
-    Ok(())
+    with_held(skb, crate::domain::current(), |r| {
+        let end = r.head + u64::from(r.size);
+        if data < r.head || data > end || u64::from(len) > end - data {
+            return Err(SkbError::OutOfBuffer);
+        }
+        r.frame = (data, len);
+        r.holder = None;
+        Ok(())
+    })?
 }
 
-/// The frame of an skb handed up with `netif_rx` (see [`seal`]), or of one
-/// the kernel built.
+/// The frame of an skb handed up with `netif_rx` (see [`hand_up`]), or of
+/// one the kernel built.
 pub fn payload(skb: *const SkBuff) -> &'static [u8] {
-    let Some(r) = POOL.lock().live.get(&(skb as u64)).copied() else {
+    let Some(r) = POOL.lock().get(&(skb as u64)).copied() else {
         return &[];
     };
-    // SAFETY: checked by `seal` to lie in the skb's buffer, which stays
+    // SAFETY: checked by `hand_up` to lie in the skb's buffer, which stays
     // mapped while the skb lives (a failed domain's window is never unmapped).
     unsafe { core::slice::from_raw_parts(r.frame.0 as *const u8, r.frame.1 as usize) }
 }
@@ -152,7 +187,6 @@ pub fn payload(skb: *const SkBuff) -> &'static [u8] {
 pub fn reclaim(id: usize) -> usize {
     let held: Vec<u64> = POOL
         .lock()
-        .live
         .iter()
         .filter(|(_, r)| r.holder == Some(id))
         .map(|(s, _)| *s)
@@ -163,21 +197,25 @@ pub fn reclaim(id: usize) -> usize {
     held.len()
 }
 
-/// Whether `skb` is a live skb.
-pub fn is_live(skb: *const SkBuff) -> bool {
-    POOL.lock().live.contains_key(&(skb as u64))
-}
-
-/// Frees a live skb; refuses (and reports) anything else.
-pub fn free(skb: *mut SkBuff) -> bool {
+/// Frees `skb` if `holder` holds it.
+pub fn free_held(skb: *mut SkBuff, holder: Option<usize>) -> Result<(), SkbError> {
     let record = {
         let mut pool = POOL.lock();
-        let r = pool.live.remove(&(skb as u64));
-        if let Some(r) = r {
-            pool.buffers.remove(&r.head);
+        match pool.get(&(skb as u64)) {
+            Some(r) if r.holder == holder => pool.remove(&(skb as u64)),
+            _ => None,
         }
-        r
     };
+    let r = record.ok_or(SkbError::NotHeld)?;
+    mem::free(r.head as *const u8, Kind::Object);
+    mem::free(skb as *const u8, Kind::Object);
+    Ok(())
+}
+
+/// Frees a live skb whoever holds it (the kernel's own cleanup); refuses
+/// (and reports) anything else.
+pub fn free(skb: *mut SkBuff) -> bool {
+    let record = POOL.lock().remove(&(skb as u64));
     let Some(r) = record else {
         crate::warn!("bad skb free of {skb:p}: not a live skb");
         return false;
@@ -189,5 +227,5 @@ pub fn free(skb: *mut SkBuff) -> bool {
 
 /// Live skbs.
 pub fn live() -> usize {
-    POOL.lock().live.len()
+    POOL.lock().len()
 }
