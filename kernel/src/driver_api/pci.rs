@@ -30,6 +30,12 @@ unsafe impl Send for Binding {}
 
 static BINDINGS: IrqMutex<Vec<Binding>> = IrqMutex::new(Vec::new());
 
+/// The `pci_dev` bound to each domain (a driver instance binds one
+/// function), for the exports a driver calls per frame: [`is_mine`] without
+/// a lock.
+static PDEV_OF: [core::sync::atomic::AtomicU64; 32] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 32];
+
 /// The function behind `pdev` if it is bound to the calling domain (the
 /// kernel may name any); otherwise the caller fails, blaming `export`.
 fn function_of(export: &'static str, pdev: *const PciDev) -> Option<Function> {
@@ -130,6 +136,9 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
             nooks_private: 0,
         }));
         let domain = crate::domain::current();
+        if let Some(slot) = domain.and_then(|d| PDEV_OF.get(d)) {
+            slot.store(pdev as u64, core::sync::atomic::Ordering::Relaxed);
+        }
         BINDINGS.lock().push(Binding {
             pdev,
             function: f,
@@ -150,6 +159,9 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
                 r
             );
             BINDINGS.lock().retain(|b| b.pdev != pdev);
+            if let Some(slot) = domain.and_then(|d| PDEV_OF.get(d)) {
+                slot.store(0, core::sync::atomic::Ordering::Relaxed);
+            }
             // SAFETY: allocated above; the failed probe must not keep it.
             drop(unsafe { Box::from_raw(pdev) });
         } else if domain.is_some() {
@@ -174,6 +186,14 @@ pub unsafe extern "C" fn pci_unregister_driver(drv: *mut PciDriver) {
             let _ = domain::call(remove, &[pdev as u64]);
         }
         BINDINGS.lock().retain(|b| b.pdev != pdev);
+        for slot in &PDEV_OF {
+            let _ = slot.compare_exchange(
+                pdev as u64,
+                0,
+                core::sync::atomic::Ordering::Relaxed,
+                core::sync::atomic::Ordering::Relaxed,
+            );
+        }
     }
 }
 
@@ -335,6 +355,9 @@ pub fn stop_dma_of(domain: usize) {
 /// Releases the devices a failed domain bound, so a fresh instance can
 /// probe them; returns how many.
 pub fn unbind_domain(domain: usize) -> usize {
+    if let Some(slot) = PDEV_OF.get(domain) {
+        slot.store(0, core::sync::atomic::Ordering::Relaxed);
+    }
     let mut b = BINDINGS.lock();
     let before = b.len();
     b.retain(|x| x.domain != Some(domain));
@@ -394,5 +417,8 @@ pub fn bound_by(domain: usize) -> usize {
 
 /// Whether `pdev` is bound to the calling domain; fails it otherwise.
 pub fn is_mine(export: &'static str, pdev: *const PciDev) -> bool {
-    function_of(export, pdev).is_some()
+    let fast = crate::domain::current()
+        .and_then(|d| PDEV_OF.get(d))
+        .is_some_and(|slot| slot.load(core::sync::atomic::Ordering::Relaxed) == pdev as u64);
+    fast || function_of(export, pdev).is_some()
 }

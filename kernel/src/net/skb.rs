@@ -201,9 +201,13 @@ pub fn reclaim(id: usize) -> usize {
 pub fn free_held(skb: *mut SkBuff, holder: Option<usize>) -> Result<(), SkbError> {
     let record = {
         let mut pool = POOL.lock();
-        match pool.get(&(skb as u64)) {
-            Some(r) if r.holder == holder => pool.remove(&(skb as u64)),
-            _ => None,
+        match pool.remove(&(skb as u64)) {
+            Some(r) if r.holder == holder => Some(r),
+            Some(r) => {
+                pool.insert(skb as u64, r);
+                None
+            }
+            None => None,
         }
     };
     let r = record.ok_or(SkbError::NotHeld)?;
