@@ -95,6 +95,21 @@ pub fn kernel_static(part: &str) -> u64 {
         .address()
 }
 
+/// nooks-cc's options for `--isolation sfi` (the default policy).
+pub fn sfi_options() -> nooks_sfi_compiler::Options {
+    nooks_sfi_compiler::Options {
+        isolation: nooks_sfi_compiler::Isolation::Sfi,
+        ..nooks_sfi_compiler::Options::default()
+    }
+}
+
+/// `bytes` rewritten by nooks-cc with `--isolation sfi`; panics naming `name`.
+pub fn sfi(bytes: &[u8], name: &str) -> Vec<u8> {
+    nooks_sfi_compiler::rewrite(bytes, &sfi_options())
+        .unwrap_or_else(|e| panic!("nooks-cc {name}: {e}"))
+        .object
+}
+
 /// The records of one kind (`{"nooks":kind,...}`) in a serial log.
 pub fn records_of(log: &str, kind: &str) -> Vec<serde_json::Value> {
     nooks_bench::serial::records(log)

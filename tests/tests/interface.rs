@@ -10,8 +10,8 @@
 
 use nooks_bench::artifacts;
 use nooks_bench::qemu::Verdict;
-use nooks_sfi_compiler::{Isolation, Options, rewrite};
-use nooks_tests::{boot, fail_with_log, kernel_static, records_of, test_driver_with};
+use nooks_sfi_compiler::{Options, rewrite};
+use nooks_tests::{boot, fail_with_log, kernel_static, records_of, sfi, sfi_options, test_driver_with};
 use std::time::Duration;
 
 /// What a driver's misuse must come to under one mechanism.
@@ -120,6 +120,9 @@ const RESOURCES: &[Case] = &[
     both("dma_free_forged", Fault("api: dma_free_coherent(cpu_addr): not a coherent buffer of this domain")),
     both("iounmap_foreign", Fault("api: iounmap(addr): not a mapping of this domain")),
     both("port_direct", Fault("api: nooks_port_out(port): outside the domain's policy")),
+    both("skb_reserve_forged", Fault("api: skb_reserve(skb): not an skb this domain holds")),
+    both("drvdata_forged", Fault("api: pci_set_drvdata(pdev): not a pci_dev bound to this domain")),
+    both("alloc_skb_foreign", Fault("api: netdev_alloc_skb(dev): not a net device of this domain")),
     both("heap_forge", Runs("heap_forge: 64 of 64 blocks inside the domain")),
     both("kmalloc_exhaust", Fault("api: kmalloc: limit of 16384 live heap blocks per domain reached")),
     both("timer_exhaust", Fault("api: timer_setup: limit of 32 timers per domain reached")),
@@ -186,19 +189,6 @@ fn target() -> String {
 
 fn build(driver: &str) -> Vec<u8> {
     test_driver_with(&format!("interface/{driver}"), &[target()])
-}
-
-fn sfi_options() -> Options {
-    Options {
-        isolation: Isolation::Sfi,
-        ..Options::default()
-    }
-}
-
-fn sfi(bytes: &[u8], name: &str) -> Vec<u8> {
-    rewrite(bytes, &sfi_options())
-        .unwrap_or_else(|e| panic!("nooks-cc {name}: {e}"))
-        .object
 }
 
 const FRAMES: u64 = 2000;

@@ -8,24 +8,11 @@
 use nooks_bench::artifacts;
 use nooks_bench::qemu::Verdict;
 use nooks_sfi_compiler::inject::{FaultKind, inject_in};
-use nooks_sfi_compiler::{Isolation, Options, rewrite};
-use nooks_tests::{boot, fail_with_log, records_of};
+use nooks_tests::{boot, fail_with_log, records_of, sfi};
 use std::time::Duration;
 
 fn e1000() -> Vec<u8> {
     std::fs::read(artifacts::build_driver("e1000").unwrap_or_else(|e| panic!("{e:#}"))).unwrap()
-}
-
-fn sfi(bytes: &[u8]) -> Vec<u8> {
-    rewrite(
-        bytes,
-        &Options {
-            isolation: Isolation::Sfi,
-            ..Options::default()
-        },
-    )
-    .unwrap()
-    .object
 }
 
 fn one(out: &nooks_bench::qemu::Outcome, kind: &str) -> serde_json::Value {
@@ -98,8 +85,8 @@ fn a_sandboxed_driver_with_a_fault_is_contained_and_replaced_by_a_clean_copy() {
         inject_in(&original, FaultKind::IrqOff, 3, Some("e1000_xmit_frame")).unwrap();
     assert!(what.before.contains("rsi"), "{what}");
     let modules = [
-        ("e1000.sfi.o", sfi(&faulty)),
-        ("e1000.sfi.o.clean", sfi(&original)),
+        ("e1000.sfi.o", sfi(&faulty, "e1000 (faulty)")),
+        ("e1000.sfi.o.clean", sfi(&original, "e1000")),
     ];
     let out = boot(
         "recovery-sfi",
@@ -177,8 +164,8 @@ fn loop_recovers(name: &str, mechanism: &str, function: &str, seed: u64, failure
     let (modules, cmdline) = if mechanism == "sfi" {
         (
             [
-                ("e1000.sfi.o", sfi(&faulty)),
-                ("e1000.sfi.o.clean", sfi(&original)),
+                ("e1000.sfi.o", sfi(&faulty, "e1000 (faulty)")),
+                ("e1000.sfi.o.clean", sfi(&original, "e1000")),
             ],
             "mode=net frames=1000",
         )

@@ -5,22 +5,9 @@
 
 use nooks_bench::qemu::Verdict;
 use nooks_bench::{artifacts, serial};
-use nooks_sfi_compiler::{Isolation, Options, rewrite};
-use nooks_tests::{boot, fail_with_log, test_driver};
+use nooks_sfi_compiler::{Options, rewrite};
+use nooks_tests::{boot, fail_with_log, sfi, sfi_options, test_driver};
 use std::time::Duration;
-
-fn sfi_options() -> Options {
-    Options {
-        isolation: Isolation::Sfi,
-        ..Options::default()
-    }
-}
-
-fn sfi(bytes: &[u8], name: &str) -> Vec<u8> {
-    rewrite(bytes, &sfi_options())
-        .unwrap_or_else(|e| panic!("nooks-cc {name}: {e}"))
-        .object
-}
 
 #[test]
 fn privileged_instructions_are_refused_at_build_time() {
