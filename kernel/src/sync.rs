@@ -34,6 +34,7 @@ impl<T> IrqMutex<T> {
     }
 
     /// Disables interrupts and takes the lock; both are undone when the guard drops.
+    #[inline]
     pub fn lock(&self) -> IrqGuard<'_, T> {
         let were_enabled = crate::arch::interrupts_enabled();
         crate::arch::interrupts_disable();
@@ -74,6 +75,7 @@ impl<T> DerefMut for IrqGuard<'_, T> {
 }
 
 impl<T> Drop for IrqGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         HELD.fetch_sub(1, Ordering::Relaxed);
         self.mutex.locked.store(false, Ordering::Release);

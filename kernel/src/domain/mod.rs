@@ -202,8 +202,6 @@ pub struct Domain {
     sfi_state: Option<sfi::State>,
     /// Failed and stopped.
     pub failed: bool,
-    /// Locks it holds (the kernel's count, kept for every mechanism).
-    pub locks: i64,
     /// I/O port ranges its policy allows (from its `.nooks` metadata).
     pub ports: Vec<(u16, u16)>,
     /// The entry points its policy declares (None: any of its functions).
@@ -222,6 +220,7 @@ pub struct Domain {
 /// per window): with the window's fixed layout, all [`owns_range`] needs.
 static EMULATED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 const _: () = assert!((DOMAIN_AREA.1 - DOMAIN_AREA.0) / WINDOW <= 32);
+// Per-window tables (`LOCKS`, `SFI_STATE`, `EMULATED`) have 32 slots.
 
 /// Whether [addr, addr + len) is memory domain `id` may have the kernel
 /// write for it: its RAM (data, heap) or its stacks (real and, for a
@@ -347,7 +346,6 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         symbols: Vec::new(),
         sfi_state: None,
         failed: false,
-        locks: 0,
         ports: Vec::new(),
         entries: None,
         space: None,
@@ -406,6 +404,7 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
         let state = unsafe { sfi::State::new(state) };
         state.confine(lo, hi);
         d.sfi_state = Some(state);
+        SFI_STATE[id].store(state.addr(), Ordering::Relaxed);
     }
     if d.mechanism == Mechanism::Mmu {
         d.space = Some(mmu::build(id, d.base, d.base + WINDOW)?);
@@ -523,15 +522,23 @@ pub fn port_allowed(port: u16) -> bool {
         .any(|&(lo, hi)| port >= lo && port <= hi)
 }
 
+/// The locks each domain holds: the kernel's count, kept once for every
+/// mechanism (an SFI object's runtime state mirrors it for its own entries
+/// to compare). Per window, so the lock API counts without a lock.
+static LOCKS: [core::sync::atomic::AtomicI64; 32] =
+    [const { core::sync::atomic::AtomicI64::new(0) }; 32];
+/// Each domain's SFI runtime state (0: none), for the same reason.
+static SFI_STATE: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+
 /// Adds `delta` to the current domain's lock count (and, for an SFI domain,
 /// to the count its rewritten entry points compare).
 pub fn count_lock(delta: i64) {
     let Some(id) = current() else { return };
-    let mut domains = DOMAINS.lock();
-    let d = &mut domains[id];
-    d.locks += delta;
-    if let Some(state) = d.sfi_state {
-        state.add_locks(delta);
+    LOCKS[id].fetch_add(delta, Ordering::Relaxed);
+    let state = SFI_STATE[id].load(Ordering::Relaxed);
+    if state != 0 {
+        // SAFETY: recorded by `finish` from the object's checked __nooks_sfi.
+        unsafe { sfi::State::new(state) }.add_locks(delta);
     }
 }
 
@@ -666,7 +673,7 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
             }
         };
         let cr3 = d.space.as_mut().map_or(0, |s| s.cr3());
-        (d.mechanism, frame, cr3, d.locks)
+        (d.mechanism, frame, cr3, LOCKS[id].load(Ordering::Relaxed))
     };
     if !gate::has_room() {
         return Err(Failure::TooDeep);
@@ -732,7 +739,7 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
             }
         }
     };
-    let held = DOMAINS.lock()[id].locks;
+    let held = LOCKS[id].load(Ordering::Relaxed);
     let violation = if held != locks {
         Some(Violation::LockHeld)
     } else if interrupts && !returned_interrupts {

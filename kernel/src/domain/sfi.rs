@@ -34,6 +34,11 @@ impl State {
         State(addr)
     }
 
+    /// Its address.
+    pub fn addr(self) -> u64 {
+        self.0
+    }
+
     fn field<T>(self, offset: i32) -> *mut T {
         (self.0 + offset as u64) as *mut T
     }
