@@ -100,7 +100,7 @@ pub fn restore(dev: *mut NetDevice, c: &Config) -> Result<(), NetError> {
     // SAFETY: a registered device's net_device is alive.
     let (mac, mtu) = unsafe { ((*dev).dev_addr, (*dev).mtu) };
     if mac != c.mac {
-        let set = ops(dev).set_mac_address.ok_or(NetError::NotSupported)?;
+        let set = op(dev, |o| o.set_mac_address).ok_or(NetError::NotSupported)?;
         let addr = c.mac;
         let r = crate::domain::call(set, &[dev as u64, addr.as_ptr() as u64])
             .map_err(|_| NetError::DomainFailed)? as i32;
@@ -109,7 +109,7 @@ pub fn restore(dev: *mut NetDevice, c: &Config) -> Result<(), NetError> {
         }
     }
     if mtu != c.mtu {
-        let change = ops(dev).change_mtu.ok_or(NetError::NotSupported)?;
+        let change = op(dev, |o| o.change_mtu).ok_or(NetError::NotSupported)?;
         let r = crate::domain::call(change, &[dev as u64, u64::from(c.mtu)])
             .map_err(|_| NetError::DomainFailed)? as i32;
         if r != 0 {
@@ -246,14 +246,16 @@ pub fn names() -> Vec<String> {
     DEVICES.lock().iter().map(|x| x.name.clone()).collect()
 }
 
-fn ops(dev: *mut NetDevice) -> Ops {
-    with(dev, |d| d.ops).unwrap_or_default()
+/// One of `dev`'s operations (`None` if it has no such operation or is not
+/// registered), read from the kernel's copy under one lookup.
+fn op(dev: *mut NetDevice, which: impl FnOnce(&Ops) -> Option<Entry>) -> Option<Entry> {
+    with(dev, |d| which(&d.ops)).flatten()
 }
 
 /// Brings a device up (`ndo_open`).
 pub fn open(dev: *mut NetDevice) -> Result<(), NetError> {
     with(dev, |_| ()).ok_or(NetError::NoDevice)?;
-    let open = ops(dev).open.ok_or(NetError::NotSupported)?;
+    let open = op(dev, |o| o.open).ok_or(NetError::NotSupported)?;
     // The driver's own ndo_open on its own device.
     let r = crate::domain::call(open, &[dev as u64])
         .map_err(|_| NetError::DomainFailed)? as i32;
@@ -266,7 +268,7 @@ pub fn open(dev: *mut NetDevice) -> Result<(), NetError> {
 
 /// Takes a device down (`ndo_stop`), dropping its undelivered frames.
 pub fn close(dev: *mut NetDevice) -> Result<(), NetError> {
-    let stop = ops(dev).stop.ok_or(NetError::NotSupported)?;
+    let stop = op(dev, |o| o.stop).ok_or(NetError::NotSupported)?;
     // The driver's own ndo_stop on its own device.
     let r = crate::domain::call(stop, &[dev as u64]).map_or(0, |r| r as i32);
     let dropped: Vec<*mut SkBuff> = with(dev, |d| {
@@ -287,10 +289,12 @@ pub fn close(dev: *mut NetDevice) -> Result<(), NetError> {
 
 /// Hands a frame to the driver (`ndo_start_xmit`). On `Busy` the caller keeps the skb.
 pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
-    if with(dev, |d| d.stopped).ok_or(NetError::NoDevice)? {
+    let (stopped, xmit) =
+        with(dev, |d| (d.stopped, d.ops.start_xmit)).ok_or(NetError::NoDevice)?;
+    if stopped {
         return Err(NetError::Busy);
     }
-    let xmit = ops(dev).start_xmit.ok_or(NetError::NotSupported)?;
+    let xmit = xmit.ok_or(NetError::NotSupported)?;
     // The driver's ndo_start_xmit with a live skb it now holds, whose buffer
     // it may map for the device during the call.
     skb::hand_to(skb, Some(xmit.domain()));
@@ -316,14 +320,14 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
 /// Asks the driver for its statistics (`ndo_get_stats`): the lightest call
 /// into a driver, which makes it the null crossing of the benchmarks.
 pub fn get_stats(dev: *mut NetDevice) -> Result<u64, NetError> {
-    let get = ops(dev).get_stats.ok_or(NetError::NotSupported)?;
+    let get = op(dev, |o| o.get_stats).ok_or(NetError::NotSupported)?;
     crate::domain::call(get, &[dev as u64]).map_err(|_| NetError::DomainFailed)
 }
 
 /// Tells the driver its transmitter timed out (`ndo_tx_timeout`): it resets
 /// its transmit ring.
 pub fn tx_timeout(dev: *mut NetDevice) -> Result<(), NetError> {
-    let reset = ops(dev).tx_timeout.ok_or(NetError::NotSupported)?;
+    let reset = op(dev, |o| o.tx_timeout).ok_or(NetError::NotSupported)?;
     crate::domain::call(reset, &[dev as u64, 0])
         .map(|_| ())
         .map_err(|_| NetError::DomainFailed)
@@ -357,9 +361,7 @@ pub fn with_domain<R>(
 
 /// The mechanism of the domain driving `dev` (`none` for none).
 pub fn mechanism_of(dev: *mut NetDevice) -> crate::domain::Mechanism {
-    ops(dev)
-        .start_xmit
-        .map_or(crate::domain::Mechanism::None, |e| {
+    op(dev, |o| o.start_xmit).map_or(crate::domain::Mechanism::None, |e| {
             crate::domain::mechanism_of(e.domain())
         })
 }
