@@ -605,6 +605,12 @@ fn define_data(module: &mut ObjectModule, env: &Env<'_>, estack: DataId) -> Resu
     d.set_align(8);
     let gv = module.declare_data_in_data(estack, &mut d);
     d.write_data_addr(0, gv, ESTACK_SIZE as i64);
+    if env.sfi.is_some() {
+        // Beside the runtime state, outside the window's writable part: the
+        // published stack pointer is the kernel's and the rewriter's to
+        // write, not the driver's checked stores'.
+        d.set_custom_section(nooks_policy::abi::STATE_SECTION);
+    }
     module.define_data(env.esp, &d).map_err(m)?;
 
     for (&i, &id) in &env.commons {

@@ -1,7 +1,8 @@
-/* A store into its own SFI runtime state: the `hi` bound of `__nooks_sfi`,
- * which the kernel places 3 MiB into the driver's own 32 MiB window, below
- * the writable part. Were the state writable through the window, a driver
- * could widen its own window and then store anywhere. */
+/* A store into its own SFI runtime area, which the kernel places 3 MiB into
+ * the driver's own 32 MiB window, below the writable part: `__nooks_sfi`
+ * (the window's bounds) and `__nooks_esp` (the published stack pointer) live
+ * there. Were it writable through the window, a driver could widen its own
+ * window, or aim the kernel's stack-argument copies, and then store anywhere. */
 #include <nooks/driver.h>
 static long anchor; /* in the driver's data, inside its window */
 static int init(void)
