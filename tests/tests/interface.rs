@@ -129,6 +129,7 @@ const RESOURCES: &[Case] = &[
     both("netdev_exhaust", Fault("api: register_netdev: limit of 8 net devices per domain reached")),
     both("irq_exhaust", Fault("api: request_irq: limit of 4 interrupt handlers per domain reached")),
     both("timer_rearm", Runs("timer_rearm: 50 runs")),
+    both("timer_hog", Fault("timer: its callbacks took more than half a second of every second")),
 ];
 
 /// Stacks, the direction flag, and stores of every kind into kernel data.

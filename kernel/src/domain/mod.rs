@@ -579,6 +579,18 @@ pub fn abort(cause: impl Into<String>, address: u64) {
     unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
 }
 
+/// Fails domain `id` from kernel context (not inside a call into it), with
+/// `cause`: for rules the kernel checks between calls, such as how much of
+/// the CPU its timer callbacks take.
+pub fn fail_for(id: usize, cause: impl Into<String>) {
+    *ABORTED.lock() = Some((cause.into(), 0));
+    let fault = Fault {
+        vector: 6,
+        ..Fault::default()
+    };
+    fail(id, &fault, None);
+}
+
 /// [`abort`] for an argument of an export: the cause names both.
 pub fn misuse(export: &'static str, arg: &'static str, address: u64, why: &str) {
     abort(alloc::format!("api: {export}({arg}): {why}"), address);

@@ -6,7 +6,9 @@
 //! `timer_list` (which lives in driver memory) cannot redirect the kernel.
 //! Each tick runs every timer that was due when the tick began, once: a
 //! callback that re-arms its timer for "now" runs again at the next tick,
-//! not in a loop that never gives the kernel back.
+//! not in a loop that never gives the kernel back. And a domain's callbacks
+//! may take at most half of any second: past that, the domain fails (its
+//! timers go with it), so slow callbacks cannot starve the kernel either.
 
 use super::abi::TimerList;
 use crate::domain::{self, Entry, Resource, UMem};
@@ -24,6 +26,28 @@ struct Timer {
 }
 
 static TIMERS: IrqMutex<Vec<Timer>> = IrqMutex::new(Vec::new());
+
+/// Per window: when the current second of timer accounting began (TSC),
+/// and how many TSC cycles the domain's callbacks took in it.
+static SECOND: [core::sync::atomic::AtomicU64; 32] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 32];
+static SPENT: [core::sync::atomic::AtomicU64; 32] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 32];
+
+/// Charges `cycles` of timer callbacks, ending at `now`, to domain `id`;
+/// true when its callbacks have taken more than half of the current second.
+fn over_budget(id: usize, now: u64, cycles: u64) -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    let (Some(second), Some(spent)) = (SECOND.get(id), SPENT.get(id)) else {
+        return false;
+    };
+    let hz = crate::timer::tsc_hz().max(1);
+    if now.saturating_sub(second.load(Relaxed)) > hz {
+        second.store(now, Relaxed);
+        spent.store(0, Relaxed);
+    }
+    spent.fetch_add(cycles, Relaxed) + cycles > hz / 2
+}
 
 /// The index of the current domain's timer at `t`, or a failed domain.
 fn own(export: &'static str, t: *mut TimerList) -> Option<usize> {
@@ -128,6 +152,15 @@ pub fn run_expired(now: u64) {
             .collect()
     };
     for (callback, arg) in due {
+        let t0 = crate::arch::rdtsc();
         let _ = domain::call(callback, &[arg]);
+        let t1 = crate::arch::rdtsc();
+        let id = callback.domain();
+        if over_budget(id, t1, t1 - t0) && !domain::failed(id) {
+            domain::fail_for(
+                id,
+                "timer: its callbacks took more than half a second of every second",
+            );
+        }
     }
 }
