@@ -11,7 +11,9 @@
 use nooks_bench::artifacts;
 use nooks_bench::qemu::Verdict;
 use nooks_sfi_compiler::{Options, rewrite};
-use nooks_tests::{boot, fail_with_log, kernel_static, records_of, sfi, sfi_options, test_driver_with};
+use nooks_tests::{
+    boot, fail_with_log, kernel_static, records_of, sfi, sfi_options, test_driver_with,
+};
 use std::time::Duration;
 
 /// What a driver's misuse must come to under one mechanism.
@@ -43,19 +45,55 @@ const fn both(driver: &'static str, e: Expect) -> Case {
 
 /// Pointer arguments: the kernel writes only the caller's own memory.
 const POINTERS: &[Case] = &[
-    both("lock_init_kernel", Fault("api: spin_lock_init(lock): not the domain's memory")),
-    both("lock_kernel", Fault("api: spin_lock(lock): not the domain's memory")),
-    both("unlock_kernel", Fault("api: spin_unlock(lock): not the domain's memory")),
-    both("lock_irqsave_kernel", Fault("api: spin_lock(lock): not the domain's memory")),
-    both("lock_rodata", Fault("api: spin_lock(lock): not the domain's memory")),
+    both(
+        "lock_init_kernel",
+        Fault("api: spin_lock_init(lock): not the domain's memory"),
+    ),
+    both(
+        "lock_kernel",
+        Fault("api: spin_lock(lock): not the domain's memory"),
+    ),
+    both(
+        "unlock_kernel",
+        Fault("api: spin_unlock(lock): not the domain's memory"),
+    ),
+    both(
+        "lock_irqsave_kernel",
+        Fault("api: spin_lock(lock): not the domain's memory"),
+    ),
+    both(
+        "lock_rodata",
+        Fault("api: spin_lock(lock): not the domain's memory"),
+    ),
     both("lock_misaligned", Fault("api: spin_lock(lock): misaligned")),
-    both("timer_setup_kernel", Fault("api: timer_setup(timer): not the domain's memory")),
-    both("mod_timer_kernel", Fault("api: mod_timer(timer): not a timer this domain set up")),
-    both("del_timer_foreign", Fault("api: del_timer_sync(timer): not a timer this domain set up")),
-    both("dma_handle_kernel", Fault("api: dma_alloc_coherent(handle): not the domain's memory")),
-    both("config_dword_kernel", Fault("api: pci_read_config_dword(val): not the domain's memory")),
-    both("config_word_kernel", Fault("api: pci_read_config_word(val): not the domain's memory")),
-    both("register_kernel_netdev", Fault("api: register_netdev(dev): not a net device of this domain")),
+    both(
+        "timer_setup_kernel",
+        Fault("api: timer_setup(timer): not the domain's memory"),
+    ),
+    both(
+        "mod_timer_kernel",
+        Fault("api: mod_timer(timer): not a timer this domain set up"),
+    ),
+    both(
+        "del_timer_foreign",
+        Fault("api: del_timer_sync(timer): not a timer this domain set up"),
+    ),
+    both(
+        "dma_handle_kernel",
+        Fault("api: dma_alloc_coherent(handle): not the domain's memory"),
+    ),
+    both(
+        "config_dword_kernel",
+        Fault("api: pci_read_config_dword(val): not the domain's memory"),
+    ),
+    both(
+        "config_word_kernel",
+        Fault("api: pci_read_config_word(val): not the domain's memory"),
+    ),
+    both(
+        "register_kernel_netdev",
+        Fault("api: register_netdev(dev): not a net device of this domain"),
+    ),
     // Under mmu the string functions run on the domain's own page tables.
     Case {
         driver: "memset_kernel",
@@ -72,23 +110,61 @@ const POINTERS: &[Case] = &[
         sfi: Fault("api: memmove(dest): not the domain's memory"),
         mmu: Fault("mmu: store to a read-only page"),
     },
-    both("skb_put_forged", Fault("api: skb_put(skb): not an skb this domain holds")),
-    both("netif_rx_bad_data", Fault("api: netif_rx(skb): skb->data and skb->len leave the buffer")),
-    both("netif_rx_bad_len", Fault("api: netif_rx(skb): skb->data and skb->len leave the buffer")),
+    both(
+        "skb_put_forged",
+        Fault("api: skb_put(skb): not an skb this domain holds"),
+    ),
+    both(
+        "netif_rx_bad_data",
+        Fault("api: netif_rx(skb): skb->data and skb->len leave the buffer"),
+    ),
+    both(
+        "netif_rx_bad_len",
+        Fault("api: netif_rx(skb): skb->data and skb->len leave the buffer"),
+    ),
 ];
 
 /// Callbacks (checked entries of the registering domain, kept by the
 /// kernel) and objects a domain does not own.
 const CALLBACKS: &[Case] = &[
-    both("irq_kernel_handler", Fault("api: request_irq(handler): not code of the registering domain")),
-    both("irq_mid_function", Fault("api: request_irq(handler): not the start of one of the domain's functions")),
-    both("timer_kernel_callback", Fault("api: timer_setup(function): not code of the registering domain")),
-    both("timer_mid_function", Fault("api: timer_setup(function): not the start of one of the domain's functions")),
-    both("probe_kernel", Fault("api: pci_register_driver(probe): not code of the registering domain")),
-    both("ndo_kernel", Fault("api: register_netdev(netdev_ops->ndo_open): not code of the registering domain")),
-    both("ndo_mid_function", Fault("api: register_netdev(netdev_ops->ndo_start_xmit): not the start of one of the domain's functions")),
-    both("timer_changed", Runs("timer_changed: the registered callback ran")),
-    both("remove_changed", Runs("remove_changed: the registered remove ran")),
+    both(
+        "irq_kernel_handler",
+        Fault("api: request_irq(handler): not code of the registering domain"),
+    ),
+    both(
+        "irq_mid_function",
+        Fault("api: request_irq(handler): not the start of one of the domain's functions"),
+    ),
+    both(
+        "timer_kernel_callback",
+        Fault("api: timer_setup(function): not code of the registering domain"),
+    ),
+    both(
+        "timer_mid_function",
+        Fault("api: timer_setup(function): not the start of one of the domain's functions"),
+    ),
+    both(
+        "probe_kernel",
+        Fault("api: pci_register_driver(probe): not code of the registering domain"),
+    ),
+    both(
+        "ndo_kernel",
+        Fault("api: register_netdev(netdev_ops->ndo_open): not code of the registering domain"),
+    ),
+    both(
+        "ndo_mid_function",
+        Fault(
+            "api: register_netdev(netdev_ops->ndo_start_xmit): not the start of one of the domain's functions",
+        ),
+    ),
+    both(
+        "timer_changed",
+        Runs("timer_changed: the registered callback ran"),
+    ),
+    both(
+        "remove_changed",
+        Runs("remove_changed: the registered remove ran"),
+    ),
     // Under mmu another domain's window is absent: finding its device faults.
     Case {
         driver: "unregister_foreign",
@@ -100,36 +176,113 @@ const CALLBACKS: &[Case] = &[
         sfi: Fault("api: netif_stop_queue(dev): a net device of another domain"),
         mmu: Fault("mmu: load from an unmapped page"),
     },
-    both("free_irq_foreign", Fault("api: free_irq(dev_id): no handler of this domain registered with it on that line")),
-    both("skb_free_forged", Fault("api: dev_kfree_skb_any(skb): not an skb this domain holds")),
-    both("skb_double_free", Fault("api: dev_kfree_skb_any(skb): not an skb this domain holds")),
-    both("netif_rx_no_dev", Fault("api: netif_rx(skb->dev): not a registered net device of this domain")),
-    both("kfree_skb", Fault("api: kfree(ptr): bad free: a kernel object")),
-    both("kfree_kernel", Fault("api: kfree(ptr): bad free: not a live allocation")),
-    both("kfree_double", Fault("api: kfree(ptr): bad free: not a live allocation")),
-    both("free_netdev_kmalloc", Fault("api: free_netdev(dev): not a net device of this domain")),
+    both(
+        "free_irq_foreign",
+        Fault("api: free_irq(dev_id): no handler of this domain registered with it on that line"),
+    ),
+    both(
+        "skb_free_forged",
+        Fault("api: dev_kfree_skb_any(skb): not an skb this domain holds"),
+    ),
+    both(
+        "skb_double_free",
+        Fault("api: dev_kfree_skb_any(skb): not an skb this domain holds"),
+    ),
+    both(
+        "netif_rx_no_dev",
+        Fault("api: netif_rx(skb->dev): not a registered net device of this domain"),
+    ),
+    both(
+        "kfree_skb",
+        Fault("api: kfree(ptr): bad free: a kernel object"),
+    ),
+    both(
+        "kfree_kernel",
+        Fault("api: kfree(ptr): bad free: not a live allocation"),
+    ),
+    both(
+        "kfree_double",
+        Fault("api: kfree(ptr): bad free: not a live allocation"),
+    ),
+    both(
+        "free_netdev_kmalloc",
+        Fault("api: free_netdev(dev): not a net device of this domain"),
+    ),
 ];
 
 /// Devices, DMA, ports, the heap's bookkeeping, and what the kernel spends.
 const RESOURCES: &[Case] = &[
-    both("ioremap_foreign_bar", Fault("api: ioremap(phys): not inside a BAR of a device bound to this domain")),
-    both("ioremap_ram", Fault("api: ioremap(phys): not inside a BAR of a device bound to this domain")),
-    both("pci_forged_dev", Fault("api: pci_enable_device(pdev): not a pci_dev bound to this domain")),
-    both("config_write_bar", Fault("api: pci_write_config_dword(where): the BARs and the expansion ROM address are the kernel's")),
-    both("dma_map_kernel", Fault("api: dma_map_single(ptr): not the domain's memory")),
-    both("dma_free_forged", Fault("api: dma_free_coherent(cpu_addr): not a coherent buffer of this domain")),
-    both("iounmap_foreign", Fault("api: iounmap(addr): not a mapping of this domain")),
-    both("port_direct", Fault("api: nooks_port_out(port): outside the domain's policy")),
-    both("skb_reserve_forged", Fault("api: skb_reserve(skb): not an skb this domain holds")),
-    both("drvdata_forged", Fault("api: pci_set_drvdata(pdev): not a pci_dev bound to this domain")),
-    both("alloc_skb_foreign", Fault("api: netdev_alloc_skb(dev): not a net device of this domain")),
-    both("heap_forge", Runs("heap_forge: 64 of 64 blocks inside the domain")),
-    both("kmalloc_exhaust", Fault("api: kmalloc: limit of 16384 live heap blocks per domain reached")),
-    both("timer_exhaust", Fault("api: timer_setup: limit of 32 timers per domain reached")),
-    both("netdev_exhaust", Fault("api: register_netdev: limit of 8 net devices per domain reached")),
-    both("irq_exhaust", Fault("api: request_irq: limit of 4 interrupt handlers per domain reached")),
+    both(
+        "ioremap_foreign_bar",
+        Fault("api: ioremap(phys): not inside a BAR of a device bound to this domain"),
+    ),
+    both(
+        "ioremap_ram",
+        Fault("api: ioremap(phys): not inside a BAR of a device bound to this domain"),
+    ),
+    both(
+        "pci_forged_dev",
+        Fault("api: pci_enable_device(pdev): not a pci_dev bound to this domain"),
+    ),
+    both(
+        "config_write_bar",
+        Fault(
+            "api: pci_write_config_dword(where): the BARs and the expansion ROM address are the kernel's",
+        ),
+    ),
+    both(
+        "dma_map_kernel",
+        Fault("api: dma_map_single(ptr): not the domain's memory"),
+    ),
+    both(
+        "dma_free_forged",
+        Fault("api: dma_free_coherent(cpu_addr): not a coherent buffer of this domain"),
+    ),
+    both(
+        "iounmap_foreign",
+        Fault("api: iounmap(addr): not a mapping of this domain"),
+    ),
+    both(
+        "port_direct",
+        Fault("api: nooks_port_out(port): outside the domain's policy"),
+    ),
+    both(
+        "skb_reserve_forged",
+        Fault("api: skb_reserve(skb): not an skb this domain holds"),
+    ),
+    both(
+        "drvdata_forged",
+        Fault("api: pci_set_drvdata(pdev): not a pci_dev bound to this domain"),
+    ),
+    both(
+        "alloc_skb_foreign",
+        Fault("api: netdev_alloc_skb(dev): not a net device of this domain"),
+    ),
+    both(
+        "heap_forge",
+        Runs("heap_forge: 64 of 64 blocks inside the domain"),
+    ),
+    both(
+        "kmalloc_exhaust",
+        Fault("api: kmalloc: limit of 16384 live heap blocks per domain reached"),
+    ),
+    both(
+        "timer_exhaust",
+        Fault("api: timer_setup: limit of 32 timers per domain reached"),
+    ),
+    both(
+        "netdev_exhaust",
+        Fault("api: register_netdev: limit of 8 net devices per domain reached"),
+    ),
+    both(
+        "irq_exhaust",
+        Fault("api: request_irq: limit of 4 interrupt handlers per domain reached"),
+    ),
     both("timer_rearm", Runs("timer_rearm: 50 runs")),
-    both("timer_hog", Fault("timer: its callbacks took more than half a second of every second")),
+    both(
+        "timer_hog",
+        Fault("timer: its callbacks took more than half a second of every second"),
+    ),
 ];
 
 /// Stacks, the direction flag, and stores of every kind into kernel data.
@@ -185,7 +338,10 @@ const STACKS: &[Case] = &[
 /// The IDT, 2 KiB in: the kernel memory the drivers aim at. The kernel
 /// checksums the descriptor tables at the end of every run.
 fn target() -> String {
-    format!("-DKERNEL_TARGET={:#x}ull", kernel_static("4arch3idt3IDT") + 0x800)
+    format!(
+        "-DKERNEL_TARGET={:#x}ull",
+        kernel_static("4arch3idt3IDT") + 0x800
+    )
 }
 
 fn build(driver: &str) -> Vec<u8> {
@@ -210,7 +366,10 @@ fn run(tag: &str, mechanism: &str, cases: &[Case]) {
         let object = build(c.driver);
         let object = match (mechanism, c.sfi) {
             ("sfi", Refused(why)) => {
-                let err = rewrite(&object, &sfi_options()).map(|_| ()).unwrap_err().to_string();
+                let err = rewrite(&object, &sfi_options())
+                    .map(|_| ())
+                    .unwrap_err()
+                    .to_string();
                 assert!(err.contains(why), "{}: {err}", c.driver);
                 continue;
             }
@@ -270,7 +429,10 @@ fn run(tag: &str, mechanism: &str, cases: &[Case]) {
         match expect {
             Fault(cause) => {
                 if got.len() != 1 || !got[0]["cause"].as_str().unwrap_or("").contains(cause) {
-                    wrong.push(format!("{}: expected a fault `{cause}`, got {got:?}", c.driver));
+                    wrong.push(format!(
+                        "{}: expected a fault `{cause}`, got {got:?}",
+                        c.driver
+                    ));
                 } else if got[0]["mechanism"] != mechanism {
                     wrong.push(format!("{}: mechanism {}", c.driver, got[0]["mechanism"]));
                 }
@@ -278,7 +440,10 @@ fn run(tag: &str, mechanism: &str, cases: &[Case]) {
             Refused(_) => {}
             Runs(line) => {
                 if !got.is_empty() || !out.log.contains(line) {
-                    wrong.push(format!("{}: expected no fault and `{line}`, got {got:?}", c.driver));
+                    wrong.push(format!(
+                        "{}: expected no fault and `{line}`, got {got:?}",
+                        c.driver
+                    ));
                 }
             }
         }
@@ -359,18 +524,30 @@ fn policies_are_enforced_by_nooks_cc_and_by_the_kernel() {
         .map(|_| ())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("policy `policy_import` does not allow importing kfree"), "{err}");
+    assert!(
+        err.contains("policy `policy_import` does not allow importing kfree"),
+        "{err}"
+    );
     // An entry the policy names must be a function of the object.
-    let err = rewrite(&object, &with(policy("x", Some("driver x\nimport *\nentry nowhere\n"))))
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("names entry `nowhere`, which is not a function"), "{err}");
+    let err = rewrite(
+        &object,
+        &with(policy("x", Some("driver x\nimport *\nentry nowhere\n"))),
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("names entry `nowhere`, which is not a function"),
+        "{err}"
+    );
     // The kernel checks again what `.nooks` says the policy allows: an
     // object whose imports exceed it is refused at load.
     let mut lying = rewrite(
         &object,
-        &with(policy("x", Some("driver policy_import\nimport printk kfree\n"))),
+        &with(policy(
+            "x",
+            Some("driver policy_import\nimport printk kfree\n"),
+        )),
     )
     .unwrap()
     .object;
@@ -406,18 +583,30 @@ fn policies_are_enforced_by_nooks_cc_and_by_the_kernel() {
                 .unwrap_or("")
                 .contains("imports functions its policy does not allow: kfree")
     }) {
-        fail_with_log(&out, &format!("the loader must refuse the import: {import:?}"));
+        fail_with_log(
+            &out,
+            &format!("the loader must refuse the import: {import:?}"),
+        );
     }
     let faults = records_of(&out.log, "fault");
-    let entry = faults
-        .iter()
-        .find(|f| f["domain"].as_str().unwrap_or("").starts_with("x_policy_entry"));
+    let entry = faults.iter().find(|f| {
+        f["domain"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("x_policy_entry")
+    });
     if !entry.is_some_and(|f| {
-        f["cause"].as_str().unwrap_or("").contains(
-            "api: timer_setup(function): not an entry point the domain's policy declares",
-        )
-    }) || !out.log.contains("policy_entry: the declared entry was accepted")
+        f["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("api: timer_setup(function): not an entry point the domain's policy declares")
+    }) || !out
+        .log
+        .contains("policy_entry: the declared entry was accepted")
     {
-        fail_with_log(&out, &format!("the undeclared entry must be refused: {entry:?}"));
+        fail_with_log(
+            &out,
+            &format!("the undeclared entry must be refused: {entry:?}"),
+        );
     }
 }

@@ -16,24 +16,18 @@
 //! merged back: the heap is the domain's own 8 MiB, and a driver that
 //! fragments it only starves itself.
 
+use crate::memory::SizeClasses;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-/// The smallest and largest size classes (log2 of their sizes).
-const MIN_CLASS: u32 = 6;
-const MAX_CLASS: u32 = 14;
+/// The size classes: 64 B to 16 KiB.
+const CLASSES: SizeClasses = SizeClasses { min: 6, max: 14 };
 
 /// A domain's heap: size classes over free ranges.
 #[derive(Default)]
 pub struct Heap {
     ranges: Ranges,
-    classes: [Vec<u64>; (MAX_CLASS - MIN_CLASS + 1) as usize],
-}
-
-/// The size class of a `size`-byte block with `align`, if it has one.
-fn class(size: u64, align: u64) -> Option<usize> {
-    let c = size.max(align).max(1 << MIN_CLASS).next_power_of_two().trailing_zeros();
-    (c <= MAX_CLASS).then(|| (c - MIN_CLASS) as usize)
+    classes: [Vec<u64>; CLASSES.count()],
 }
 
 impl Heap {
@@ -50,13 +44,11 @@ impl Heap {
         if !align.is_power_of_two() {
             return None;
         }
-        match class(size, align) {
-            Some(c) => self.classes[c]
-                .pop()
-                .or_else(|| {
-                    let bytes = 1u64 << (c as u32 + MIN_CLASS);
-                    self.ranges.alloc(bytes, bytes)
-                }),
+        match CLASSES.of(size, align) {
+            Some(c) => self.classes[c].pop().or_else(|| {
+                let bytes = CLASSES.bytes(c);
+                self.ranges.alloc(bytes, bytes)
+            }),
             None => self.ranges.alloc(size, align),
         }
     }
@@ -64,7 +56,7 @@ impl Heap {
     /// Gives back the block at `addr` that [`Heap::alloc`] returned for
     /// `size` and `align` (the caller keeps the record: see `driver_api::mem`).
     pub fn free(&mut self, addr: u64, size: u64, align: u64) -> Result<(), FreeError> {
-        match class(size, align) {
+        match CLASSES.of(size, align) {
             Some(c) => {
                 self.classes[c].push(addr);
                 Ok(())

@@ -156,7 +156,7 @@ impl Resource {
 }
 
 /// A domain's real stacks: [lo, hi) of each.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Stacks {
     process: (u64, u64),
     irq: (u64, u64),
@@ -198,8 +198,6 @@ pub struct Domain {
     pub writable: (u64, u64),
     /// The driver's function symbols, for fault reports and entry checks.
     pub symbols: Vec<(u64, u64, String)>,
-    /// `__nooks_sfi` of an SFI object.
-    sfi_state: Option<sfi::State>,
     /// Failed and stopped.
     pub failed: bool,
     /// I/O port ranges its policy allows (from its `.nooks` metadata).
@@ -210,9 +208,9 @@ pub struct Domain {
     space: Option<mmu::Space>,
     heap: heap::Heap,
     mmio_next: u64,
-    stacks: Stacks,
-    /// A rewritten object's `__nooks_esp` and its emulated stacks.
-    emulated: Option<(u64, Stacks)>,
+    /// A rewritten object's `__nooks_esp` (its emulated stacks follow from
+    /// the window: [`emulated_stacks`]).
+    esp: Option<u64>,
     charges: [u32; Resource::ALL],
 }
 
@@ -236,7 +234,7 @@ pub fn owns_range(id: usize, addr: u64, len: u64) -> bool {
     if inside((base + WRITABLE_OFFSET, base + WRITABLE_OFFSET + RAM)) {
         return true;
     }
-    let s = Stacks::at(base + STACKS_OFFSET, STACK, IRQ_STACK);
+    let s = real_stacks(base);
     if inside(s.process) || inside(s.irq) {
         return true;
     }
@@ -244,6 +242,11 @@ pub fn owns_range(id: usize, addr: u64, len: u64) -> bool {
         let e = emulated_stacks(base);
         inside(e.process) || inside(e.irq)
     }
+}
+
+/// The real stacks of the domain whose window is at `base`.
+fn real_stacks(base: u64) -> Stacks {
+    Stacks::at(base + STACKS_OFFSET, STACK, IRQ_STACK)
 }
 
 /// A rewritten object's emulated stacks in the window at `base`: the big
@@ -266,9 +269,9 @@ impl Domain {
     /// `cleanup_module` always are).
     fn is_entry(&self, addr: u64) -> bool {
         self.functions(addr).any(|name| {
-            self.entries.as_ref().is_none_or(|e| {
-                e.iter().any(|x| x == name) || nooks_policy::is_named_entry(name)
-            })
+            self.entries
+                .as_ref()
+                .is_none_or(|e| e.iter().any(|x| x == name) || nooks_policy::is_named_entry(name))
         })
     }
 
@@ -332,7 +335,7 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         )
         .ok()?;
     }
-    let stacks = Stacks::at(base + STACKS_OFFSET, STACK, IRQ_STACK);
+    let stacks = real_stacks(base);
     for (lo, hi) in [stacks.process, stacks.irq] {
         map_fresh(lo, hi - lo, paging::flags::DATA)?;
     }
@@ -344,15 +347,13 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         text: (base, base),
         writable: (lo, lo + SPAN),
         symbols: Vec::new(),
-        sfi_state: None,
         failed: false,
         ports: Vec::new(),
         entries: None,
         space: None,
         heap: heap::Heap::default(),
         mmio_next: lo + RAM,
-        stacks,
-        emulated: None,
+        esp: None,
         charges: [0; Resource::ALL],
     });
     Some(Window { base, id })
@@ -393,7 +394,7 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
         for (lo, hi) in [e.process, e.irq] {
             map_fresh(lo, hi - lo, paging::flags::DATA).ok_or(mmu::SpaceError::NoStack)?;
         }
-        d.emulated = Some((esp, e));
+        d.esp = Some(esp);
         EMULATED.fetch_or(1 << id, Ordering::Relaxed);
     }
     if let (Mechanism::Sfi, Some(state)) = (d.mechanism, o.sfi_state) {
@@ -403,7 +404,6 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
         // (checked by the loader's caller), `SIZE` bytes.
         let state = unsafe { sfi::State::new(state) };
         state.confine(lo, hi);
-        d.sfi_state = Some(state);
         SFI_STATE[id].store(state.addr(), Ordering::Relaxed);
     }
     if d.mechanism == Mechanism::Mmu {
@@ -527,18 +527,24 @@ pub fn port_allowed(port: u16) -> bool {
 /// to compare). Per window, so the lock API counts without a lock.
 static LOCKS: [core::sync::atomic::AtomicI64; 32] =
     [const { core::sync::atomic::AtomicI64::new(0) }; 32];
-/// Each domain's SFI runtime state (0: none), for the same reason.
+/// Each domain's SFI runtime state (0: none): read without a lock by the
+/// lock API, and by the fault report.
 static SFI_STATE: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+
+/// Domain `id`'s SFI runtime state, if it runs an SFI object.
+fn sfi_state(id: usize) -> Option<sfi::State> {
+    let state = SFI_STATE.get(id)?.load(Ordering::Relaxed);
+    // SAFETY: recorded by `finish` from the object's checked __nooks_sfi.
+    (state != 0).then(|| unsafe { sfi::State::new(state) })
+}
 
 /// Adds `delta` to the current domain's lock count (and, for an SFI domain,
 /// to the count its rewritten entry points compare).
 pub fn count_lock(delta: i64) {
     let Some(id) = current() else { return };
     LOCKS[id].fetch_add(delta, Ordering::Relaxed);
-    let state = SFI_STATE[id].load(Ordering::Relaxed);
-    if state != 0 {
-        // SAFETY: recorded by `finish` from the object's checked __nooks_sfi.
-        unsafe { sfi::State::new(state) }.add_locks(delta);
+    if let Some(state) = sfi_state(id) {
+        state.add_locks(delta);
     }
 }
 
@@ -579,13 +585,15 @@ pub fn abort(cause: impl Into<String>, address: u64) {
     unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
 }
 
-/// Fails domain `id` from kernel context (not inside a call into it), with
-/// `cause`: for rules the kernel checks between calls, such as how much of
-/// the CPU its timer callbacks take.
-pub fn fail_for(id: usize, cause: impl Into<String>) {
-    *ABORTED.lock() = Some((cause.into(), 0));
+/// Fails domain `id` from kernel context (not inside a call into it) with
+/// `cause` and the `address` it names, reported at driver code `rip`: for
+/// rules the kernel checks around calls, such as where the driver left its
+/// stack pointer or how much of the CPU its timer callbacks take.
+pub fn fail_for(id: usize, cause: impl Into<String>, address: u64, rip: u64) {
+    *ABORTED.lock() = Some((cause.into(), address));
     let fault = Fault {
         vector: 6,
+        rip,
         ..Fault::default()
     };
     fail(id, &fault, None);
@@ -624,17 +632,20 @@ impl Domain {
     /// now), else the process stacks. Err: a nested call whose emulated
     /// stack pointer the driver moved outside its emulated stacks.
     fn frame(&self, rsp: u64) -> Result<Frame, u64> {
-        let nested = self.stacks.contains(rsp - 1);
+        let stacks = real_stacks(self.base);
+        let nested = stacks.contains(rsp - 1);
         let irq = !nested && crate::arch::gdt::ist_slot_of(rsp).is_some();
         let stack = match (nested, irq) {
             (true, _) => 0,
-            (false, true) => self.stacks.irq.1 - STACK_TOP_ROOM,
-            (false, false) => self.stacks.process.1 - STACK_TOP_ROOM,
+            (false, true) => stacks.irq.1 - STACK_TOP_ROOM,
+            (false, false) => stacks.process.1 - STACK_TOP_ROOM,
         };
-        let esp = match self.emulated {
+        let esp = match self.esp {
             None => None,
-            Some((symbol, e)) => {
-                // SAFETY: `symbol` is the object's __nooks_esp, a u64 in its data.
+            Some(symbol) => {
+                let e = emulated_stacks(self.base);
+                // SAFETY: `symbol` is the object's __nooks_esp, a u64 the
+                // loader placed in its runtime area (sfi) or its data (none).
                 let now = unsafe { core::ptr::read_volatile(symbol as *const u64) };
                 if nested {
                     let fits = |(lo, hi): (u64, u64)| now >= lo + ESTACK_ARGS && now <= hi;
@@ -673,14 +684,12 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
             Ok(f) => f,
             Err(esp) => {
                 drop(domains);
-                let why = "stack pivot: the emulated stack pointer left the domain's stacks";
-                *ABORTED.lock() = Some((String::from(why), esp));
-                let fault = Fault {
-                    vector: 6,
-                    rip: entry.addr(),
-                    ..Fault::default()
-                };
-                fail(id, &fault, None);
+                fail_for(
+                    id,
+                    "stack pivot: the emulated stack pointer left the domain's stacks",
+                    esp,
+                    entry.addr(),
+                );
                 return Err(Failure::Faulted);
             }
         };
@@ -810,12 +819,12 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         let mut domains = DOMAINS.lock();
         let d = &mut domains[id];
         d.failed = true;
-        let trap = d.sfi_state.map(sfi::State::trap);
+        let trap = sfi_state(id).map(sfi::State::trap);
         let kind = trap.map(|t| (t.address, t.kind));
         let aborted = ABORTED.lock().take();
         let overflow = fault.vector == 14
-            && (d.stacks.in_guard(fault.cr2)
-                || d.emulated.is_some_and(|(_, e)| e.in_guard(fault.cr2)));
+            && (real_stacks(d.base).in_guard(fault.cr2)
+                || (d.esp.is_some() && emulated_stacks(d.base).in_guard(fault.cr2)));
         let (cause, address): (&str, u64) = match (violation, fault.vector, kind) {
             (None, 6, _) if aborted.is_some() => aborted
                 .as_ref()
@@ -923,7 +932,6 @@ pub fn patch_text(symbol: &str, offset: u64, bytes: &[u8]) -> usize {
     n
 }
 
-
 /// The mechanism of domain `id`.
 pub fn mechanism_of(id: usize) -> Mechanism {
     DOMAINS
@@ -956,4 +964,3 @@ pub fn ram_view(window: &Window, offset: u64, len: u64) -> Option<&'static mut [
     // SAFETY: the domain's RAM is one contiguous run reached through the direct map.
     Some(unsafe { core::slice::from_raw_parts_mut(phys_to_virt(phys) as *mut u8, len as usize) })
 }
-

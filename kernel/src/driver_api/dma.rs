@@ -122,5 +122,3 @@ pub extern "C" fn dma_mapping_error(_pdev: *mut u8, addr: u64) -> i32 {
 pub fn forget(id: usize) {
     COHERENT.lock().retain(|c| c.3 != Some(id));
 }
-
-

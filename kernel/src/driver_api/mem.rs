@@ -8,6 +8,7 @@
 use crate::domain::{self, Resource};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
 use core::alloc::Layout;
 
 /// What a block is: only `kmalloc` blocks may be given back with `kfree`.
@@ -96,16 +97,9 @@ pub fn free(p: *const u8, kind: Kind) -> bool {
     if p.is_null() {
         return true;
     }
-    let block = {
-        let mut live = LIVE.lock();
-        match live.remove(&(p as usize)) {
-            Some(b) if b.kind == kind => Some(b),
-            Some(b) => {
-                live.insert(p as usize, b);
-                None
-            }
-            None => None,
-        }
+    let block = match LIVE.lock().entry(p as usize) {
+        Entry::Occupied(b) if b.get().kind == kind => Some(b.remove()),
+        _ => None,
     };
     let Some(b) = block else {
         crate::warn!("bad free of {:p}: not a live block of that kind", p);

@@ -56,7 +56,12 @@ pub extern "C" fn iounmap(addr: *mut u8) {
     if let Some(id) = domain::current() {
         // A domain's mappings go with its window; only its own may be named.
         if !domain::is_mmio_of(id, addr as u64) {
-            domain::misuse("iounmap", "addr", addr as u64, "not a mapping of this domain");
+            domain::misuse(
+                "iounmap",
+                "addr",
+                addr as u64,
+                "not a mapping of this domain",
+            );
         }
         return;
     }

@@ -70,27 +70,27 @@ fn checked_ops(dev: *mut NetDevice) -> Option<net::Ops> {
     }
     // SAFETY: as above; the table is read once, here, and never again.
     let o: NetDeviceOps = unsafe { core::ptr::read_unaligned(table) };
-    let e = |arg, f: Option<u64>| -> Result<Option<domain::Entry>, ()> {
-        match f {
-            None => Ok(None),
-            Some(a) => domain::entry::register("register_netdev", arg, a)
-                .map(Some)
-                .ok_or(()),
-        }
-    };
-    let a = |f: Option<usize>| f.map(|f| f as u64);
+    // Each operation the driver set must be one of its entry points.
+    macro_rules! checked {
+        ($op:ident) => {
+            match o.$op {
+                None => None,
+                Some(f) => Some(domain::entry::register(
+                    "register_netdev",
+                    concat!("netdev_ops->", stringify!($op)),
+                    f as usize as u64,
+                )?),
+            }
+        };
+    }
     Some(net::Ops {
-        open: e("netdev_ops->ndo_open", a(o.ndo_open.map(|f| f as usize))).ok()?,
-        stop: e("netdev_ops->ndo_stop", a(o.ndo_stop.map(|f| f as usize))).ok()?,
-        start_xmit: e("netdev_ops->ndo_start_xmit", a(o.ndo_start_xmit.map(|f| f as usize))).ok()?,
-        set_mac_address: e(
-            "netdev_ops->ndo_set_mac_address",
-            a(o.ndo_set_mac_address.map(|f| f as usize)),
-        )
-        .ok()?,
-        change_mtu: e("netdev_ops->ndo_change_mtu", a(o.ndo_change_mtu.map(|f| f as usize))).ok()?,
-        get_stats: e("netdev_ops->ndo_get_stats", a(o.ndo_get_stats.map(|f| f as usize))).ok()?,
-        tx_timeout: e("netdev_ops->ndo_tx_timeout", a(o.ndo_tx_timeout.map(|f| f as usize))).ok()?,
+        open: checked!(ndo_open),
+        stop: checked!(ndo_stop),
+        start_xmit: checked!(ndo_start_xmit),
+        set_mac_address: checked!(ndo_set_mac_address),
+        change_mtu: checked!(ndo_change_mtu),
+        get_stats: checked!(ndo_get_stats),
+        tx_timeout: checked!(ndo_tx_timeout),
     })
 }
 

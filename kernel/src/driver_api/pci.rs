@@ -89,7 +89,8 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
     // SAFETY: reads of what the driver names (a read fault is contained by
     // its catch frame); its fields are read once, here.
     let (ids, probe, remove) = unsafe { ((*drv).id_table, (*drv).probe, (*drv).remove) };
-    let entry = |arg, f: Option<u64>| domain::entry::register("pci_register_driver", arg, f.unwrap_or(0));
+    let entry =
+        |arg, f: Option<u64>| domain::entry::register("pci_register_driver", arg, f.unwrap_or(0));
     let Some(probe) = entry("probe", probe.map(|f| f as usize as u64)) else {
         return -22;
     };
@@ -148,8 +149,7 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
             domain,
         });
         // The driver's probe, with a pci_dev it may keep (a fault fails it).
-        let r = domain::call(probe, &[pdev as u64, id as u64])
-            .map_or(-14, |r| r as i32);
+        let r = domain::call(probe, &[pdev as u64, id as u64]).map_or(-14, |r| r as i32);
         if r != 0 {
             crate::warn!(
                 "probe of {:02x}:{:02x}.{} failed: {}",
@@ -253,12 +253,36 @@ fn config_ok(where_: i32, width: i32) -> Option<u8> {
     (i32::from(w) % width == 0 && i32::from(w) + width <= 256).then_some(w)
 }
 
+/// The function and register a config access of `width` bytes at `where_`
+/// through `pdev` names, if `pdev` is the caller's and the register is one
+/// it may reach (for a write, not the BARs nor the ROM base: the caller
+/// fails otherwise).
+fn config_at(
+    export: &'static str,
+    pdev: *mut PciDev,
+    where_: i32,
+    width: i32,
+    write: bool,
+) -> Option<(Function, u8)> {
+    let (f, w) = (function_of(export, pdev)?, config_ok(where_, width)?);
+    if write && !writable_config(w) {
+        domain::misuse(
+            export,
+            "where",
+            u64::from(w),
+            "the BARs and the expansion ROM address are the kernel's",
+        );
+        return None;
+    }
+    Some((f, w))
+}
+
 pub unsafe extern "C" fn pci_read_config_dword(
     pdev: *mut PciDev,
     where_: i32,
     val: *mut u32,
 ) -> i32 {
-    let (Some(f), Some(w)) = (function_of("pci_read_config_dword", pdev), config_ok(where_, 4)) else {
+    let Some((f, w)) = config_at("pci_read_config_dword", pdev, where_, 4, false) else {
         return -22;
     };
     let Some(val) = UMem::of("pci_read_config_dword", "val", val) else {
@@ -269,18 +293,9 @@ pub unsafe extern "C" fn pci_read_config_dword(
 }
 
 pub extern "C" fn pci_write_config_dword(pdev: *mut PciDev, where_: i32, val: u32) -> i32 {
-    let (Some(f), Some(w)) = (function_of("pci_write_config_dword", pdev), config_ok(where_, 4)) else {
+    let Some((f, w)) = config_at("pci_write_config_dword", pdev, where_, 4, true) else {
         return -22;
     };
-    if !writable_config(w) {
-        domain::misuse(
-            "pci_write_config_dword",
-            "where",
-            u64::from(w),
-            "the BARs and the expansion ROM address are the kernel's",
-        );
-        return -22;
-    }
     f.write32(w, val);
     0
 }
@@ -290,7 +305,7 @@ pub unsafe extern "C" fn pci_read_config_word(
     where_: i32,
     val: *mut u16,
 ) -> i32 {
-    let (Some(f), Some(w)) = (function_of("pci_read_config_word", pdev), config_ok(where_, 2)) else {
+    let Some((f, w)) = config_at("pci_read_config_word", pdev, where_, 2, false) else {
         return -22;
     };
     let Some(val) = UMem::of("pci_read_config_word", "val", val) else {
@@ -302,18 +317,9 @@ pub unsafe extern "C" fn pci_read_config_word(
 }
 
 pub extern "C" fn pci_write_config_word(pdev: *mut PciDev, where_: i32, val: u16) -> i32 {
-    let (Some(f), Some(w)) = (function_of("pci_write_config_word", pdev), config_ok(where_, 2)) else {
+    let Some((f, w)) = config_at("pci_write_config_word", pdev, where_, 2, true) else {
         return -22;
     };
-    if !writable_config(w) {
-        domain::misuse(
-            "pci_write_config_word",
-            "where",
-            u64::from(w),
-            "the BARs and the expansion ROM address are the kernel's",
-        );
-        return -22;
-    }
     let shift = 8 * u32::from(w & 2);
     let dword = f.read32(w & !3);
     f.write32(

@@ -17,8 +17,9 @@ use alloc::vec::Vec;
 use core::mem::offset_of;
 
 struct Timer {
-    /// The driver's `timer_list`, handed back to the callback.
-    addr: u64,
+    /// The driver's `timer_list`, checked when it was set up (handed back to
+    /// the callback; its `expires` mirrors the kernel's).
+    mem: UMem,
     domain: Option<usize>,
     callback: Option<Entry>,
     expires: u64,
@@ -49,13 +50,20 @@ fn over_budget(id: usize, now: u64, cycles: u64) -> bool {
     spent.fetch_add(cycles, Relaxed) + cycles > hz / 2
 }
 
-/// The index of the current domain's timer at `t`, or a failed domain.
-fn own(export: &'static str, t: *mut TimerList) -> Option<usize> {
-    let found = TIMERS
+/// Runs `f` on the current domain's timer at `t`, under the table's lock;
+/// `None` (after failing the domain) if it set up no timer there.
+fn with_own<R>(
+    export: &'static str,
+    t: *mut TimerList,
+    f: impl FnOnce(&mut Timer) -> R,
+) -> Option<R> {
+    let me = domain::current();
+    let r = TIMERS
         .lock()
-        .iter()
-        .position(|x| x.addr == t as u64 && x.domain == domain::current());
-    if found.is_none() {
+        .iter_mut()
+        .find(|x| x.mem.addr() == t as u64 && x.domain == me)
+        .map(f);
+    if r.is_none() {
         domain::misuse(
             export,
             "timer",
@@ -63,7 +71,7 @@ fn own(export: &'static str, t: *mut TimerList) -> Option<usize> {
             "not a timer this domain set up with timer_setup",
         );
     }
-    found
+    r
 }
 
 pub extern "C" fn timer_setup(
@@ -71,7 +79,7 @@ pub extern "C" fn timer_setup(
     f: Option<unsafe extern "C" fn(*mut TimerList)>,
     _flags: u32,
 ) {
-    let Some(m) = UMem::of("timer_setup", "timer", t) else {
+    let Some(mem) = UMem::of("timer_setup", "timer", t) else {
         return;
     };
     let addr = f.map_or(0, |f| f as usize as u64);
@@ -79,22 +87,24 @@ pub extern "C" fn timer_setup(
     if addr != 0 && callback.is_none() {
         return;
     }
-    m.write(offset_of!(TimerList, function) as u64, addr);
-    m.write(offset_of!(TimerList, expires) as u64, 0u64);
+    mem.write(offset_of!(TimerList, function) as u64, addr);
+    mem.write(offset_of!(TimerList, expires) as u64, 0u64);
     let me = domain::current();
-    let mut timers = TIMERS.lock();
-    if let Some(x) = timers
+    let known = TIMERS
+        .lock()
         .iter_mut()
-        .find(|x| x.addr == t as u64 && x.domain == me)
-    {
-        x.callback = callback;
-        x.pending = false;
+        .find(|x| x.mem.addr() == mem.addr() && x.domain == me)
+        .map(|x| {
+            x.callback = callback;
+            x.pending = false;
+        })
+        .is_some();
+    if known {
         return;
     }
-    drop(timers);
     domain::charge("timer_setup", Resource::Timer);
     TIMERS.lock().push(Timer {
-        addr: t as u64,
+        mem,
         domain: me,
         callback,
         expires: 0,
@@ -103,28 +113,23 @@ pub extern "C" fn timer_setup(
 }
 
 pub extern "C" fn mod_timer(t: *mut TimerList, expires: u64) -> i32 {
-    let Some(i) = own("mod_timer", t) else {
-        return 0;
-    };
-    if let Some(m) = UMem::of("mod_timer", "timer", t) {
-        m.write(offset_of!(TimerList, expires) as u64, expires);
-    }
-    let mut timers = TIMERS.lock();
-    let x = &mut timers[i];
-    let was = x.pending;
-    x.expires = expires;
-    x.pending = true;
-    i32::from(was)
+    with_own("mod_timer", t, |x| {
+        x.mem.write(offset_of!(TimerList, expires) as u64, expires);
+        let was = x.pending;
+        x.expires = expires;
+        x.pending = true;
+        i32::from(was)
+    })
+    .unwrap_or(0)
 }
 
 pub extern "C" fn del_timer_sync(t: *mut TimerList) -> i32 {
-    let Some(i) = own("del_timer_sync", t) else {
-        return 0;
-    };
-    let mut timers = TIMERS.lock();
-    let was = timers[i].pending;
-    timers[i].pending = false;
-    i32::from(was)
+    with_own("del_timer_sync", t, |x| {
+        let was = x.pending;
+        x.pending = false;
+        i32::from(was)
+    })
+    .unwrap_or(0)
 }
 
 /// Drops domain `id`'s timers (it failed); returns how many were pending.
@@ -147,7 +152,7 @@ pub fn run_expired(now: u64) {
             .filter(|x| x.pending && x.expires <= now)
             .filter_map(|x| {
                 x.pending = false;
-                x.callback.map(|c| (c, x.addr))
+                x.callback.map(|c| (c, x.mem.addr()))
             })
             .collect()
     };
@@ -160,6 +165,8 @@ pub fn run_expired(now: u64) {
             domain::fail_for(
                 id,
                 "timer: its callbacks took more than half a second of every second",
+                0,
+                callback.addr(),
             );
         }
     }

@@ -10,7 +10,7 @@
 //! list (threaded through the block: kernel memory, which no domain writes)
 //! and the next request of that class takes it back.
 
-use super::{PAGE_SIZE, frames, phys_to_virt};
+use super::{PAGE_SIZE, SizeClasses, frames, phys_to_virt};
 use crate::sync::IrqMutex;
 use core::alloc::{GlobalAlloc, Layout};
 use linked_list_allocator::Heap;
@@ -18,15 +18,13 @@ use linked_list_allocator::Heap;
 /// Heap size.
 pub const HEAP_SIZE: u64 = 32 << 20;
 
-/// The smallest and largest size classes (log2 of their sizes).
-const MIN_CLASS: u32 = 4;
-const MAX_CLASS: u32 = 12;
-const CLASSES: usize = (MAX_CLASS - MIN_CLASS + 1) as usize;
+/// The size classes: 16 B to 4 KiB.
+const CLASSES: SizeClasses = SizeClasses { min: 4, max: 12 };
 
 struct State {
     heap: Heap,
     /// The first free block of each class (0: none); each holds the next.
-    free: [usize; CLASSES],
+    free: [usize; CLASSES.count()],
     /// Bytes sitting on the class lists.
     cached: usize,
 }
@@ -36,24 +34,17 @@ struct KernelHeap(IrqMutex<State>);
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap(IrqMutex::new(State {
     heap: Heap::empty(),
-    free: [0; CLASSES],
+    free: [0; CLASSES.count()],
     cached: 0,
 }));
 
-/// The size class of `layout`, if it has one: blocks of a class are its
-/// size and aligned to it.
+/// The size class of `layout`, if it has one.
 fn class(layout: Layout) -> Option<usize> {
-    let c = layout
-        .size()
-        .max(layout.align())
-        .max(1 << MIN_CLASS)
-        .next_power_of_two()
-        .trailing_zeros();
-    (c <= MAX_CLASS).then(|| (c - MIN_CLASS) as usize)
+    CLASSES.of(layout.size() as u64, layout.align() as u64)
 }
 
 fn class_layout(c: usize) -> Layout {
-    let size = 1usize << (c as u32 + MIN_CLASS);
+    let size = CLASSES.bytes(c) as usize;
     // A power of two no larger than 4 KiB: always a valid layout.
     Layout::from_size_align(size, size).unwrap_or(Layout::new::<u8>())
 }

@@ -43,6 +43,41 @@ pub const DOMAIN_AREA: (u64, u64) = (0xffff_ffff_c000_0000, 0xffff_ffff_f000_000
 /// Size of a page.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Power-of-two size classes from `2^min` to `2^max` bytes, the front of
+/// both heaps (the kernel's and each domain's): blocks of a class are its
+/// size and aligned to it, so one class serves any request its size and
+/// alignment fit.
+#[derive(Clone, Copy)]
+pub struct SizeClasses {
+    /// log2 of the smallest class.
+    pub min: u32,
+    /// log2 of the largest class.
+    pub max: u32,
+}
+
+impl SizeClasses {
+    /// How many classes there are.
+    pub const fn count(self) -> usize {
+        (self.max - self.min + 1) as usize
+    }
+
+    /// The class (0 = smallest) of a `size`-byte request aligned to `align`,
+    /// if one is large enough.
+    pub fn of(self, size: u64, align: u64) -> Option<usize> {
+        let c = size
+            .max(align)
+            .max(1 << self.min)
+            .next_power_of_two()
+            .trailing_zeros();
+        (c <= self.max).then(|| (c - self.min) as usize)
+    }
+
+    /// The size (and alignment) of class `c`'s blocks.
+    pub fn bytes(self, c: usize) -> u64 {
+        1 << (c as u32 + self.min)
+    }
+}
+
 /// Offset of the mapping through which physical memory is reached: 0 while the
 /// boot identity map is live, [`DIRECT_MAP`] once the kernel's tables are loaded.
 static PHYS_WINDOW: AtomicU64 = AtomicU64::new(0);

@@ -257,8 +257,7 @@ pub fn open(dev: *mut NetDevice) -> Result<(), NetError> {
     with(dev, |_| ()).ok_or(NetError::NoDevice)?;
     let open = op(dev, |o| o.open).ok_or(NetError::NotSupported)?;
     // The driver's own ndo_open on its own device.
-    let r = crate::domain::call(open, &[dev as u64])
-        .map_err(|_| NetError::DomainFailed)? as i32;
+    let r = crate::domain::call(open, &[dev as u64]).map_err(|_| NetError::DomainFailed)? as i32;
     if r != 0 {
         return Err(NetError::Driver(r));
     }
@@ -289,8 +288,7 @@ pub fn close(dev: *mut NetDevice) -> Result<(), NetError> {
 
 /// Hands a frame to the driver (`ndo_start_xmit`). On `Busy` the caller keeps the skb.
 pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
-    let (stopped, xmit) =
-        with(dev, |d| (d.stopped, d.ops.start_xmit)).ok_or(NetError::NoDevice)?;
+    let (stopped, xmit) = with(dev, |d| (d.stopped, d.ops.start_xmit)).ok_or(NetError::NoDevice)?;
     if stopped {
         return Err(NetError::Busy);
     }
@@ -362,8 +360,8 @@ pub fn with_domain<R>(
 /// The mechanism of the domain driving `dev` (`none` for none).
 pub fn mechanism_of(dev: *mut NetDevice) -> crate::domain::Mechanism {
     op(dev, |o| o.start_xmit).map_or(crate::domain::Mechanism::None, |e| {
-            crate::domain::mechanism_of(e.domain())
-        })
+        crate::domain::mechanism_of(e.domain())
+    })
 }
 
 /// Takes the oldest received frame of a device.

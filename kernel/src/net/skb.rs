@@ -15,6 +15,7 @@ use crate::driver_api::abi::{NetDevice, SkBuff};
 use crate::driver_api::mem::{self, Kind};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
 use alloc::vec::Vec;
 
 /// What the kernel knows of a live skb.
@@ -199,21 +200,18 @@ pub fn reclaim(id: usize) -> usize {
 
 /// Frees `skb` if `holder` holds it.
 pub fn free_held(skb: *mut SkBuff, holder: Option<usize>) -> Result<(), SkbError> {
-    let record = {
-        let mut pool = POOL.lock();
-        match pool.remove(&(skb as u64)) {
-            Some(r) if r.holder == holder => Some(r),
-            Some(r) => {
-                pool.insert(skb as u64, r);
-                None
-            }
-            None => None,
-        }
+    let record = match POOL.lock().entry(skb as u64) {
+        Entry::Occupied(r) if r.get().holder == holder => Some(r.remove()),
+        _ => None,
     };
-    let r = record.ok_or(SkbError::NotHeld)?;
+    release(skb, record.ok_or(SkbError::NotHeld)?);
+    Ok(())
+}
+
+/// Gives back the memory of `skb`, whose record the pool no longer holds.
+fn release(skb: *mut SkBuff, r: Record) {
     mem::free(r.head as *const u8, Kind::Object);
     mem::free(skb as *const u8, Kind::Object);
-    Ok(())
 }
 
 /// Frees a live skb whoever holds it (the kernel's own cleanup); refuses
@@ -224,8 +222,7 @@ pub fn free(skb: *mut SkBuff) -> bool {
         crate::warn!("bad skb free of {skb:p}: not a live skb");
         return false;
     };
-    mem::free(r.head as *const u8, Kind::Object);
-    mem::free(skb as *const u8, Kind::Object);
+    release(skb, r);
     true
 }
 
