@@ -47,6 +47,8 @@ pub struct BootInfo {
     pub modlist: u64,
     /// Physical address of the memory map.
     pub memmap: u64,
+    /// Physical address of the ACPI RSDP (0 if the firmware gave none).
+    pub rsdp: u64,
 }
 
 #[repr(C)]
@@ -111,6 +113,7 @@ pub unsafe fn parse(paddr: u64) -> Result<BootInfo, BootInfoError> {
         cmdline: (0, 0),
         modlist: si.modlist_paddr,
         memmap: si.memmap_paddr,
+        rsdp: si.rsdp_paddr,
     };
     for i in 0..(si.memmap_entries as usize).min(MAX_REGIONS) {
         // SAFETY: entry i < memmap_entries of the table QEMU built.

@@ -25,6 +25,7 @@
 
 extern crate alloc;
 
+pub mod acpi;
 pub mod arch;
 pub mod bench;
 pub mod boot;
@@ -35,6 +36,7 @@ pub mod driver;
 pub mod driver_api;
 pub mod fault;
 pub mod integrity;
+pub mod iommu;
 pub mod irq;
 pub mod ktest;
 pub mod log;
@@ -113,6 +115,7 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     integrity::snapshot();
     let functions = pci::enumerate();
     pci::log_all(&functions);
+    iommu::init(boot.cmdline(), boot.rsdp);
 
     let cmdline = boot.cmdline();
     info!("command line: {cmdline}");
@@ -235,6 +238,9 @@ fn bring_up() -> Option<(
 /// Prints the `integrity` and `alive` records: the kernel survived, with
 /// what it still holds.
 fn alive(drivers: usize) {
+    // DMA faults still in the unit's records are failures too.
+    iommu::poll();
+    recovery::poll();
     integrity::check();
     let (blocks, bytes) = driver_api::mem::live();
     println!(

@@ -27,6 +27,7 @@ pub fn init() {
 pub fn tick() {
     let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
     crate::driver_api::timer::run_expired(now);
+    crate::iommu::poll();
 }
 
 /// Timer ticks since boot.

@@ -412,6 +412,12 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
     Ok(())
 }
 
+/// Domain `id`'s RAM: (physical start, length), one contiguous run.
+pub fn ram(id: usize) -> Option<(u64, u64)> {
+    let base = DOMAIN_AREA.0 + id as u64 * WINDOW;
+    paging::kernel_translate(base + WRITABLE_OFFSET).map(|(phys, _)| (phys, RAM))
+}
+
 /// The domain the CPU is executing for, if any.
 pub fn current() -> Option<usize> {
     let c = CURRENT.load(Ordering::SeqCst);
@@ -451,17 +457,7 @@ pub fn free(id: usize, p: *mut u8, size: usize, align: usize) -> bool {
 /// past the domain's limit, the domain fails with the limit named.
 pub fn charge(export: &'static str, resource: Resource) {
     let Some(id) = current() else { return };
-    let over = {
-        let mut domains = DOMAINS.lock();
-        let n = &mut domains[id].charges[resource as usize];
-        if *n >= resource.limit() {
-            true
-        } else {
-            *n += 1;
-            false
-        }
-    };
-    if over {
+    if !try_charge(id, resource) {
         abort(
             alloc::format!(
                 "api: {export}: limit of {} {} per domain reached",
@@ -471,6 +467,20 @@ pub fn charge(export: &'static str, resource: Resource) {
             0,
         );
     }
+}
+
+/// Charges one `resource` to domain `id` if it is under its limit.
+pub fn try_charge(id: usize, resource: Resource) -> bool {
+    let mut domains = DOMAINS.lock();
+    let Some(d) = domains.get_mut(id) else {
+        return false;
+    };
+    let n = &mut d.charges[resource as usize];
+    if *n >= resource.limit() {
+        return false;
+    }
+    *n += 1;
+    true
 }
 
 /// Gives back one `resource` charged to domain `id`.
@@ -896,6 +906,7 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
     crate::driver_api::irq::silence(id);
     crate::driver_api::timer::forget(id);
     crate::driver_api::pci::stop_dma_of(id);
+    crate::iommu::detach_domain(id);
     crate::info!("domain {id} contained; kernel still up");
     crate::recovery::failed(id);
 }

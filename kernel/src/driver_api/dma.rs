@@ -2,10 +2,11 @@
 //! mappings of buffers the driver already has (which must be physically
 //! contiguous — a domain's RAM and skb data are).
 //!
-//! A domain gets bus addresses only for its own memory: its RAM, or the
-//! buffer of the skb it is asked to transmit (a kernel object granted to it
-//! for that call: `net::skb::Grant`). What the device then does with them is
-//! the IOMMU's to confine.
+//! A domain gets bus addresses only for its own RAM (where the kernel also
+//! builds the frames it hands the domain to send), through the IOMMU
+//! ([`crate::iommu::map`]): with `iommu=strict` each mapping maps the
+//! buffer's pages and each unmapping takes them away again. What the device
+//! does with any other address is the IOMMU's to refuse.
 
 use crate::domain::{self, UMem};
 use crate::memory::{PAGE_SIZE, frames, phys_to_virt, virt_to_phys};
@@ -42,7 +43,12 @@ pub unsafe extern "C" fn dma_alloc_coherent(
             PAGE_SIZE as usize,
             super::mem::Kind::Object,
         );
-        let Some(phys) = (!p.is_null()).then(|| virt_to_phys(p as u64)).flatten() else {
+        let mapped = (!p.is_null())
+            .then(|| virt_to_phys(p as u64))
+            .flatten()
+            .and_then(|phys| crate::iommu::map(id, phys, pages * PAGE_SIZE));
+        let Some(phys) = mapped else {
+            super::mem::free(p, super::mem::Kind::Object);
             return core::ptr::null_mut();
         };
         COHERENT.lock().push((p as u64, phys, 0, Some(id)));
@@ -67,7 +73,9 @@ pub extern "C" fn dma_free_coherent(_pdev: *mut u8, _size: usize, cpu: *mut u8, 
             .map(|i| c.remove(i))
     };
     match found {
-        Some((virt, _, 0, _)) => {
+        Some((virt, phys, 0, Some(id))) => {
+            let size = super::mem::block(virt as *const u8).map_or(0, |b| b.2);
+            crate::iommu::unmap(id, phys, size as u64);
             super::mem::free(virt as *const u8, super::mem::Kind::Object);
         }
         Some((_, phys, pages, _)) => {
@@ -104,15 +112,32 @@ pub extern "C" fn dma_map_single(pdev: *mut u8, ptr: *mut u8, size: usize, _dir:
         return DMA_ERROR;
     }
     let (ptr, size) = (ptr as u64, size as u64);
-    if !crate::net::skb::granted(ptr, size)
-        && UMem::new("dma_map_single", "ptr", ptr, size).is_none()
-    {
+    if UMem::new("dma_map_single", "ptr", ptr, size).is_none() {
         return DMA_ERROR;
     }
-    map(ptr, size).unwrap_or(DMA_ERROR)
+    let phys = map(ptr, size);
+    match domain::current() {
+        Some(id) => phys.and_then(|p| crate::iommu::map(id, p, size)),
+        None => phys,
+    }
+    .unwrap_or(DMA_ERROR)
 }
 
-pub extern "C" fn dma_unmap_single(_pdev: *mut u8, _addr: u64, _size: usize, _dir: i32) {}
+pub extern "C" fn dma_unmap_single(pdev: *mut u8, addr: u64, size: usize, _dir: i32) {
+    if !own_pdev("dma_unmap_single", pdev) {
+        return;
+    }
+    if let Some(id) = domain::current()
+        && !crate::iommu::unmap(id, addr, size as u64)
+    {
+        domain::misuse(
+            "dma_unmap_single",
+            "addr",
+            addr,
+            "not a DMA mapping of this domain",
+        );
+    }
+}
 
 pub extern "C" fn dma_mapping_error(_pdev: *mut u8, addr: u64) -> i32 {
     i32::from(addr == DMA_ERROR)

@@ -45,6 +45,14 @@ pub fn alloc(size: usize, kind: Kind) -> *mut u8 {
 
 /// As [`alloc`], with an alignment (a power of two; at least 64 is used).
 pub fn alloc_aligned(size: usize, align: usize, kind: Kind) -> *mut u8 {
+    alloc_in(domain::current(), size, align, kind)
+}
+
+/// As [`alloc_aligned`], in domain `domain`'s window (None: the kernel
+/// heap): the current domain's is charged as `kmalloc` (it fails past its
+/// limit); another's — the kernel allocating on its behalf — only if it is
+/// under its limit, else nothing is allocated.
+pub fn alloc_in(domain: Option<usize>, size: usize, align: usize, kind: Kind) -> *mut u8 {
     if size == 0 || size > MAX {
         return core::ptr::null_mut();
     }
@@ -52,10 +60,13 @@ pub fn alloc_aligned(size: usize, align: usize, kind: Kind) -> *mut u8 {
     // Whole multiples of the alignment: blocks then tile the heap, leaving
     // no holes too small for the next block for first fit to walk past.
     let size = size.next_multiple_of(align);
-    let domain = domain::current();
     let p = match domain {
         Some(id) => {
-            domain::charge("kmalloc", Resource::HeapBlock);
+            if domain == domain::current() {
+                domain::charge("kmalloc", Resource::HeapBlock);
+            } else if !domain::try_charge(id, Resource::HeapBlock) {
+                return core::ptr::null_mut();
+            }
             let p = domain::alloc(id, size, align);
             if p.is_null() {
                 domain::uncharge(Some(id), Resource::HeapBlock);

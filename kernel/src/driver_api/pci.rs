@@ -140,6 +140,10 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
         if let Some(slot) = domain.and_then(|d| PDEV_OF.get(d)) {
             slot.store(pdev as u64, core::sync::atomic::Ordering::Relaxed);
         }
+        if let Some(id) = domain {
+            // Its DMA reaches the domain's memory, from before the probe on.
+            crate::iommu::attach(f.bus, (f.dev << 3) | f.func, id);
+        }
         BINDINGS.lock().push(Binding {
             pdev,
             function: f,
@@ -159,6 +163,7 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
                 r
             );
             BINDINGS.lock().retain(|b| b.pdev != pdev);
+            crate::iommu::detach(f.bus, (f.dev << 3) | f.func);
             if let Some(slot) = domain.and_then(|d| PDEV_OF.get(d)) {
                 slot.store(0, core::sync::atomic::Ordering::Relaxed);
             }
@@ -174,18 +179,19 @@ pub unsafe extern "C" fn pci_register_driver(drv: *mut PciDriver) -> i32 {
 
 pub unsafe extern "C" fn pci_unregister_driver(drv: *mut PciDriver) {
     let me = domain::current();
-    let mine: Vec<(*mut PciDev, Option<Entry>)> = BINDINGS
+    let mine: Vec<(*mut PciDev, Option<Entry>, crate::pci::Function)> = BINDINGS
         .lock()
         .iter()
         .filter(|b| b.driver == drv as u64 && (me.is_none() || b.domain == me))
-        .map(|b| (b.pdev, b.remove))
+        .map(|b| (b.pdev, b.remove, b.function))
         .collect();
-    for (pdev, remove) in mine {
+    for (pdev, remove, f) in mine {
         if let Some(remove) = remove {
             // The driver's remove for a device it probed.
             let _ = domain::call(remove, &[pdev as u64]);
         }
         BINDINGS.lock().retain(|b| b.pdev != pdev);
+        crate::iommu::detach(f.bus, (f.dev << 3) | f.func);
         for slot in &PDEV_OF {
             let _ = slot.compare_exchange(
                 pdev as u64,
@@ -364,6 +370,7 @@ pub fn unbind_domain(domain: usize) -> usize {
     if let Some(slot) = PDEV_OF.get(domain) {
         slot.store(0, core::sync::atomic::Ordering::Relaxed);
     }
+    crate::iommu::detach_domain(domain);
     let mut b = BINDINGS.lock();
     let before = b.len();
     b.retain(|x| x.domain != Some(domain));

@@ -294,11 +294,12 @@ pub fn transmit(dev: *mut NetDevice, skb: *mut SkBuff) -> Result<(), NetError> {
     }
     let xmit = xmit.ok_or(NetError::NotSupported)?;
     // The driver's ndo_start_xmit with a live skb it now holds, whose buffer
-    // it may map for the device during the call.
+    // lies in its RAM (where its device can reach it).
+    if !skb::rehome(skb, xmit.domain()) {
+        return Err(NetError::Busy);
+    }
     skb::hand_to(skb, Some(xmit.domain()));
-    let grant = skb::Grant::new(skb, xmit.domain());
     let r = crate::domain::call(xmit, &[skb as u64, dev as u64]);
-    drop(grant);
     match r {
         Ok(r) if r as i32 == NETDEV_TX_OK => Ok(()),
         Ok(_) => {

@@ -5,9 +5,13 @@
 //! the struct, checks `data` and `len` against its own record when the driver
 //! hands the skb up (`netif_rx`), and reads a received frame through the
 //! snapshot it took then ([`payload`]). Only the holder of an skb may free it,
-//! grow it or hand it on; an skb the kernel built (in kernel memory) that it
-//! hands a driver to transmit has its buffer granted for that call
-//! ([`Grant`]): the driver may map it for the device's DMA then.
+//! grow it or hand it on.
+//!
+//! A buffer lives in the RAM of the domain driving the skb's device — the
+//! only memory that domain's device can reach through the IOMMU — even when
+//! the kernel builds the frame: its struct stays in kernel memory, its
+//! buffer is the domain's from the start (and moves, [`rehome`], if the
+//! frame goes to another domain, such as a recovered instance).
 //!
 //! Every operation a driver asks for is one lookup in the pool.
 
@@ -53,37 +57,6 @@ impl SkbError {
 /// skb → record.
 static POOL: IrqMutex<BTreeMap<u64, Record>> = IrqMutex::new(BTreeMap::new());
 
-/// The buffer of the skb a domain is transmitting, granted to it for the
-/// call (domain, head, end): see [`granted`].
-static GRANT: IrqMutex<Option<(usize, u64, u64)>> = IrqMutex::new(None);
-
-/// A grant of an skb's buffer to a domain for the duration of a call: the
-/// buffer of a kernel-built skb it is asked to transmit. Dropped, it ends.
-pub struct Grant(Option<(usize, u64, u64)>);
-
-impl Grant {
-    /// Grants `skb`'s buffer to `domain` until the grant is dropped.
-    pub fn new(skb: *const SkBuff, domain: usize) -> Grant {
-        let g = buffer(skb).map(|(head, size)| (domain, head, head + u64::from(size)));
-        let previous = core::mem::replace(&mut *GRANT.lock(), g);
-        Grant(previous)
-    }
-}
-
-impl Drop for Grant {
-    fn drop(&mut self) {
-        *GRANT.lock() = self.0;
-    }
-}
-
-/// Whether [ptr, ptr + len) lies in a buffer granted to the current domain.
-pub fn granted(ptr: u64, len: u64) -> bool {
-    let me = crate::domain::current();
-    GRANT.lock().is_some_and(|(d, head, end)| {
-        Some(d) == me && ptr >= head && ptr.checked_add(len).is_some_and(|e| e <= end)
-    })
-}
-
 /// Runs `f` on the record of `skb` if `holder` holds it.
 pub fn with_held<R>(
     skb: *const SkBuff,
@@ -96,12 +69,16 @@ pub fn with_held<R>(
     }
 }
 
-/// Allocates an skb with `size` bytes of buffer.
+/// Allocates an skb for `dev` with `size` bytes of buffer, the buffer in
+/// the RAM of the domain that registered `dev` (else the caller's).
 pub fn alloc(dev: *mut NetDevice, size: u32) -> *mut SkBuff {
     if size == 0 || size > 16384 {
         return core::ptr::null_mut();
     }
-    let head = mem::alloc(size as usize, Kind::Object);
+    let place = crate::net::domain_of(dev)
+        .flatten()
+        .or(crate::domain::current());
+    let head = mem::alloc_in(place, size as usize, 64, Kind::Object);
     if head.is_null() {
         return core::ptr::null_mut();
     }
@@ -134,6 +111,36 @@ pub fn alloc(dev: *mut NetDevice, size: u32) -> *mut SkBuff {
         },
     );
     skb
+}
+
+/// Moves the buffer of `skb` (held by the kernel) into `domain`'s RAM if
+/// it lies elsewhere, frame and all; false if the domain has no room.
+pub fn rehome(skb: *mut SkBuff, domain: usize) -> bool {
+    let Some((head, size)) = buffer(skb) else {
+        return false;
+    };
+    if mem::block(head as *const u8).is_some_and(|b| b.0 == Some(domain)) {
+        return true;
+    }
+    let fresh = mem::alloc_in(Some(domain), size as usize, 64, Kind::Object);
+    if fresh.is_null() {
+        return false;
+    }
+    // SAFETY: both buffers are live blocks of `size` bytes; the struct of a
+    // live skb the kernel holds is mapped and the kernel's to update.
+    unsafe {
+        core::ptr::copy_nonoverlapping(head as *const u8, fresh, size as usize);
+        let offset = ((*skb).data as u64).saturating_sub(head).min(u64::from(size));
+        (*skb).head = fresh;
+        (*skb).data = fresh.add(offset as usize);
+    }
+    if let Some(r) = POOL.lock().get_mut(&(skb as u64)) {
+        let offset = r.frame.0.saturating_sub(r.head);
+        r.head = fresh as u64;
+        r.frame.0 = fresh as u64 + offset;
+    }
+    mem::free(head as *const u8, Kind::Object);
+    true
 }
 
 /// Records that `domain` (None: the kernel) now holds `skb`.
