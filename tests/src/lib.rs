@@ -24,6 +24,18 @@ pub fn boot(
     modules: &[(&str, Vec<u8>)],
     timeout: Duration,
 ) -> qemu::Outcome {
+    boot_with(tag, cmdline, modules, timeout, |_| {})
+}
+
+/// [`boot`], with `configure` given the QEMU boot before it starts (a spare
+/// NIC, traffic dumps).
+pub fn boot_with(
+    tag: &str,
+    cmdline: &str,
+    modules: &[(&str, Vec<u8>)],
+    timeout: Duration,
+    configure: impl FnOnce(&mut qemu::Boot),
+) -> qemu::Outcome {
     let kernel = kernel();
     let archive =
         artifacts::boot_archive(tag, &kernel, modules).unwrap_or_else(|e| panic!("{e:#}"));
@@ -33,6 +45,7 @@ pub fn boot(
         format!("{cmdline} {}", archive.cmdline()),
     );
     b.timeout = timeout;
+    configure(&mut b);
     qemu::run(&b).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
@@ -93,6 +106,21 @@ pub fn kernel_static(part: &str) -> u64 {
         .find(|s| s.name().is_ok_and(|n| n.contains(part)))
         .unwrap_or_else(|| panic!("no kernel symbol containing {part}"))
         .address()
+}
+
+/// `len` bytes of the kernel image at virtual address `addr`, as the ELF
+/// holds them (code and read-only data are what the kernel runs with).
+pub fn kernel_bytes(addr: u64, len: usize) -> Vec<u8> {
+    use object::{Object, ObjectSection};
+    let bytes = std::fs::read(kernel()).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let section = file
+        .sections()
+        .find(|s| addr >= s.address() && addr + len as u64 <= s.address() + s.size())
+        .unwrap_or_else(|| panic!("no kernel section holds {addr:#x}"));
+    let data = section.data().unwrap();
+    let at = (addr - section.address()) as usize;
+    data[at..at + len].to_vec()
 }
 
 /// nooks-cc's options for `--isolation sfi` (the default policy).
