@@ -162,7 +162,10 @@ unsafe extern "C" {
 }
 
 #[repr(C)]
+/// A 64-bit gate descriptor, in the order the CPU reads it; 16-byte
+/// aligned, as Intel recommends for the IDT (so the table is too).
 #[derive(Clone, Copy)]
+#[repr(C, align(16))]
 struct Gate {
     offset_low: u16,
     selector: u16,
