@@ -79,6 +79,9 @@ impl Outcome {
     }
 }
 
+/// The cause the kernel reports when the IOMMU refused a device's DMA.
+const DMA_CAUSE: &str = "DMA outside the domain";
+
 /// The frames a window can lose in one outage: the workload's window.
 const WINDOW: u64 = 64;
 
@@ -309,6 +312,19 @@ impl Campaign {
             .count()
     }
 
+    /// Detected faults whose cause was the IOMMU refusing the device's DMA.
+    pub fn dma_faults(&self, mechanism: &str) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| {
+                r.mechanism == mechanism
+                    && r.cause
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with(DMA_CAUSE))
+            })
+            .count()
+    }
+
     /// Recovered as a share of detected faults, per mechanism.
     pub fn recovered_share(&self, mechanism: &str) -> f64 {
         let rec = self.count(mechanism, Outcome::Recovered);
@@ -339,6 +355,11 @@ impl Campaign {
             }
             t.push('\n');
         }
+        t.push_str(&format!("  {:<36}", "detected: DMA outside the domain"));
+        for m in MECHANISMS {
+            t.push_str(&format!(" {:>7}", self.dma_faults(m)));
+        }
+        t.push('\n');
         t.push_str(&format!("  {:<36}", "recovered, % of detected"));
         for m in MECHANISMS {
             let r = self.recovered_share(m);
@@ -361,6 +382,7 @@ impl Campaign {
                 "runs": self.total(m),
                 "outcomes": OUTCOMES.iter().map(|o| json!({"outcome": o.name(), "count": self.count(m, *o)})).collect::<Vec<_>>(),
                 "recovered_share_of_detected": self.recovered_share(m),
+                "dma_outside_the_domain": self.dma_faults(m),
             })).collect::<Vec<_>>(),
             "runs": self.runs.iter().map(|r| json!({
                 "mechanism": r.mechanism, "kind": r.kind.name(), "seed": r.seed, "site": r.site,
