@@ -53,7 +53,13 @@ pub struct Comparison {
     pub wall: Vec<Value>,
     /// Host-native rewrite report (JSON of [`crate::rewrite::print`]).
     pub host: Option<Value>,
+    /// `bench` records of the counted boots with the IOMMU off and strict
+    /// (per mechanism, [`IOMMU_MODES`] order); `counted` has it on.
+    pub iommu: Vec<[Vec<Value>; 2]>,
 }
+
+/// The IOMMU modes the comparison boots besides the default (`on`).
+pub const IOMMU_MODES: [&str; 2] = ["off", "strict"];
 
 /// Builds the subjects: the original object, and the SFI rewrite.
 fn subjects() -> Result<Vec<Subject>> {
@@ -138,33 +144,24 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
     // the same at every run, whatever else the host runs) and one that
     // receives a stream the host feeds (idle time then passes at the host's
     // pace, so how many frames an interrupt reaps varies a little).
+    // Then the local workloads again with the IOMMU off and strict: what
+    // confining DMA costs.
     let parts: [(&str, usize); 2] = [("", 8), ("only=rx feed=on", 3)];
-    let counted: Vec<Result<Vec<Value>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = subjects
+    let boots: Vec<(&Subject, String, usize)> = subjects
+        .iter()
+        .flat_map(|s| parts.iter().map(move |&(extra, want)| (s, extra.to_string(), want)))
+        .chain(subjects.iter().flat_map(|s| {
+            IOMMU_MODES
+                .iter()
+                .map(move |m| (s, format!("iommu={m}"), parts[0].1))
+        }))
+        .collect();
+    let results: Vec<Result<Vec<Value>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = boots
             .iter()
-            .flat_map(|s| parts.iter().map(move |part| (s, part)))
-            .map(|(s, &(extra, want))| {
+            .map(|(s, extra, want)| {
                 let kernel = &kernel;
-                scope.spawn(move || {
-                    let mode = format!("mode=bench {extra} frames={}", plan.frames);
-                    let out = boot_one(kernel, s, &mode, true, plan.timeout)?;
-                    let records: Vec<Value> = serial::records(&out.log)
-                        .into_iter()
-                        .filter(|r| r["nooks"] == "bench")
-                        .collect();
-                    if records.len() != want {
-                        bail!(
-                            "{} ({mode}): {} bench records, want {want}\n{}",
-                            s.mechanism,
-                            records.len(),
-                            out.log
-                        );
-                    }
-                    if let Some(bad) = records.iter().find(|r| r["ok"] != true) {
-                        bail!("{}: workload failed: {bad}\n{}", s.mechanism, out.log);
-                    }
-                    Ok(records)
-                })
+                scope.spawn(move || counted_boot(kernel, s, extra, *want, plan))
             })
             .collect();
         handles
@@ -175,14 +172,18 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
             })
             .collect()
     });
+    let mut results = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let iommu_records = results.split_off(subjects.len() * parts.len());
     // Each mechanism's boots (in `parts` order), as one list of records.
-    let counted: Vec<Vec<Value>> = counted
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?
+    let counted: Vec<Vec<Value>> = results
         .chunks(parts.len())
         .map(|boots| boots.concat())
         .collect();
-    step("counted boots (QEMU -icount): none, mmu, sfi");
+    let iommu = iommu_records
+        .chunks(IOMMU_MODES.len())
+        .map(|b| [b[0].clone(), b[1].clone()])
+        .collect();
+    step("counted boots (QEMU -icount): none, mmu, sfi; IOMMU off, on, strict");
     // Wall-clock boots one at a time: they measure (emulated) time.
     let mut wall = Vec::new();
     for s in &subjects {
@@ -202,7 +203,76 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
         instructions,
         wall,
         host: None,
+        iommu,
     })
+}
+
+/// One counted (`-icount`) `mode=bench` boot with `extra` on the command
+/// line: its `bench` records, `want` of them, every one ok.
+fn counted_boot(
+    kernel: &PathBuf,
+    s: &Subject,
+    extra: &str,
+    want: usize,
+    plan: &Plan,
+) -> Result<Vec<Value>> {
+    let mode = format!("mode=bench {extra} frames={}", plan.frames);
+    let out = boot_one(kernel, s, &mode, true, plan.timeout)?;
+    let records: Vec<Value> = serial::records(&out.log)
+        .into_iter()
+        .filter(|r| r["nooks"] == "bench")
+        .collect();
+    if records.len() != want {
+        bail!(
+            "{} ({mode}): {} bench records, want {want}\n{}",
+            s.mechanism,
+            records.len(),
+            out.log
+        );
+    }
+    if let Some(bad) = records.iter().find(|r| r["ok"] != true) {
+        bail!("{}: workload failed: {bad}\n{}", s.mechanism, out.log);
+    }
+    Ok(records)
+}
+
+/// The IOMMU's cost on one workload under one mechanism (index into
+/// [`MECHANISMS`]): per operation under off, on and strict, with the
+/// invalidations and DMA pages (un)mapped per operation under strict.
+#[derive(Debug, Clone)]
+pub struct IommuRow {
+    /// Workload label.
+    pub label: String,
+    /// Mechanism.
+    pub mechanism: &'static str,
+    /// Cost per operation: off, on, strict.
+    pub cost: [f64; 3],
+    /// Invalidations per operation under strict.
+    pub invalidations: f64,
+    /// Pages mapped plus unmapped per operation under strict.
+    pub dma_pages: f64,
+}
+
+impl Comparison {
+    /// The IOMMU table: txrx at each size, per mechanism.
+    pub fn iommu_rows(&self) -> Vec<IommuRow> {
+        let mut rows = Vec::new();
+        for (i, m) in MECHANISMS.iter().enumerate() {
+            for size in [64, 512, 1514] {
+                let on = find(&self.counted[i], "txrx", size);
+                let off = find(&self.iommu[i][0], "txrx", size);
+                let strict = find(&self.iommu[i][1], "txrx", size);
+                rows.push(IommuRow {
+                    label: format!("txrx {size}"),
+                    mechanism: m,
+                    cost: [off, on, strict].map(|r| r.map_or(f64::NAN, per_op)),
+                    invalidations: strict.map_or(f64::NAN, |r| per_op_of(r, "invalidations")),
+                    dma_pages: strict.map_or(f64::NAN, |r| per_op_of(r, "dma_pages")),
+                });
+            }
+        }
+        rows
+    }
 }
 
 /// Per-operation cost of one `bench` record: (cycles − idle) / ops.

@@ -21,7 +21,8 @@
 //! A DMA outside the tables is recorded by the unit; [`poll`] (every timer
 //! tick) reads the records and fails the domain of the device that made it
 //! with "DMA outside the domain" and the address, and recovery gives the
-//! fresh instance fresh tables. A failing domain's devices are detached at
+//! fresh instance fresh tables (under `none`, the baseline, the fault is
+//! logged and the driver goes on, as a native kernel's IOMMU driver does). A failing domain's devices are detached at
 //! once. The granularity is a page: a buffer shares its pages' fate with
 //! whatever else of the domain's lies in them.
 
@@ -359,6 +360,15 @@ pub fn poll() {
         let what = if r.read { "read" } else { "write" };
         let (bus, dev, func) = (r.source >> 8, (r.source >> 3) & 31, r.source & 7);
         match domain {
+            // No isolation: a native kernel's IOMMU driver logs the fault
+            // (the device's access was refused all the same) and goes on.
+            Some(id) if crate::domain::mechanism_of(id) == crate::domain::Mechanism::None => {
+                crate::warn!(
+                    "{bus:02x}:{dev:02x}.{func} (domain {id}, no isolation) {what} of {:#x} refused (reason {:#x})",
+                    r.address,
+                    r.reason
+                );
+            }
             Some(id) if !crate::domain::failed(id) => {
                 crate::warn!(
                     "{bus:02x}:{dev:02x}.{func} (domain {id}) {what} of {:#x} refused (reason {:#x})",
