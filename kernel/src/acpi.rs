@@ -63,7 +63,7 @@ unsafe impl AcpiTable for Dmar {
 }
 
 /// A DMA remapping hardware unit (a DRHD structure).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RemappingUnit {
     /// Physical base of its registers.
     pub registers: u64,
@@ -71,6 +71,34 @@ pub struct RemappingUnit {
     pub segment: u16,
     /// It serves every device of the segment no other unit lists.
     pub include_all: bool,
+    /// Its device scopes, if it lists them.
+    pub scopes: Vec<Scope>,
+}
+
+/// A DRHD device scope: a PCI endpoint or bridge (one path step: the
+/// device and function on the start bus), an I/O APIC, an HPET.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    /// 1: PCI endpoint; 2: PCI sub-hierarchy (a bridge and what is behind
+    /// it); 3: I/O APIC; 4: HPET.
+    pub kind: u8,
+    /// Start bus.
+    pub bus: u8,
+    /// Device and function of the path's first step.
+    pub devfn: (u8, u8),
+}
+
+impl RemappingUnit {
+    /// Whether the unit translates PCI function `bus:dev.func`: it includes
+    /// all, or lists it, or lists a bridge it could sit behind.
+    pub fn serves(&self, bus: u8, dev: u8, func: u8) -> bool {
+        self.include_all
+            || self.scopes.iter().any(|s| match s.kind {
+                1 => s.bus == bus && s.devfn == (dev, func),
+                2 => bus > s.bus,
+                _ => false,
+            })
+    }
 }
 
 /// Why no remapping unit was found.
@@ -125,10 +153,27 @@ pub fn remapping_units(rsdp: u64) -> Result<Vec<RemappingUnit>, AcpiError> {
             }
             let mut base = [0u8; 8];
             base.copy_from_slice(&bytes[at + 8..at + 16]);
+            // Device scopes: type, length, flags, reserved, enumeration id,
+            // start bus, then the path (device, function pairs).
+            let mut scopes = Vec::new();
+            let mut o = at + 16;
+            while o + 6 <= at + len {
+                let scope_len = usize::from(bytes[o + 1]);
+                if scope_len < 8 || o + scope_len > at + len {
+                    return Err(AcpiError::Truncated(o));
+                }
+                scopes.push(Scope {
+                    kind: bytes[o],
+                    bus: bytes[o + 5],
+                    devfn: (bytes[o + 6], bytes[o + 7]),
+                });
+                o += scope_len;
+            }
             units.push(RemappingUnit {
                 registers: u64::from_le_bytes(base),
                 segment: u16_at(at + 6),
                 include_all: bytes[at + 4] & 1 != 0,
+                scopes,
             });
         }
         at += len;

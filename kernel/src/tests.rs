@@ -308,3 +308,38 @@ ktest! {
         Ok(())
     }
 }
+
+ktest! {
+    fn the_dma_remapping_unit_is_found_and_on() {
+        let units = crate::acpi::remapping_units(crate::boot_info().rsdp)
+            .map_err(|e| alloc::format!("{e}"))?;
+        crate::info!("DMA remapping units: {:?}", units);
+        kassert!(units.iter().any(|u| u.segment == 0), "no unit for segment 0: {:?}", units);
+        for f in pci::functions().iter().filter(|f| f.vendor == 0x8086 && f.device == 0x100e) {
+            kassert!(units.iter().any(|u| u.serves(f.bus, f.dev, f.func)),
+                "the e1000 at {:02x}:{:02x}.{} is outside every unit's scope", f.bus, f.dev, f.func);
+        }
+        kassert!(crate::iommu::mode() == crate::iommu::Mode::On, "iommu mode {:?} by default", crate::iommu::mode());
+        Ok(())
+    }
+}
+
+ktest! {
+    fn io_page_tables_map_translate_unmap() {
+        use crate::iommu::vtd::{PageTable, IOVA_LIMIT};
+        let mut t = PageTable::new(false).map_err(|e| alloc::format!("{e}"))?;
+        let frame = frames::alloc_frame().ok_or("no frame")?;
+        let iova = 0x4321_5000;
+        kassert!(t.translate(iova).is_none(), "an empty table translates {:#x}", iova);
+        t.map(iova, frame).map_err(|e| alloc::format!("{e}"))?;
+        kassert!(t.translate(iova + 0x18) == Some(frame + 0x18), "{:#x} -> {:?}", iova, t.translate(iova + 0x18));
+        kassert!(t.translate(iova + 0x1000).is_none(), "the next page is mapped too");
+        kassert!(t.map(IOVA_LIMIT, frame).is_err(), "a bus address past 39 bits was mapped");
+        t.unmap(iova);
+        kassert!(t.translate(iova).is_none(), "still mapped after unmap");
+        t.free();
+        // SAFETY: our frame, never handed to a device.
+        unsafe { frames::free_frame(frame) };
+        Ok(())
+    }
+}

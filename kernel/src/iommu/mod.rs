@@ -100,6 +100,8 @@ struct Space {
 
 struct Iommu {
     unit: Unit,
+    /// What ACPI says of it (the devices it translates for).
+    described: crate::acpi::RemappingUnit,
     spaces: BTreeMap<usize, Space>,
     /// Attached functions: source id → domain.
     devices: BTreeMap<u16, usize>,
@@ -134,7 +136,7 @@ pub fn init(cmdline: &str, rsdp: u64) {
             return;
         }
     };
-    let Some(first) = units.iter().find(|u| u.segment == 0) else {
+    let Some(first) = units.into_iter().find(|u| u.segment == 0) else {
         crate::warn!("no remapping unit for PCI segment 0; device DMA is not confined");
         return;
     };
@@ -151,13 +153,18 @@ pub fn init(cmdline: &str, rsdp: u64) {
         Ok(unit) => {
             let (cap, ecap) = unit.capabilities();
             crate::info!(
-                "VT-d at {:#x} (cap {cap:#x} ecap {ecap:#x}{}), mode {}: each device reaches only its domain's memory",
+                "VT-d at {:#x} (cap {cap:#x} ecap {ecap:#x}, {}), mode {}: each device reaches only its domain's memory",
                 first.registers,
-                if first.include_all { ", all devices" } else { "" },
+                if first.include_all {
+                    alloc::string::String::from("all devices")
+                } else {
+                    alloc::format!("{} device scopes", first.scopes.len())
+                },
                 wanted.name()
             );
             *IOMMU.lock() = Some(Iommu {
                 unit,
+                described: first,
                 spaces: BTreeMap::new(),
                 devices: BTreeMap::new(),
             });
@@ -210,6 +217,14 @@ pub fn attach(bus: u8, devfn: u8, id: usize) {
     let mut guard = IOMMU.lock();
     let Some(m) = guard.as_mut() else { return };
     let sid = source(bus, devfn);
+    if !m.described.serves(bus, devfn >> 3, devfn & 7) {
+        crate::error!(
+            "{bus:02x}:{:02x}.{} is outside the remapping unit's scope: its DMA is not confined",
+            devfn >> 3,
+            devfn & 7
+        );
+        return;
+    }
     let r = m
         .space(id)
         .map(|s| (s.tables.root(), s.did))

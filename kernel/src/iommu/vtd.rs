@@ -166,6 +166,14 @@ impl PageTable {
         }
     }
 
+    /// Where the page at `iova` leads, if it is mapped.
+    pub fn translate(&mut self, iova: u64) -> Option<u64> {
+        let entry = self.leaf(iova, false).ok()??;
+        // SAFETY: a last-level entry of our tables.
+        let e = unsafe { core::ptr::read_volatile(entry) };
+        (e & (READ | WRITE) != 0).then_some((e & 0x000f_ffff_ffff_f000) | (iova & (PAGE_SIZE - 1)))
+    }
+
     /// Gives the tables' frames back (no context entry may point at them).
     pub fn free(self) {
         for f in self.frames {
