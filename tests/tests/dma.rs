@@ -213,3 +213,36 @@ fn without_the_iommu_tx_dma_leaks_the_kernel() {
         );
     }
 }
+
+/// Under `strict` the kernel tracks every mapping, so a driver unmapping one
+/// twice (which could take a page from under another mapping) fails; under
+/// `on` nothing is tracked and the second unmap does nothing.
+#[test]
+fn unmapping_twice_fails_the_domain_under_strict_mappings() {
+    let e1000 = std::fs::read(artifacts::build_driver("e1000").unwrap()).unwrap();
+    let bad = test_driver_with("dma/unmap_twice", &[]);
+    for iommu in ["strict", "on"] {
+        let out = boot_with(
+            &format!("dma-unmap-twice-{iommu}"),
+            &format!("mode=net frames=200 recover=off iommu={iommu}"),
+            &[("e1000.o", e1000.clone()), ("x_unmap_twice.o", bad.clone())],
+            Duration::from_secs(120),
+            |_| {},
+        );
+        if out.verdict != Verdict::Success || records_of(&out.log, "alive").len() != 1 {
+            fail_with_log(&out, "the kernel must survive the driver");
+        }
+        let faults = records_of(&out.log, "fault");
+        let ok = match iommu {
+            "strict" => {
+                faults.len() == 1
+                    && faults[0]["cause"]
+                        == "api: dma_unmap_single(addr): not a DMA mapping of this domain"
+            }
+            _ => faults.is_empty() && out.log.contains("unmap_twice: unmapped twice"),
+        };
+        if !ok {
+            fail_with_log(&out, &format!("iommu={iommu}: {faults:?}"));
+        }
+    }
+}
