@@ -22,18 +22,17 @@ static u8 __iomem *hw;
 static inline void wr(u32 reg, u32 v) { writel(v, hw + reg); }
 static inline u32 rd(u32 reg) { return readl(hw + reg); }
 
-/* Enables the device (bus mastering on), maps its registers, resets it and
- * sets its link up; 0 or an error. */
-static int bring_up(struct pci_dev *pdev)
+/* Enables the device (bus mastering on), maps its registers, resets it,
+ * sets its link up, and allocates a ring of `size` bytes of coherent memory
+ * (its bus address in *ring_dma); the ring, or NULL. */
+static void *bring_up(struct pci_dev *pdev, size_t size, dma_addr_t *ring_dma)
 {
-	int err = pci_enable_device(pdev);
-
-	if (err)
-		return err;
+	if (pci_enable_device(pdev))
+		return NULL;
 	pci_set_master(pdev);
 	hw = ioremap(pci_resource_start(pdev, 0), pci_resource_len(pdev, 0));
 	if (!hw)
-		return -ENOMEM;
+		return NULL;
 	wr(E1000_IMC, 0xffffffff);
 	wr(E1000_RCTL, 0);
 	wr(E1000_TCTL, E1000_TCTL_PSP);
@@ -41,7 +40,7 @@ static int bring_up(struct pci_dev *pdev)
 	mdelay(1);
 	wr(E1000_IMC, 0xffffffff);
 	wr(E1000_CTRL, rd(E1000_CTRL) | E1000_CTRL_SLU | E1000_CTRL_ASDE);
-	return 0;
+	return dma_alloc_coherent(pdev, size, ring_dma, GFP_KERNEL);
 }
 
 #define SPARE_NIC_DRIVER(probe_fn)                                                               \

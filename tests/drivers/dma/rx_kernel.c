@@ -5,14 +5,11 @@
 
 static int probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
-	struct e1000_rx_desc *ring;
 	dma_addr_t ring_dma;
-	int i, err = bring_up(pdev);
+	struct e1000_rx_desc *ring = bring_up(pdev, RING * sizeof(*ring), &ring_dma);
+	int i;
 
 	(void)id;
-	if (err)
-		return err;
-	ring = dma_alloc_coherent(pdev, RING * sizeof(*ring), &ring_dma, GFP_KERNEL);
 	if (!ring)
 		return -ENOMEM;
 	for (i = 0; i < RING; i++) {

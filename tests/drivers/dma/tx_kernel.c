@@ -6,14 +6,10 @@
 
 static int probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
-	struct e1000_tx_desc *ring;
 	dma_addr_t ring_dma;
-	int err = bring_up(pdev);
+	struct e1000_tx_desc *ring = bring_up(pdev, RING * sizeof(*ring), &ring_dma);
 
 	(void)id;
-	if (err)
-		return err;
-	ring = dma_alloc_coherent(pdev, RING * sizeof(*ring), &ring_dma, GFP_KERNEL);
 	if (!ring)
 		return -ENOMEM;
 	ring[0].buffer_addr = DMA_TARGET; /* where a mapped skb belongs */
