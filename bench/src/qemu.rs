@@ -113,7 +113,8 @@ pub fn accel_args() -> Vec<String> {
     if kvm {
         vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]
     } else {
-        vec!["-accel".into(), "tcg".into(), "-cpu".into(), "max".into()]
+        // `max` with protection keys for supervisor pages (the pks mechanism).
+        vec!["-accel".into(), "tcg".into(), "-cpu".into(), "max,+pks".into()]
     }
 }
 

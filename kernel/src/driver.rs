@@ -324,7 +324,7 @@ fn metadata(object: &Object<'_>) -> Result<Metadata, DriverError> {
         None => None,
         Some(name) => Some(Mechanism::parse(name).ok_or_else(|| {
             DriverError::Metadata(alloc::format!(
-                "unknown isolation={name} (none, mmu or sfi)"
+                "unknown isolation={name} (none, mmu, pks or sfi)"
             ))
         })?),
     };
@@ -392,7 +392,7 @@ fn metadata(object: &Object<'_>) -> Result<Metadata, DriverError> {
         }
         Some(Mechanism::Sfi) => Mechanism::Sfi,
         Some(_) => match forced {
-            Some(Mechanism::Mmu) => Mechanism::Mmu,
+            Some(m @ (Mechanism::Mmu | Mechanism::Pks)) => m,
             _ => Mechanism::None,
         },
     };

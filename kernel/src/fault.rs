@@ -219,6 +219,8 @@ fn redirect(tf: &mut TrapFrame, fault: Fault) -> bool {
     // Catch frames are armed on the kernel's tables: resume there, whatever
     // domain's tables the fault hit in.
     let kernel_cr3 = crate::arch::KERNEL_CR3.load(Ordering::SeqCst);
+    // The kernel's rights too (an interrupted `pks` domain's are not).
+    tf.pkrs = 0;
     if kernel_cr3 != 0 {
         tf.cr3 = kernel_cr3;
     }

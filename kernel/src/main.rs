@@ -82,6 +82,7 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         .unwrap_or_else(|e| panic!("bad PVH start info: {e:?}"));
     memory::init(&boot);
     let pcid = cmdline::get(boot.cmdline(), "pcid") != Some("off") && arch::enable_pcid();
+    let pks = domain::pks::init();
     *BOOT_INFO.lock() = Some(boot);
     timer::init();
     arch::interrupts_enable();
@@ -109,6 +110,14 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
             "on (CR3 loads keep the TLB)"
         } else {
             "off (every CR3 load flushes the TLB)"
+        }
+    );
+    info!(
+        "PKS: {}",
+        if pks {
+            "on (pks domains: keys 1-14, landing pads key 15)"
+        } else {
+            "not offered by this CPU (no pks domains)"
         }
     );
     let modules = modules::init(&boot);

@@ -16,11 +16,6 @@ use core::mem::size_of;
 #[derive(Debug, Clone, Copy)]
 #[allow(missing_docs)]
 pub struct TrapFrame {
-    /// Keeps the `fxsave` area below 16-byte aligned.
-    pub _pad: u64,
-    /// The interrupted context's CR3, loaded again by `iretq`'s path: an
-    /// interrupt inside an MMU domain runs its handler on the kernel's tables.
-    pub cr3: u64,
     pub r15: u64,
     pub r14: u64,
     pub r13: u64,
@@ -32,6 +27,13 @@ pub struct TrapFrame {
     pub rbp: u64,
     pub rdi: u64,
     pub rsi: u64,
+    /// The interrupted context's IA32_PKRS (0 outside `pks` domains),
+    /// loaded again on the way out: an interrupt inside a `pks` domain runs
+    /// its handler with the kernel's rights.
+    pub pkrs: u64,
+    /// The interrupted context's CR3, loaded again by `iretq`'s path: an
+    /// interrupt inside an MMU domain runs its handler on the kernel's tables.
+    pub cr3: u64,
     pub rdx: u64,
     pub rcx: u64,
     pub rbx: u64,
@@ -48,14 +50,16 @@ pub struct TrapFrame {
 }
 
 // On entry the path also loads the kernel's CR3 if the interrupted context ran
-// on another (an MMU domain's) and restores it on the way out. The CPU pushes
-// the interrupt frame on the IST stack the TSS names, which an MMU domain's
-// tables must map writable (the push happens before any kernel code runs);
-// so that stack is only a landing pad: right after switching to the
-// kernel's tables the path copies the frame (and the three registers it
-// saved there) to the slot's own stack, at the same offset in a region no
-// domain can write (`gdt::IST_FRAME_DELTA` away), and runs the handler there.
-// A driver that writes the landing pads later changes nothing the kernel
+// on another (an MMU domain's), and the kernel's protection-key rights if it
+// ran under a `pks` domain's, and restores both on the way out. The CPU
+// pushes the interrupt frame on the IST stack the TSS names, which an MMU
+// domain's tables map writable and every `pks` domain's rights leave
+// writable (the push happens before any kernel code runs); so that stack is
+// only a landing pad: right after switching to the kernel's tables and
+// rights the path copies the frame (and the registers, CR3 and PKRS it saved
+// there) to the slot's own stack, at the same offset in a region no domain
+// can write (`gdt::IST_FRAME_DELTA` away), and runs the handler there. A
+// driver that writes the landing pads later changes nothing the kernel
 // reads back: no interrupted context's registers or return frame live there.
 // Vectors whose exceptions push an error code: 8, 10-14, 17, 21, 29, 30.
 global_asm!(
@@ -86,6 +90,7 @@ isr_common:
     push %rax
     push %rbx
     push %rcx
+    push %rdx
     mov %cr3, %rax
     mov {kernel_cr3}(%rip), %rbx
     test %rbx, %rbx
@@ -96,13 +101,28 @@ isr_common:
     mov %rbx, %cr3
     lock incq {cr3_writes}(%rip)
 1:
+    push %rax
+    xor %eax, %eax
+    cmpb $0, NOOKS_PKS_IN_USE(%rip)
+    je 3f
+    mov ${msr_pkrs}, %ecx
+    rdmsr
+    test %eax, %eax
+    jz 3f
+    mov %eax, %ebx
+    xor %eax, %eax
+    xor %edx, %edx
+    wrmsr
+    lock incq {pkrs_writes}(%rip)
+    mov %ebx, %eax
+3:
+    push %rax
     mov %rsp, %rbx
     add {delta}(%rip), %rsp
-    .irp off, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72
+    .irp off, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96
     mov \off(%rbx), %rcx
     mov %rcx, \off(%rsp)
     .endr
-    push %rdx
     push %rsi
     push %rdi
     push %rbp
@@ -114,23 +134,13 @@ isr_common:
     push %r13
     push %r14
     push %r15
-    push %rax
-    push %rax
     sub $512, %rsp
     fxsave (%rsp)
     lea 512(%rsp), %rdi
     cld
     call interrupt_dispatch
     fxrstor (%rsp)
-    add $520, %rsp
-    pop %rax
-    mov %cr3, %rbx
-    cmp %rax, %rbx
-    je 2f
-    lock incq {cr3_writes}(%rip)
-    or {noflush}(%rip), %rax
-    mov %rax, %cr3
-2:
+    add $512, %rsp
     pop %r15
     pop %r14
     pop %r13
@@ -142,6 +152,22 @@ isr_common:
     pop %rbp
     pop %rdi
     pop %rsi
+    pop %rax
+    test %eax, %eax
+    jz 4f
+    lock incq {pkrs_writes}(%rip)
+    mov ${msr_pkrs}, %ecx
+    xor %edx, %edx
+    wrmsr
+4:
+    pop %rax
+    mov %cr3, %rbx
+    cmp %rax, %rbx
+    je 2f
+    lock incq {cr3_writes}(%rip)
+    or {noflush}(%rip), %rax
+    mov %rax, %cr3
+2:
     pop %rdx
     pop %rcx
     pop %rbx
@@ -153,6 +179,8 @@ isr_common:
     kernel_cr3 = sym super::KERNEL_CR3,
     noflush = sym super::CR3_NOFLUSH,
     cr3_writes = sym crate::domain::mmu::CR3_WRITES,
+    pkrs_writes = sym crate::domain::pks::PKRS_WRITES,
+    msr_pkrs = const super::MSR_PKRS,
     delta = sym super::gdt::IST_FRAME_DELTA,
     options(att_syntax)
 );

@@ -32,6 +32,47 @@ pub fn enable_pcid() -> bool {
     true
 }
 
+/// CR4.PKS: protection keys for supervisor pages.
+const CR4_PKS: u64 = 1 << 24;
+/// IA32_PKRS: the supervisor protection-key rights (two bits per key:
+/// access disable, write disable).
+pub const MSR_PKRS: u32 = 0x6e1;
+
+/// Whether the CPU has protection keys for supervisor pages
+/// (CPUID.(EAX=7,ECX=0):ECX[31]).
+pub fn has_pks() -> bool {
+    cpuid(0).0 >= 7 && cpuid(7).2 & (1 << 31) != 0
+}
+
+/// Turns protection keys for supervisor pages on (with IA32_PKRS 0: every
+/// key allows everything, so nothing changes until a domain's rights are
+/// loaded); false if the CPU has none.
+pub fn enable_pks() -> bool {
+    if !has_pks() {
+        return false;
+    }
+    // SAFETY: PKRS 0 grants every access, so the kernel's own accesses are
+    // unaffected by turning the feature on.
+    unsafe {
+        wrmsr(MSR_PKRS, 0);
+        write_cr4(cr4() | CR4_PKS);
+    }
+    true
+}
+
+/// Writes a model-specific register.
+///
+/// # Safety
+/// `msr` exists and `value` is valid for it; what it changes is the
+/// caller's to vouch for.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: per the caller.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nostack, preserves_flags))
+    };
+}
+
 /// Reads a byte from an I/O port.
 ///
 /// # Safety

@@ -40,6 +40,12 @@ static NOOKS_GATE_TOP: AtomicU64 = AtomicU64::new(0);
 /// return to: the tables of the MMU domain the kernel last entered.
 pub static DOMAIN_CR3: AtomicU64 = AtomicU64::new(0);
 
+/// The IA32_PKRS value the driver-to-kernel gates of `pks` domains return
+/// with: the rights of the `pks` domain the kernel last entered.
+#[unsafe(no_mangle)]
+pub static NOOKS_DOMAIN_PKRS: AtomicU64 = AtomicU64::new(0);
+pub use NOOKS_DOMAIN_PKRS as DOMAIN_PKRS;
+
 /// How many driver → kernel calls went through a gate.
 pub static EXITS: AtomicU64 = AtomicU64::new(0);
 
@@ -89,17 +95,25 @@ nooks_domain_call:
     push r14
     push r15
     sub rsp, 8
+    mov [rsp], r8
     mov r10, [rip + NOOKS_GATE_TOP]
     lea r11, [r10 + 8]
     mov [rip + NOOKS_GATE_TOP], r11
     mov [r10], rsp
-    mov rax, rdi
+    mov rbx, rdi
     mov r11, rsi
     mov r10, rcx
     test rdx, rdx
     jz 1f
     mov rsp, rdx
 1:
+    test r8, r8
+    jz 4f
+    mov eax, r8d
+    xor edx, edx
+    mov ecx, {msr_pkrs}
+    wrmsr
+4:
     mov rdi, [r11]
     mov rsi, [r11 + 8]
     mov rdx, [r11 + 16]
@@ -110,10 +124,20 @@ nooks_domain_call:
     jz 2f
     mov cr3, r10
 2:
-    call rax
+    call rbx
+    mov r12, rax
     pushfq
-    pop rdx
+    pop r13
     cld
+    mov r10, [rip + NOOKS_GATE_TOP]
+    mov rsp, [r10 - 8]
+    cmp qword ptr [rsp], 0
+    je 5f
+    xor eax, eax
+    xor edx, edx
+    mov ecx, {msr_pkrs}
+    wrmsr
+5:
     mov r11, [rip + {kernel_cr3}]
     mov r10, cr3
     cmp r10, r11
@@ -122,9 +146,10 @@ nooks_domain_call:
     mov cr3, r11
 3:
     mov r10, [rip + NOOKS_GATE_TOP]
-    mov rsp, [r10 - 8]
     sub r10, 8
     mov [rip + NOOKS_GATE_TOP], r10
+    mov rax, r12
+    mov rdx, r13
     add rsp, 8
     pop r15
     pop r14
@@ -138,10 +163,17 @@ nooks_domain_call:
     "#,
     kernel_cr3 = sym crate::arch::KERNEL_CR3,
     noflush = sym crate::arch::CR3_NOFLUSH,
+    msr_pkrs = const crate::arch::MSR_PKRS,
 );
 
 unsafe extern "C" {
-    fn nooks_domain_call(entry: u64, args: *const [u64; 6], stack: u64, cr3: u64) -> Returned;
+    fn nooks_domain_call(
+        entry: u64,
+        args: *const [u64; 6],
+        stack: u64,
+        cr3: u64,
+        pkrs: u64,
+    ) -> Returned;
 }
 
 /// Defines one driver → kernel gate per export: `nooks_gate_<name>` loads
@@ -185,10 +217,65 @@ macro_rules! kernel_gates {
             );
         )*
 
+        $(
+            core::arch::global_asm!(
+                ".pushsection .text.nooks_gate, \"ax\"",
+                concat!(".globl nooks_pkgate_", stringify!($name)),
+                concat!("nooks_pkgate_", stringify!($name), ":"),
+                // The kernel's rights first (eax, ecx, edx kept on the
+                // driver's stack, which its rights leave writable).
+                "push rax",
+                "push rcx",
+                "push rdx",
+                "xor eax, eax",
+                "xor edx, edx",
+                "mov ecx, {msr_pkrs}",
+                "wrmsr",
+                "pop rdx",
+                "pop rcx",
+                "pop rax",
+                "mov r10, [rip + NOOKS_GATE_TOP]",
+                "lea r10, [r10 + 8]",
+                "mov [rip + NOOKS_GATE_TOP], r10",
+                "pop qword ptr [r10 - 8]",
+                "lock inc qword ptr [rip + {exits}]",
+                "lock add qword ptr [rip + {pkrs_writes}], 2",
+                "cld",
+                "call {target}",
+                "mov r10, [rip + NOOKS_GATE_TOP]",
+                "push qword ptr [r10 - 8]",
+                "sub r10, 8",
+                "mov [rip + NOOKS_GATE_TOP], r10",
+                "mov r11, rax",
+                "mov eax, dword ptr [rip + NOOKS_DOMAIN_PKRS]",
+                "xor edx, edx",
+                "mov ecx, {msr_pkrs}",
+                "wrmsr",
+                "mov rax, r11",
+                "ret",
+                ".popsection",
+                target = sym $path,
+                msr_pkrs = const crate::arch::MSR_PKRS,
+                exits = sym $crate::domain::gate::EXITS,
+                pkrs_writes = sym $crate::domain::pks::PKRS_WRITES,
+            );
+        )*
+
         /// The gate through which an MMU domain calls export `name`.
         pub fn kernel_gate(name: &str) -> Option<u64> {
             unsafe extern "C" {
                 $(#[link_name = concat!("nooks_gate_", stringify!($name))] safe fn $name();)*
+            }
+            match name {
+                $(stringify!($name) => Some($name as *const () as u64),)*
+                _ => None,
+            }
+        }
+
+        /// The gate through which a `pks` domain calls export `name`.
+        pub fn kernel_pkgate(name: &str) -> Option<u64> {
+            unsafe extern "C" {
+                $(#[link_name = concat!("nooks_pkgate_", stringify!($name))] safe fn $name();)*
             }
             match name {
                 $(stringify!($name) => Some($name as *const () as u64),)*
@@ -200,18 +287,19 @@ macro_rules! kernel_gates {
 pub(crate) use kernel_gates;
 
 /// Calls driver code at `entry` with `args` (the System V integer argument
-/// registers), on `stack` (0: the current one) and page tables `cr3` (0: the
-/// current ones).
+/// registers), on `stack` (0: the current one), page tables `cr3` (0: the
+/// current ones) and protection-key rights `pkrs` (0: the kernel's).
 ///
 /// # Safety
 /// `entry` is driver code taking at most six integer arguments; `stack`, if
 /// not 0, is the 16-byte aligned top of a stack the domain owns; `cr3`, if not
-/// 0, is a domain's tables, which map `entry`, `stack` and the gates.
-pub unsafe fn call(entry: u64, args: &[u64; 6], stack: u64, cr3: u64) -> Returned {
+/// 0, is a domain's tables, which map `entry`, `stack` and the gates; `pkrs`,
+/// if not 0, leaves `stack` writable.
+pub unsafe fn call(entry: u64, args: &[u64; 6], stack: u64, cr3: u64, pkrs: u64) -> Returned {
     if NOOKS_GATE_TOP.load(Ordering::SeqCst) == 0 {
         set_top(base());
     }
-    // SAFETY: per the caller's contract; the gate restores the kernel's stack
-    // and tables before it returns.
-    unsafe { nooks_domain_call(entry, args, stack, cr3) }
+    // SAFETY: per the caller's contract; the gate restores the kernel's
+    // rights, stack and tables before it returns.
+    unsafe { nooks_domain_call(entry, args, stack, cr3, pkrs) }
 }

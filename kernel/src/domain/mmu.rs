@@ -35,6 +35,8 @@ pub enum SpaceError {
     Map(paging::MapError),
     /// No room for its stacks in its window.
     NoStack,
+    /// No protection key for a `pks` domain.
+    NoKey(super::pks::KeyError),
 }
 
 impl core::fmt::Display for SpaceError {
@@ -42,6 +44,7 @@ impl core::fmt::Display for SpaceError {
         match self {
             SpaceError::Map(e) => write!(f, "domain page tables: {e}"),
             SpaceError::NoStack => write!(f, "no room for the domain's stacks"),
+            SpaceError::NoKey(e) => write!(f, "{e}"),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod entry;
 pub mod gate;
 pub mod heap;
 pub mod mmu;
+pub mod pks;
 pub mod sfi;
 pub mod umem;
 
@@ -94,6 +95,8 @@ pub enum Mechanism {
     Sfi,
     /// Hardware page tables per domain.
     Mmu,
+    /// Protection keys for supervisor pages: one page table, a key per domain.
+    Pks,
 }
 
 impl Mechanism {
@@ -103,6 +106,7 @@ impl Mechanism {
             Mechanism::None => "none",
             Mechanism::Sfi => "sfi",
             Mechanism::Mmu => "mmu",
+            Mechanism::Pks => "pks",
         }
     }
 
@@ -112,6 +116,7 @@ impl Mechanism {
             "none" => Some(Mechanism::None),
             "sfi" => Some(Mechanism::Sfi),
             "mmu" => Some(Mechanism::Mmu),
+            "pks" => Some(Mechanism::Pks),
             _ => None,
         }
     }
@@ -206,6 +211,8 @@ pub struct Domain {
     entries: Option<Vec<String>>,
     /// Its address space, under `mmu`.
     space: Option<mmu::Space>,
+    /// Its protection key, under `pks`.
+    key: Option<u64>,
     heap: heap::Heap,
     mmio_next: u64,
     /// A rewritten object's `__nooks_esp` (its emulated stacks follow from
@@ -351,6 +358,7 @@ pub fn create(name: &str, mechanism: Mechanism) -> Option<Window> {
         ports: Vec::new(),
         entries: None,
         space: None,
+        key: None,
         heap: heap::Heap::default(),
         mmio_next: lo + RAM,
         esp: None,
@@ -408,6 +416,9 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
     }
     if d.mechanism == Mechanism::Mmu {
         d.space = Some(mmu::build(id, d.base, d.base + WINDOW)?);
+    }
+    if d.mechanism == Mechanism::Pks {
+        d.key = Some(pks::assign(d.base, d.base + WINDOW).map_err(mmu::SpaceError::NoKey)?);
     }
     Ok(())
 }
@@ -512,6 +523,9 @@ pub fn ioremap(id: usize, phys: u64, len: u64) -> Option<u64> {
         .ok()?;
     }
     d.mmio_next = va + (pages + 1) * PAGE_SIZE;
+    if let Some(key) = d.key {
+        pks::extend(va, va + pages * PAGE_SIZE, key);
+    }
     Some(va + (phys - first))
 }
 
@@ -614,13 +628,23 @@ pub fn misuse(export: &'static str, arg: &'static str, address: u64, why: &str) 
     abort(alloc::format!("api: {export}({arg}): {why}"), address);
 }
 
-/// Why a domain broke the rules at a return (checked by the MMU mechanism;
-/// rewritten SFI code checks its own).
+/// Why a domain broke the rules at a return (checked by the wrapper for
+/// every isolating mechanism; rewritten SFI code also checks its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Violation {
     LockHeld,
     InterruptsOff,
     InterruptsOn,
+}
+
+impl Violation {
+    fn why(self) -> &'static str {
+        match self {
+            Violation::LockHeld => "returned holding a lock",
+            Violation::InterruptsOff => "returned with interrupts disabled",
+            Violation::InterruptsOn => "returned with interrupts enabled in an interrupt handler",
+        }
+    }
 }
 
 /// Where a call into a domain runs: its real stack, and for a rewritten
@@ -684,7 +708,7 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
     let mut regs = [0u64; 6];
     regs[..args.len().min(6)].copy_from_slice(&args[..args.len().min(6)]);
     let id = entry.domain();
-    let (mechanism, frame, cr3, locks) = {
+    let (mechanism, frame, cr3, pkrs, locks) = {
         let mut domains = DOMAINS.lock();
         let d = &mut domains[id];
         if d.failed {
@@ -704,7 +728,8 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
             }
         };
         let cr3 = d.space.as_mut().map_or(0, |s| s.cr3());
-        (d.mechanism, frame, cr3, LOCKS[id].load(Ordering::Relaxed))
+        let pkrs = d.key.map_or(0, pks::rights);
+        (d.mechanism, frame, cr3, pkrs, LOCKS[id].load(Ordering::Relaxed))
     };
     if !gate::has_room() {
         return Err(Failure::TooDeep);
@@ -713,6 +738,9 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
     if cr3 != 0 {
         mmu::CR3_WRITES.fetch_add(2, Ordering::Relaxed);
     }
+    if pkrs != 0 {
+        pks::PKRS_WRITES.fetch_add(2, Ordering::Relaxed);
+    }
     if let Some((symbol, start, _)) = frame.esp {
         // SAFETY: the object's __nooks_esp; the driver is not running on
         // this context's emulated stack (an outermost call).
@@ -720,6 +748,7 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
     }
     let previous = CURRENT.swap(id, Ordering::SeqCst);
     let previous_cr3 = gate::DOMAIN_CR3.load(Ordering::SeqCst);
+    let previous_pkrs = gate::DOMAIN_PKRS.swap(pkrs, Ordering::SeqCst);
     if cr3 != 0 {
         gate::DOMAIN_CR3.store(
             cr3 | crate::arch::CR3_NOFLUSH.load(Ordering::Relaxed),
@@ -733,13 +762,14 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
     let t0 = crate::arch::rdtsc();
     // SAFETY: `entry` is one of the domain's entry points (checked when it
     // was registered); the stack and tables are the domain's own.
-    let r = fault::catch(|| unsafe { gate::call(entry.addr(), &regs, frame.stack, cr3) });
+    let r = fault::catch(|| unsafe { gate::call(entry.addr(), &regs, frame.stack, cr3, pkrs) });
     if outermost {
         INSIDE_CYCLES.fetch_add(crate::arch::rdtsc() - t0, Ordering::Relaxed);
     }
     crate::watchdog::restore(watchdog);
     gate::set_top(gate_top);
     gate::DOMAIN_CR3.store(previous_cr3, Ordering::SeqCst);
+    gate::DOMAIN_PKRS.store(previous_pkrs, Ordering::SeqCst);
     CURRENT.store(previous, Ordering::SeqCst);
     if let Some((symbol, _, before)) = frame.esp {
         // SAFETY: as above: what an interrupted driver had published.
@@ -807,14 +837,25 @@ fn symbolise(d: &Domain, addr: u64) -> String {
         .unwrap_or_else(|| alloc::format!("{addr:#x}"))
 }
 
-/// What a page fault inside an MMU domain means, from its error code.
-fn page_fault_cause(error: u64) -> &'static str {
+/// What a page fault at `addr` inside an `mmu` or `pks` domain means, from
+/// its error code (and, for a protection-key fault, the page's key).
+fn page_fault_cause(error: u64, addr: u64) -> &'static str {
+    const PROTECTION_KEY: u64 = 1 << 5;
+    if error & PROTECTION_KEY != 0 {
+        let key = paging::kernel_translate(addr).map_or(0, |(_, f)| (f & paging::flags::KEY) >> 59);
+        return match (key, error & 2 != 0) {
+            (0, true) => "store to kernel memory (key 0 is read-only)",
+            (0, false) => "load from kernel memory",
+            (_, true) => "store to another domain's memory",
+            (_, false) => "load from another domain's memory",
+        };
+    }
     match (error & 1 != 0, error & 2 != 0, error & 0x10 != 0) {
-        (true, _, true) => "mmu: jump to non-executable memory",
-        (false, _, true) => "mmu: jump to unmapped memory",
-        (true, true, _) => "mmu: store to a read-only page",
-        (false, true, _) => "mmu: store to an unmapped page",
-        (_, false, _) => "mmu: load from an unmapped page",
+        (true, _, true) => "jump to non-executable memory",
+        (false, _, true) => "jump to unmapped memory",
+        (true, true, _) => "store to a read-only page",
+        (false, true, _) => "store to an unmapped page",
+        (_, false, _) => "load from an unmapped page",
     }
 }
 
@@ -835,39 +876,26 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         let overflow = fault.vector == 14
             && (real_stacks(d.base).in_guard(fault.cr2)
                 || (d.esp.is_some() && emulated_stacks(d.base).in_guard(fault.cr2)));
-        let (cause, address): (&str, u64) = match (violation, fault.vector, kind) {
+        let m = d.mechanism.name();
+        let (cause, address): (String, u64) = match (violation, fault.vector, kind) {
             (None, 6, _) if aborted.is_some() => aborted
                 .as_ref()
-                .map_or(("api", 0), |(c, a)| (c.as_str(), *a)),
-            (None, 14, _) if overflow => ("stack overflow", fault.cr2),
-            (Some(Violation::LockHeld), _, _) if d.mechanism == Mechanism::Sfi => {
-                ("sfi: returned holding a lock", 0)
-            }
-            (Some(Violation::InterruptsOff), _, _) if d.mechanism == Mechanism::Sfi => {
-                ("sfi: returned with interrupts disabled", 0)
-            }
-            (Some(Violation::InterruptsOn), _, _) if d.mechanism == Mechanism::Sfi => (
-                "sfi: returned with interrupts enabled in an interrupt handler",
-                0,
-            ),
-            (Some(Violation::InterruptsOn), _, _) => (
-                "mmu: returned with interrupts enabled in an interrupt handler",
-                0,
-            ),
-            (Some(Violation::LockHeld), _, _) => ("mmu: returned holding a lock", 0),
-            (Some(Violation::InterruptsOff), _, _) => ("mmu: returned with interrupts disabled", 0),
+                .map_or((String::from("api"), 0), |(c, a)| (c.clone(), *a)),
+            (None, 14, _) if overflow => (String::from("stack overflow"), fault.cr2),
+            (Some(v), _, _) => (alloc::format!("{m}: {}", v.why()), 0),
             (None, vector, kind) => match (vector, kind) {
-                (6, Some((addr, 1))) => ("sfi: store outside the domain", addr),
-                (6, Some((_, 2))) => ("sfi: returned holding a lock", 0),
-                (6, Some((_, 3))) => ("sfi: returned with interrupts disabled", 0),
-                (6, Some((addr, 4))) => ("sfi: call to a forbidden target", addr),
-                (6, Some((port, 5))) => ("sfi: I/O port outside the policy", port),
-                (14, _) if d.mechanism == Mechanism::Mmu => {
-                    (page_fault_cause(fault.error), fault.cr2)
-                }
-                (14, _) => ("page fault", fault.cr2),
-                (crate::fault::WATCHDOG_VECTOR, _) => ("watchdog: runaway loop", 0),
-                (_, _) => (fault.cause(), fault.cr2),
+                (6, Some((addr, 1))) => ("sfi: store outside the domain".into(), addr),
+                (6, Some((_, 2))) => ("sfi: returned holding a lock".into(), 0),
+                (6, Some((_, 3))) => ("sfi: returned with interrupts disabled".into(), 0),
+                (6, Some((addr, 4))) => ("sfi: call to a forbidden target".into(), addr),
+                (6, Some((port, 5))) => ("sfi: I/O port outside the policy".into(), port),
+                (14, _) if matches!(d.mechanism, Mechanism::Mmu | Mechanism::Pks) => (
+                    alloc::format!("{m}: {}", page_fault_cause(fault.error, fault.cr2)),
+                    fault.cr2,
+                ),
+                (14, _) => ("page fault".into(), fault.cr2),
+                (crate::fault::WATCHDOG_VECTOR, _) => ("watchdog: runaway loop".into(), 0),
+                (_, _) => (fault.cause().into(), fault.cr2),
             },
         };
         // A trap inside the SFI runtime: it recorded the driver code that called it.
@@ -907,8 +935,18 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
     crate::driver_api::timer::forget(id);
     crate::driver_api::pci::stop_dma_of(id);
     crate::iommu::detach_domain(id);
+    release_key(id);
     crate::info!("domain {id} contained; kernel still up");
     crate::recovery::failed(id);
+}
+
+/// Takes a failed `pks` domain's key back: its window becomes the kernel's.
+fn release_key(id: usize) {
+    let mut domains = DOMAINS.lock();
+    let d = &mut domains[id];
+    if let Some(key) = d.key.take() {
+        pks::release(d.base, d.base + WINDOW, key);
+    }
 }
 
 /// Patches `bytes` into the code of every live domain running original

@@ -75,14 +75,15 @@ macro_rules! export_table {
 }
 
 /// What a driver's import `name` resolves to under `mechanism`: the export
-/// itself, or under `mmu` the gate that switches to the kernel's tables —
-/// except the string functions, which an MMU domain runs directly on its own
-/// page tables (they touch nothing but their arguments, so the domain's
-/// permissions confine them; through a gate they would write with the
-/// kernel's).
+/// itself, or under `mmu` (`pks`) the gate that switches to the kernel's
+/// tables (rights) — except the string functions, which such a domain runs
+/// directly with its own tables (rights): they touch nothing but their
+/// arguments, so the domain's permissions confine them; through a gate they
+/// would write with the kernel's.
 pub fn resolve_for(name: &str, mechanism: crate::domain::Mechanism) -> Option<u64> {
+    use crate::domain::Mechanism;
     let direct = resolve(name)?;
-    if mechanism != crate::domain::Mechanism::Mmu {
+    if !matches!(mechanism, Mechanism::Mmu | Mechanism::Pks) {
         return Some(direct);
     }
     match name {
@@ -90,6 +91,7 @@ pub fn resolve_for(name: &str, mechanism: crate::domain::Mechanism) -> Option<u6
         "memcpy" => Some(crate::rt::memcpy as *const () as u64),
         "memmove" => Some(crate::rt::memmove as *const () as u64),
         "memcmp" => Some(crate::rt::memcmp as *const () as u64),
+        _ if mechanism == Mechanism::Pks => kernel_pkgate(name),
         _ => kernel_gate(name),
     }
 }

@@ -34,6 +34,14 @@ pub mod flags {
     pub const DATA: u64 = PRESENT | WRITABLE | NO_EXECUTE;
     /// Device memory.
     pub const MMIO: u64 = PRESENT | WRITABLE | NO_CACHE | WRITE_THROUGH | NO_EXECUTE;
+    /// The protection key of a leaf (bits 62:59; with CR4.PKS, what IA32_PKRS
+    /// allows for supervisor pages).
+    pub const KEY: u64 = 0xf << 59;
+
+    /// The key bits for protection key `key` (0-15).
+    pub const fn key(key: u64) -> u64 {
+        (key & 0xf) << 59
+    }
 }
 
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -161,8 +169,26 @@ impl AddressSpace {
         if *e & flags::PRESENT == 0 {
             return Err(MapError::NotMapped(virt));
         }
-        *e = (*e & ADDR_MASK) | flags | flags::PRESENT;
+        *e = (*e & (ADDR_MASK | flags::KEY)) | flags | flags::PRESENT;
         Ok(())
+    }
+
+    /// Gives every 4 KiB page mapped in [lo, hi) protection key `key`. The
+    /// caller flushes the TLB.
+    pub fn set_key(&mut self, lo: u64, hi: u64, key: u64) {
+        let mut v = lo & !(PAGE_SIZE - 1);
+        while v < hi {
+            match self.walk(v, 1, false) {
+                Ok(e) => {
+                    if *e & flags::PRESENT != 0 {
+                        *e = (*e & !flags::KEY) | flags::key(key);
+                    }
+                    v += PAGE_SIZE;
+                }
+                // No table here: skip what the missing table would cover.
+                Err(_) => v = (v | ((2 << 20) - 1)) + 1,
+            }
+        }
     }
 
     /// The physical address and leaf flags behind `virt`.
@@ -401,6 +427,13 @@ fn flush(virt: u64) {
     } else {
         crate::arch::invlpg(virt);
     }
+}
+
+/// Gives the kernel's pages in [lo, hi) protection key `key` and flushes
+/// the TLB.
+pub fn kernel_set_key(lo: u64, hi: u64, key: u64) {
+    with_kernel(|s| s.set_key(lo, hi, key));
+    crate::arch::flush_tlb_everywhere();
 }
 
 /// Translates through the kernel address space.
