@@ -4,7 +4,7 @@
 //!
 //! Each fault is one [`inject`](nooks_sfi_compiler::inject) of the original
 //! e1000 object, cycling through the kinds with a seed per round, so the same
-//! fault runs under all three mechanisms: `none` and `mmu` load the patched
+//! fault runs under every mechanism: `none`, `mmu` and `pks` load the patched
 //! object, `sfi` loads it rewritten by nooks-cc. Beside it in the boot archive
 //! is the clean object (`.clean`), which recovery reloads — the fault was
 //! "injected into the running driver", as in Nooks' experiments.
@@ -151,7 +151,7 @@ pub struct Campaign {
     pub no_site: usize,
 }
 
-const MECHANISMS: [&str; 3] = ["none", "mmu", "sfi"];
+const MECHANISMS: [&str; 4] = ["none", "mmu", "pks", "sfi"];
 
 /// Runs the campaign; `tick` is called after every boot with the number done.
 pub fn run(s: &Settings, tick: impl Fn(usize) + Sync) -> Result<Campaign> {
@@ -259,7 +259,7 @@ fn one(
                     ("e1000.sfi.o", object),
                     ("e1000.sfi.o.clean", clean_sfi.to_vec()),
                 ],
-                "",
+                String::new(),
             ),
             Err(_) => return Ok((Outcome::Refused, None)),
         },
@@ -268,11 +268,7 @@ fn one(
                 ("e1000.o", faulty.to_vec()),
                 ("e1000.o.clean", clean.to_vec()),
             ],
-            if m == "none" {
-                "isolation=none"
-            } else {
-                "isolation=mmu"
-            },
+            format!("isolation={m}"),
         ),
     };
     let archive = artifacts::boot_archive(&format!("campaign-{index}"), kernel, &members)?;

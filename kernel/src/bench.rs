@@ -53,7 +53,7 @@ fn report(workload: &str, size: u32, ops: u64, ok: bool, lost: u64, from: Mark) 
     let to = Mark::now();
     let c = to.crossings.since(from.crossings);
     crate::println!(
-        "{{\"nooks\":\"bench\",\"workload\":\"{workload}\",\"mechanism\":\"{}\",\"size\":{size},\"ops\":{ops},\"ok\":{ok},\"lost\":{lost},\"cycles\":{},\"idle\":{},\"inside\":{},\"tsc_hz\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pcid\":{},\"iommu\":\"{}\",\"dma_pages\":{},\"invalidations\":{}}}",
+        "{{\"nooks\":\"bench\",\"workload\":\"{workload}\",\"mechanism\":\"{}\",\"size\":{size},\"ops\":{ops},\"ok\":{ok},\"lost\":{lost},\"cycles\":{},\"idle\":{},\"inside\":{},\"tsc_hz\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pkrs_writes\":{},\"pcid\":{},\"iommu\":\"{}\",\"dma_pages\":{},\"invalidations\":{}}}",
         mechanism(),
         to.tsc - from.tsc,
         to.idle - from.idle,
@@ -63,6 +63,7 @@ fn report(workload: &str, size: u32, ops: u64, ok: bool, lost: u64, from: Mark) 
         c.exits,
         c.cr3_writes,
         c.tlb_flushes,
+        c.pkrs_writes,
         crate::arch::pcid_enabled(),
         crate::iommu::mode().name(),
         c.dma_pages,

@@ -65,6 +65,8 @@ pub struct Crossings {
     pub cr3_writes: u64,
     /// TLB flushes those caused (every CR3 load without PCIDs).
     pub tlb_flushes: u64,
+    /// IA32_PKRS writes (`pks`: gates and interrupts arriving inside a domain).
+    pub pkrs_writes: u64,
     /// Pages the IOMMU mapped and unmapped for DMA (`iommu=strict`).
     pub dma_pages: u64,
     /// IOTLB and context-cache invalidations.
@@ -80,6 +82,7 @@ impl Crossings {
             exits: crate::domain::gate::EXITS.load(Ordering::Relaxed),
             cr3_writes,
             tlb_flushes,
+            pkrs_writes: crate::domain::pks::PKRS_WRITES.load(Ordering::Relaxed),
             dma_pages: crate::iommu::COUNTERS.maps.load(Ordering::Relaxed)
                 + crate::iommu::COUNTERS.unmaps.load(Ordering::Relaxed),
             invalidations: crate::iommu::COUNTERS.invalidations.load(Ordering::Relaxed),
@@ -93,6 +96,7 @@ impl Crossings {
             exits: self.exits - earlier.exits,
             cr3_writes: self.cr3_writes - earlier.cr3_writes,
             tlb_flushes: self.tlb_flushes - earlier.tlb_flushes,
+            pkrs_writes: self.pkrs_writes - earlier.pkrs_writes,
             dma_pages: self.dma_pages - earlier.dma_pages,
             invalidations: self.invalidations - earlier.invalidations,
         }
@@ -342,7 +346,7 @@ pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
     let c = r.crossings;
     let per = |n: u64| n as f64 / f64::from(r.received.max(1));
     crate::println!(
-        "{{\"nooks\":\"workload\",\"mechanism\":\"{}\",\"frames\":{},\"min\":{},\"max\":{},\"sent\":{},\"received\":{},\"bad\":{},\"lost\":{},\"bytes\":{},\"cycles\":{},\"tsc_hz\":{},\"fps\":{},\"irqs\":{},\"ms\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pcid\":{},\"iommu\":\"{}\",\"dma_pages\":{},\"invalidations\":{},\"failures\":{},\"recoveries\":{},\"outage_ms\":{},\"per_frame\":{{\"crossings\":{:.3},\"cr3_writes\":{:.3},\"tlb_flushes\":{:.3},\"invalidations\":{:.3}}}}}",
+        "{{\"nooks\":\"workload\",\"mechanism\":\"{}\",\"frames\":{},\"min\":{},\"max\":{},\"sent\":{},\"received\":{},\"bad\":{},\"lost\":{},\"bytes\":{},\"cycles\":{},\"tsc_hz\":{},\"fps\":{},\"irqs\":{},\"ms\":{},\"entries\":{},\"exits\":{},\"cr3_writes\":{},\"tlb_flushes\":{},\"pkrs_writes\":{},\"pcid\":{},\"iommu\":\"{}\",\"dma_pages\":{},\"invalidations\":{},\"failures\":{},\"recoveries\":{},\"outage_ms\":{},\"per_frame\":{{\"crossings\":{:.3},\"cr3_writes\":{:.3},\"tlb_flushes\":{:.3},\"pkrs_writes\":{:.3},\"invalidations\":{:.3}}}}}",
         mechanism,
         cfg.frames,
         cfg.min,
@@ -361,6 +365,7 @@ pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
         c.exits,
         c.cr3_writes,
         c.tlb_flushes,
+        c.pkrs_writes,
         crate::arch::pcid_enabled(),
         crate::iommu::mode().name(),
         c.dma_pages,
@@ -371,6 +376,7 @@ pub fn print(tx: *mut NetDevice, cfg: &Config, r: &Report) {
         per(c.entries + c.exits),
         per(c.cr3_writes),
         per(c.tlb_flushes),
+        per(c.pkrs_writes),
         per(c.invalidations),
     );
 }
