@@ -24,9 +24,12 @@ enum Cmd {
         /// Seconds before a boot counts as hung.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
-        /// Frames per run.
-        #[arg(long, default_value_t = 10_000)]
+        /// Frames per stream in each counted boot.
+        #[arg(long, default_value_t = 2000)]
         frames: u32,
+        /// Boots per mechanism (the tables give min/median/max over them).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
     },
     /// The fault-injection campaign: inject faults into e1000, boot each under
     /// none, mmu and sfi with traffic, classify, print a table in the form of
@@ -84,7 +87,11 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Run { timeout, frames } => main_job(timeout, frames),
+        Cmd::Run {
+            timeout,
+            frames,
+            repeats,
+        } => main_job(timeout, frames, repeats),
         Cmd::Ktest { filter, timeout } => {
             let cmdline = match filter {
                 Some(f) => format!("mode=test filter={f}"),
@@ -238,85 +245,129 @@ fn campaign(
 }
 
 /// The main job (see `Cmd::Run`).
-fn main_job(timeout: u64, frames: u32) -> Result<()> {
-    use nooks_bench::compare::{self, ANCHORS, CR3_WRITE_CYCLES, MECHANISMS, Plan};
-    let steps = 6;
-    let bar = indicatif::ProgressBar::new(steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message("building the kernel, e1000 (gcc) and e1000 (nooks-cc --isolation sfi)");
+fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
+    use nooks_bench::compare::{
+        self, ANCHORS, CR3_WRITE_CYCLES, IOMMU_MODES, MECHANISMS, Plan, index,
+    };
+    use std::io::IsTerminal;
     let plan = Plan {
-        frames: 2000,
-        wall_frames: frames,
+        frames,
+        repeats: repeats.max(1),
         timeout: Duration::from_secs(timeout),
     };
-    let mut comparison = compare::run(&plan, |done| {
+    // A progress bar on a terminal; plain lines on stderr otherwise (CI, a
+    // pipe), so a long run is never silent.
+    let tty = std::io::stderr().is_terminal();
+    let bar = indicatif::ProgressBar::new(
+        (MECHANISMS.len() * (2 * plan.repeats + IOMMU_MODES.len()) + 2) as u64,
+    );
+    if tty {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let started = std::time::Instant::now();
+    let progress = |msg: &str| {
         bar.inc(1);
-        bar.set_message(done.to_string());
-    })?;
-    bar.set_message("host-native run time of the rewritten code (none vs sfi)");
+        bar.set_message(msg.to_string());
+        if !tty {
+            eprintln!("[{:>4} s] {msg}", started.elapsed().as_secs());
+        }
+    };
+    progress("building the kernel, e1000 (gcc) and e1000 (nooks-cc --isolation sfi)");
+    let mut comparison = compare::run(&plan, |done| progress(done))?;
+    progress("host-native run time of the rewritten code (none vs sfi)");
     let host = nooks_bench::rewrite::measure(1000)?;
-    bar.inc(1);
-    bar.finish_with_message("done");
+    bar.finish_and_clear();
     println!();
     let host_json = nooks_bench::rewrite::print(&host);
     comparison.host = Some(host_json.clone());
     let rows = comparison.rows();
     let unit = if comparison.instructions {
-        "guest instructions per operation (QEMU -icount: exact, deterministic)"
+        "guest instructions per operation (QEMU -icount: exact)"
     } else {
         "TSC cycles per operation (KVM: hardware time)"
     };
-
-    println!();
-    println!("(1) e1000 in the nooks kernel, same wrappers, one boot per mechanism: {unit}");
+    let (mmu, pks, sfi) = (index("mmu"), index("pks"), index("sfi"));
+    let meta = &comparison.metadata;
     println!(
-        "  {:<18} {:>10} {:>10} {:>10} {:>9} {:>9}   {:>9} {:>9} {:>9}",
-        "workload",
-        "none",
-        "mmu",
-        "sfi",
-        "mmu/none",
-        "sfi/none",
-        "mmu xing",
-        "mmu CR3",
-        "mmu TLBfl"
+        "measured at {} on commit {}{} — host {} ({} cores, load {} before, {} after); {}; {}; {}; {}",
+        meta["date"].as_str().unwrap_or("?"),
+        meta["commit"].as_str().unwrap_or("?"),
+        if meta["uncommitted_changes"] == true { " (with uncommitted changes)" } else { "" },
+        meta["host_cpu"].as_str().unwrap_or("?"),
+        meta["host_cores"],
+        meta["load_average_1_5_15"].as_str().unwrap_or("?"),
+        meta["load_average_after"].as_str().unwrap_or("?"),
+        meta["qemu"].as_str().unwrap_or("?"),
+        meta["accelerator"].as_str().unwrap_or("?"),
+        meta["gcc"].as_str().unwrap_or("?"),
+        meta["rustc"].as_str().unwrap_or("?"),
     );
+
+    let header = |first: &str| {
+        let mut h = format!("  {first:<16}");
+        for m in MECHANISMS {
+            h.push_str(&format!(" {m:>20}"));
+        }
+        for m in &MECHANISMS[1..] {
+            h.push_str(&format!(" {:>9}", format!("{m}/none")));
+        }
+        h
+    };
+    println!();
+    println!(
+        "(1) e1000 in the nooks kernel, same wrappers: {unit}; median of {} boots per mechanism (min-max where they differ)",
+        plan.repeats
+    );
+    println!("{}", header("workload"));
     for r in &rows {
-        println!(
-            "  {:<18} {:>10.0} {:>10.0} {:>10.0} {:>8.3}x {:>8.3}x   {:>9.2} {:>9.2} {:>9.2}",
-            r.label,
-            r.cost[0],
-            r.cost[1],
-            r.cost[2],
-            r.cost[1] / r.cost[0],
-            r.cost[2] / r.cost[0],
-            r.mmu_crossings,
-            r.mmu_cr3,
-            r.mmu_flushes
-        );
+        let mut line = format!("  {:<16}", r.label);
+        for c in &r.cost {
+            line.push_str(&format!(" {:>20}", c.text()));
+        }
+        for m in 1..MECHANISMS.len() {
+            line.push_str(&format!(" {:>8.3}x", r.ratio(m)));
+        }
+        println!("{line}");
     }
     println!();
     println!(
         "  the driver path alone: instructions inside calls into the driver (its code, the kernel"
     );
     println!("  functions it calls, the crossings), per operation");
+    println!("{}", header("workload"));
+    for r in &rows {
+        let mut line = format!("  {:<16}", r.label);
+        for c in &r.driver {
+            line.push_str(&format!(" {:>20}", c.text()));
+        }
+        for m in 1..MECHANISMS.len() {
+            line.push_str(&format!(" {:>8.3}x", r.driver_ratio(m)));
+        }
+        println!("{line}");
+    }
+    println!();
+    println!("  per operation: crossings (kernel->driver calls + driver->kernel gate calls), CR3 loads and");
+    println!("  TLB flushes (mmu), IA32_PKRS writes (pks)");
     println!(
-        "  {:<18} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "workload", "none", "mmu", "sfi", "mmu/none", "sfi/none"
+        "  {:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "workload", "xing mmu", "xing pks", "xing sfi", "mmu CR3", "mmu TLBfl", "pks WRMSR"
     );
     for r in &rows {
         println!(
-            "  {:<18} {:>10.0} {:>10.0} {:>10.0} {:>8.3}x {:>8.3}x",
+            "  {:<16} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
             r.label,
-            r.driver[0],
-            r.driver[1],
-            r.driver[2],
-            r.driver[1] / r.driver[0],
-            r.driver[2] / r.driver[0]
+            r.crossings[mmu],
+            r.crossings[pks],
+            r.crossings[sfi],
+            r.mmu_cr3,
+            r.mmu_flushes,
+            r.pkrs_writes
         );
     }
     println!(
@@ -332,77 +383,14 @@ fn main_job(timeout: u64, frames: u32) -> Result<()> {
         "  frame verified. Frame costs include the kernel's own work (building and verifying frames, and for"
     );
     println!("  rx the timer ticks between paced frames), identical under every mechanism.");
+    println!(
+        "  Not reported: frames per second under TCG (the guest's TSC calibration against the PIT moved from"
+    );
+    println!("  2.6 to 11 GHz between runs under emulation; an instruction count does not move).");
 
     println!();
     println!(
-        "(2) frames per second under QEMU TCG: EMULATED wall-clock time, not hardware ({frames} frames, 64..1514 B)"
-    );
-    println!(
-        "  {:<6} {:>10} {:>8} {:>6} {:>6} {:>10} {:>10}",
-        "mech", "frames/s", "recv", "lost", "bad", "CR3/frame", "TLBfl/frm"
-    );
-    for (m, w) in MECHANISMS.iter().zip(&comparison.wall) {
-        println!(
-            "  {:<6} {:>10} {:>8} {:>6} {:>6} {:>10.2} {:>10.2}",
-            m,
-            w["fps"].as_u64().unwrap_or(0),
-            w["received"].as_u64().unwrap_or(0),
-            w["lost"].as_u64().unwrap_or(0),
-            w["bad"].as_u64().unwrap_or(0),
-            w["per_frame"]["cr3_writes"].as_f64().unwrap_or(0.0),
-            w["per_frame"]["tlb_flushes"].as_f64().unwrap_or(0.0)
-        );
-    }
-
-    println!();
-    println!(
-        "(3) host-native cost of SFI checks on rewritten code: see the sfi/none column above (real CPU time)"
-    );
-
-    println!();
-    println!("(4) hardware cost model of the MMU mechanism (model, not a measurement)");
-    println!(
-        "  a CR3 load costs about {CR3_WRITE_CYCLES:.0} cycles on Haswell (LVDs, Narayanan et al., VEE 2020);"
-    );
-    println!(
-        "  with PCIDs the TLB survives the switch; without them every load also flushes it, whose refill"
-    );
-    println!(
-        "  cost depends on the working set and is not modelled (so the figures below are lower bounds)."
-    );
-    let null = &rows[0];
-    println!(
-        "  per crossing (null op): {:.0} more instructions than none, plus {:.1} CR3 loads = ~{:.0} cycles of CR3 writes",
-        null.cost[1] - null.cost[0],
-        null.mmu_cr3,
-        null.mmu_cr3 * CR3_WRITE_CYCLES
-    );
-    for r in rows
-        .iter()
-        .filter(|r| r.label.starts_with("txrx") || r.label.starts_with("tx "))
-    {
-        println!(
-            "  per frame ({:<9}): {:>6.0} more instructions, {:>5.1} crossings, {:>5.1} CR3 loads = ~{:>6.0} cycles of CR3 writes",
-            r.label,
-            r.cost[1] - r.cost[0],
-            r.mmu_crossings,
-            r.mmu_cr3,
-            r.mmu_cr3 * CR3_WRITE_CYCLES
-        );
-    }
-    if qemu::kvm_usable() {
-        println!(
-            "  KVM is usable here: the counted boots ran on hardware; their cycle counts are real."
-        );
-    } else {
-        println!(
-            "  real KVM figures: not available on this host (its CPU shows neither vmx nor svm)."
-        );
-    }
-
-    println!();
-    println!(
-        "(5) the IOMMU's cost per frame (txrx, {}): off, on (each device's domain RAM mapped once),",
+        "(2) the IOMMU's cost per frame (txrx, {}): off, on (each device's domain RAM mapped once),",
         if comparison.instructions { "guest instructions" } else { "TSC cycles" }
     );
     println!(
@@ -435,6 +423,59 @@ fn main_job(timeout: u64, frames: u32) -> Result<()> {
     );
 
     println!();
+    println!(
+        "(3) host-native cost of SFI checks on rewritten code: see the sfi/none column above (real CPU time)"
+    );
+
+    println!();
+    println!("(4) hardware cost model of the crossings (a model, not a measurement)");
+    println!(
+        "  CR3 load (mmu): about {CR3_WRITE_CYCLES:.0} cycles on Haswell (LVDs, Narayanan et al., VEE 2020); with"
+    );
+    println!(
+        "  PCIDs the TLB survives; without them every load also flushes it, whose refill is not modelled."
+    );
+    println!(
+        "  WRMSR of IA32_PKRS (pks): no published per-write measurement we could cite; WRMSR serialises, and"
+    );
+    println!(
+        "  PKS keeps the TLB. BULKHEAD (NDSS 2025) reports 2.44% whole-system overhead with PKS compartments."
+    );
+    println!("  So the model counts the writes per operation; multiply by a cycle cost when one is measured.");
+    let null = &rows[0];
+    println!(
+        "  null crossing: mmu {:.0} more instructions + {:.1} CR3 loads (~{:.0} cycles); pks {:.0} more instructions + {:.1} PKRS writes",
+        null.cost[mmu].median - null.cost[0].median,
+        null.mmu_cr3,
+        null.mmu_cr3 * CR3_WRITE_CYCLES,
+        null.cost[pks].median - null.cost[0].median,
+        null.pkrs_writes
+    );
+    for r in rows
+        .iter()
+        .filter(|r| r.label.starts_with("txrx") || r.label.starts_with("tx "))
+    {
+        println!(
+            "  per frame ({:<9}): mmu {:>5.0} more instructions, {:>5.1} CR3 loads (~{:>5.0} cycles); pks {:>5.0} more instructions, {:>5.1} PKRS writes",
+            r.label,
+            r.cost[mmu].median - r.cost[0].median,
+            r.mmu_cr3,
+            r.mmu_cr3 * CR3_WRITE_CYCLES,
+            r.cost[pks].median - r.cost[0].median,
+            r.pkrs_writes
+        );
+    }
+    if qemu::kvm_usable() {
+        println!(
+            "  KVM is usable here: the counted boots ran on hardware; their cycle counts are real."
+        );
+    } else {
+        println!(
+            "  real KVM figures: not available on this host (its CPU shows neither vmx nor svm)."
+        );
+    }
+
+    println!();
     println!("published anchors (not measured here):");
     for (what, figure) in ANCHORS {
         println!("  {what:<45} {figure}");
@@ -443,7 +484,7 @@ fn main_job(timeout: u64, frames: u32) -> Result<()> {
     println!();
     println!("goals:");
     for r in rows.iter().filter(|r| r.label.starts_with("txrx")) {
-        let (whole, path) = (r.cost[2] / r.cost[0], r.driver[2] / r.driver[0]);
+        let (whole, path) = (r.ratio(sfi), r.driver_ratio(sfi));
         println!(
             "  SFI per-frame cost within 5% of none on the e1000 path ({}): whole frame {:.3}x, driver path {:.3}x -> {}",
             r.label,
@@ -452,60 +493,76 @@ fn main_job(timeout: u64, frames: u32) -> Result<()> {
             if path <= 1.05 { "met" } else { "NOT met" }
         );
     }
-    println!(
-        "  MMU cost per crossing: {:.0} instructions + {:.0} CR3 loads; per frame (txrx 1514): {:.0} instructions + {:.1} CR3 loads",
-        null.cost[1] - null.cost[0],
-        null.mmu_cr3,
-        rows.iter()
-            .find(|r| r.label == "txrx 1514")
-            .map_or(f64::NAN, |r| r.cost[1] - r.cost[0]),
-        rows.iter()
-            .find(|r| r.label == "txrx 1514")
-            .map_or(f64::NAN, |r| r.mmu_cr3)
-    );
 
     let dir = artifacts::repo_root().join("results");
     std::fs::create_dir_all(&dir)?;
+    let stat = |s: &compare::Stat| serde_json::json!({"min": s.min, "median": s.median, "max": s.max});
     let json = serde_json::json!({
+        "metadata": comparison.metadata,
         "unit": unit,
-        "counted": MECHANISMS.iter().zip(&comparison.counted).map(|(m, r)| serde_json::json!({"mechanism": m, "records": r})).collect::<Vec<_>>(),
+        "repeats": plan.repeats,
+        "frames_per_stream": plan.frames,
+        "counted": MECHANISMS.iter().zip(&comparison.counted).map(|(m, r)| serde_json::json!({"mechanism": m, "boots": r})).collect::<Vec<_>>(),
         "rows": rows.iter().map(|r| serde_json::json!({
-            "workload": r.label, "none": r.cost[0], "mmu": r.cost[1], "sfi": r.cost[2],
-            "driver_none": r.driver[0], "driver_mmu": r.driver[1], "driver_sfi": r.driver[2],
-            "mmu_crossings": r.mmu_crossings, "mmu_cr3_writes": r.mmu_cr3, "mmu_tlb_flushes": r.mmu_flushes,
+            "workload": r.label,
+            "cost": MECHANISMS.iter().zip(&r.cost).map(|(m, c)| (m.to_string(), stat(c))).collect::<serde_json::Map<_, _>>(),
+            "driver_path": MECHANISMS.iter().zip(&r.driver).map(|(m, c)| (m.to_string(), stat(c))).collect::<serde_json::Map<_, _>>(),
+            "crossings": MECHANISMS.iter().zip(&r.crossings).map(|(m, c)| (m.to_string(), serde_json::json!(c))).collect::<serde_json::Map<_, _>>(),
+            "mmu_cr3_writes": r.mmu_cr3, "mmu_tlb_flushes": r.mmu_flushes, "pks_pkrs_writes": r.pkrs_writes,
         })).collect::<Vec<_>>(),
-        "emulated_wall": MECHANISMS.iter().zip(&comparison.wall).map(|(m, w)| serde_json::json!({"mechanism": m, "workload": w})).collect::<Vec<_>>(),
-        "host": host_json,
         "iommu": iommu_rows.iter().map(|r| serde_json::json!({
             "mechanism": r.mechanism, "workload": r.label,
             "off": r.cost[0], "on": r.cost[1], "strict": r.cost[2],
             "strict_invalidations_per_frame": r.invalidations, "strict_dma_pages_per_frame": r.dma_pages,
         })).collect::<Vec<_>>(),
-        "cost_model": {"cr3_write_cycles": CR3_WRITE_CYCLES, "source": "LVDs, Narayanan et al., VEE 2020 (Haswell)"},
+        "host": host_json,
+        "cost_model": {
+            "cr3_write_cycles": CR3_WRITE_CYCLES, "cr3_source": "LVDs, Narayanan et al., VEE 2020 (Haswell)",
+            "pkrs_write_cycles": null, "pkrs_source": "none found: counted, not costed",
+        },
         "anchors": ANCHORS.iter().map(|(a, b)| serde_json::json!({"what": a, "figure": b})).collect::<Vec<_>>(),
     });
     std::fs::write(dir.join("main.json"), serde_json::to_string_pretty(&json)?)?;
+    // One line per workload and mechanism, every unit in its column name.
     let mut csv = String::from(
-        "workload,none,mmu,sfi,mmu_over_none,sfi_over_none,mmu_crossings,mmu_cr3_writes,mmu_tlb_flushes\n",
+        "workload,mechanism,boots,instr_per_op_min,instr_per_op_median,instr_per_op_max,over_none,driver_path_instr_per_op_median,driver_path_over_none,crossings_per_op,cr3_writes_per_op,tlb_flushes_per_op,pkrs_writes_per_op\n",
     );
     for r in &rows {
-        csv.push_str(&format!(
-            "{},{:.1},{:.1},{:.1},{:.4},{:.4},{:.3},{:.3},{:.3}\n",
-            r.label,
-            r.cost[0],
-            r.cost[1],
-            r.cost[2],
-            r.cost[1] / r.cost[0],
-            r.cost[2] / r.cost[0],
-            r.mmu_crossings,
-            r.mmu_cr3,
-            r.mmu_flushes
-        ));
+        for (m, name) in MECHANISMS.iter().enumerate() {
+            let zero_unless = |yes: bool, v: f64| if yes { v } else { 0.0 };
+            csv.push_str(&format!(
+                "{},{},{},{:.1},{:.1},{:.1},{:.4},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3}\n",
+                r.label,
+                name,
+                plan.repeats,
+                r.cost[m].min,
+                r.cost[m].median,
+                r.cost[m].max,
+                r.ratio(m),
+                r.driver[m].median,
+                r.driver_ratio(m),
+                r.crossings[m],
+                zero_unless(m == mmu, r.mmu_cr3),
+                zero_unless(m == mmu, r.mmu_flushes),
+                zero_unless(m == pks, r.pkrs_writes),
+            ));
+        }
     }
     std::fs::write(dir.join("main.csv"), csv)?;
+    let mut iommu_csv = String::from(
+        "workload,mechanism,instr_per_frame_iommu_off,instr_per_frame_iommu_on,instr_per_frame_iommu_strict,strict_invalidations_per_frame,strict_dma_pages_per_frame\n",
+    );
+    for r in &iommu_rows {
+        iommu_csv.push_str(&format!(
+            "{},{},{:.1},{:.1},{:.1},{:.3},{:.3}\n",
+            r.label, r.mechanism, r.cost[0], r.cost[1], r.cost[2], r.invalidations, r.dma_pages
+        ));
+    }
+    std::fs::write(dir.join("iommu.csv"), iommu_csv)?;
     let mut written = vec![
         "results/main.json".to_string(),
         "results/main.csv".to_string(),
+        "results/iommu.csv".to_string(),
     ];
     for (name, svg) in compare::figures(&comparison, &rows) {
         std::fs::write(dir.join(&name), svg)?;
@@ -513,5 +570,6 @@ fn main_job(timeout: u64, frames: u32) -> Result<()> {
     }
     println!();
     println!("wrote {}", written.join(", "));
+    println!("(took {} s)", started.elapsed().as_secs());
     Ok(())
 }

@@ -47,7 +47,13 @@ impl BarChart {
     pub fn svg(&self) -> String {
         let (left, right, top, bottom) = (80.0, 20.0, 70.0, 90.0);
         let group_w = 30.0 * self.series.len() as f64 + 30.0;
-        let width = left + right + group_w * self.groups.len().max(1) as f64;
+        // Wide enough for the bars, the title and subtitle (about 8.5 and 7
+        // px a character) and the legend, so nothing is clipped.
+        let width = (left + right + group_w * self.groups.len().max(1) as f64)
+            .max(left + right + 8.5 * self.title.chars().count() as f64)
+            .max(left + right + 7.0 * self.subtitle.chars().count() as f64)
+            .max(left + right + 110.0 * self.series.len() as f64)
+            .ceil();
         let height = 420.0;
         let plot_h = height - top - bottom;
         let max = self
@@ -173,6 +179,26 @@ mod tests {
         assert!(svg.contains("t &lt;1&gt;"));
         assert!(svg.contains("stroke-dasharray"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+    }
+
+    #[test]
+    fn long_titles_widen_the_figure() {
+        let c = BarChart {
+            title: "a title much longer than the three bars below it could ever span".into(),
+            subtitle: "and a subtitle longer still, saying how the numbers were measured and why".into(),
+            y_label: "y".into(),
+            series: vec!["x".into()],
+            groups: vec![("a".into(), vec![1.0])],
+            reference: None,
+        };
+        let svg = c.svg();
+        let width: f64 = svg
+            .split("width=\"")
+            .nth(1)
+            .and_then(|w| w.split('"').next())
+            .and_then(|w| w.parse().ok())
+            .unwrap();
+        assert!(width >= 100.0 + 7.0 * c.subtitle.len() as f64, "{width}");
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //!   the kernel prints `{"nooks":"rx-ready",...}` and the runner sends the
 //!   frames (see `nooks_bench::feed`).
 //!
-//! `feed=on` adds the `rx` runs; `only=rx` runs nothing else. The runner
+//! `feed=on` adds the `rx` runs; `only=rx` runs nothing else; `only=txrx`
+//! runs the `txrx` streams alone (the IOMMU comparison). The runner
 //! boots the two apart: a host feed needs idle guest time to pass at the
 //! host's pace (`-icount sleep=on`), which makes interrupt timing, and so
 //! how many frames each interrupt reaps, depend on the host; without it
@@ -225,8 +226,22 @@ pub fn run(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
     }
 }
 
-/// The workloads that need nothing from outside the guest; leaves eth1 closed.
+/// The workloads that need nothing from outside the guest; leaves eth1
+/// closed. `only=txrx` runs the TX+RX streams alone.
 fn run_local(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
+    let txrx_only = crate::cmdline::get(crate::cmdline(), "only") == Some("txrx");
+    if !txrx_only {
+        run_crossings(tx);
+    }
+    run_txrx(tx, rx, frames);
+    if txrx_only {
+        return;
+    }
+    run_tx(tx, rx, frames);
+}
+
+/// The null crossing and the store-heavy operation.
+fn run_crossings(tx: *mut NetDevice) {
     let ops = 10_000;
     let m = Mark::now();
     let ok = (0..ops).all(|_| net::get_stats(tx).is_ok());
@@ -236,7 +251,10 @@ fn run_local(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
     let m = Mark::now();
     let ok = (0..resets).all(|_| net::tx_timeout(tx).is_ok());
     report("store", 0, resets, ok, 0, m);
+}
 
+/// The verified eth0 → eth1 streams.
+fn run_txrx(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
     for size in [64, 512, 1514] {
         let cfg = Config {
             frames,
@@ -262,6 +280,10 @@ fn run_local(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
         }
     }
 
+}
+
+/// eth0 sends with eth1 closed (nobody receives); leaves eth1 closed.
+fn run_tx(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
     if let Err(e) = net::close(rx) {
         crate::error!("closing eth1 for the TX-only runs: {e:?}");
     }
