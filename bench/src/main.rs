@@ -82,6 +82,11 @@ enum Cmd {
         /// Count guest instructions exactly (QEMU -icount; TCG only).
         #[arg(long)]
         icount: bool,
+        /// Wait for gdb on localhost:1234 before the kernel's first
+        /// instruction; print the gdb commands for the kernel and for each
+        /// driver as the loader places it.
+        #[arg(long)]
+        gdb: bool,
     },
 }
 
@@ -97,7 +102,11 @@ fn main() -> Result<()> {
                 Some(f) => format!("mode=test filter={f}"),
                 None => "mode=test".to_string(),
             };
-            let outcome = boot("ktest", &cmdline, &[], timeout, true, None, false)?;
+            let options = BootOptions {
+                echo: true,
+                ..BootOptions::default()
+            };
+            let outcome = boot("ktest", &cmdline, &[], timeout, options)?;
             let report = serial::KtestReport::parse(&outcome.log);
             match report.summary {
                 Some((p, f)) => println!("ktest: {p} passed, {f} failed"),
@@ -130,37 +139,58 @@ fn main() -> Result<()> {
             timeout,
             pcap,
             icount,
+            gdb,
         } => {
             let pcap = pcap.then(|| artifacts::build_dir().join("boot"));
-            let outcome = boot("boot", &cmdline, &modules, timeout, true, pcap, icount)?;
+            let options = BootOptions {
+                echo: true,
+                pcap,
+                icount,
+                gdb: gdb.then_some(1234),
+            };
+            let outcome = boot("boot", &cmdline, &modules, timeout, options)?;
             verdict(&outcome)
         }
     }
 }
 
-/// Builds the kernel, packs the archive, boots once.
+/// How to boot, besides the command line and modules.
+#[derive(Default)]
+struct BootOptions {
+    echo: bool,
+    pcap: Option<PathBuf>,
+    icount: bool,
+    gdb: Option<u16>,
+}
+
+/// Builds the kernel, packs the archive, boots once. A module the kernel
+/// would skip (not named `*.o`, or not an x86-64 relocatable object the
+/// loader can read) is refused here, with the reason.
 fn boot(
     name: &str,
     cmdline: &str,
     modules: &[PathBuf],
     timeout: u64,
-    echo: bool,
-    pcap: Option<PathBuf>,
-    icount: bool,
+    options: BootOptions,
 ) -> Result<qemu::Outcome> {
-    eprintln!("building the kernel ...");
-    let kernel = artifacts::build_kernel()?;
     let mut members = Vec::new();
     for m in modules {
         let bytes =
             std::fs::read(m).map_err(|e| anyhow::anyhow!("reading {}: {e}", m.display()))?;
-        let file = m
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("module.o")
-            .to_string();
-        members.push((file, bytes));
+        let file = m.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !file.ends_with(".o") {
+            bail!(
+                "{}: the kernel loads boot-archive members named *.o and would skip this one; rename it",
+                m.display()
+            );
+        }
+        if let Err(e) = nooks_loader::Object::parse(&bytes) {
+            bail!("{}: not a driver object the kernel can load: {e}", m.display());
+        }
+        members.push((file.to_string(), bytes));
     }
+    eprintln!("building the kernel ...");
+    let kernel = artifacts::build_kernel()?;
     let members: Vec<(&str, Vec<u8>)> = members
         .iter()
         .map(|(n, b)| (n.as_str(), b.clone()))
@@ -172,10 +202,20 @@ fn boot(
         format!("{cmdline} {}", archive.cmdline()),
     );
     b.timeout = Duration::from_secs(timeout);
-    b.pcap_prefix = pcap;
-    b.echo = echo;
-    b.icount = icount;
+    b.pcap_prefix = options.pcap;
+    b.echo = options.echo;
+    b.icount = options.icount;
+    b.gdb = options.gdb;
     eprintln!("booting: {:?}", qemu::command(&b));
+    if let Some(port) = b.gdb {
+        // Nobody is timed while a person debugs.
+        b.timeout = Duration::from_secs(24 * 3600);
+        eprintln!(
+            "gdb: QEMU waits for gdb; in another terminal:\n  gdb {} -ex 'target remote :{port}'\n\
+             then, as each driver loads, the add-symbol-file line printed below (from the directory of the objects), and `continue`",
+            b.kernel.display()
+        );
+    }
     qemu::run(&b)
 }
 

@@ -43,6 +43,9 @@ pub struct Boot {
     /// Add [`SPARE_NIC`] to the hub: an 82545EM (8086:100f), which the
     /// e1000 driver (82540EM only) leaves to a driver under test.
     pub spare_nic: bool,
+    /// Wait for gdb on this TCP port before the first instruction (QEMU's
+    /// gdbstub), and print gdb's `add-symbol-file` for each loaded driver.
+    pub gdb: Option<u16>,
 }
 
 /// The spare NIC's MAC address (it is NIC2 in pcap names).
@@ -63,6 +66,7 @@ impl Boot {
             feed: false,
             feed_ports: None,
             spare_nic: false,
+            gdb: None,
         }
     }
 }
@@ -173,6 +177,9 @@ pub fn command(boot: &Boot) -> Command {
         ));
         cmd.arg("-netdev").arg("hubport,id=hf,hubid=0,netdev=feed");
     }
+    if let Some(port) = boot.gdb {
+        cmd.arg("-gdb").arg(format!("tcp::{port}")).arg("-S");
+    }
     cmd.arg("-kernel").arg(&boot.kernel);
     if let Some(initrd) = &boot.initrd {
         cmd.arg("-initrd").arg(initrd);
@@ -230,6 +237,9 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
             if boot.echo {
                 let _ = writeln!(std::io::stderr(), "{line}");
             }
+            if let Some(cmd) = boot.gdb.and_then(|_| gdb_symbols(&line)) {
+                let _ = writeln!(std::io::stderr(), "gdb: {cmd}");
+            }
             if let (Some(socket), Some(r), Some((port, _))) =
                 (feed.as_ref(), crate::feed::request(&line), boot.feed_ports)
             {
@@ -284,6 +294,23 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
     })
 }
 
+/// gdb's `add-symbol-file` for a driver the kernel loaded, from its
+/// `{"nooks":"sections",...}` record (the object is named as the boot
+/// archive member: the file name given to `nooks-bench boot`).
+pub fn gdb_symbols(line: &str) -> Option<String> {
+    let r = crate::serial::records(line).into_iter().next()?;
+    if r["nooks"] != "sections" {
+        return None;
+    }
+    let module = r["module"].as_str()?;
+    let sections = r["sections"].as_object()?;
+    let mut cmd = format!("add-symbol-file {module}");
+    for (name, addr) in sections {
+        cmd.push_str(&format!(" -s {name} {}", addr.as_str()?));
+    }
+    Some(cmd)
+}
+
 fn pump(stream: impl std::io::Read, tx: mpsc::Sender<String>) {
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
@@ -299,5 +326,19 @@ fn pump(stream: impl std::io::Read, tx: mpsc::Sender<String>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sections_record_becomes_add_symbol_file() {
+        let line = r#"{"nooks":"sections","module":"e1000.o","domain":0,"sections":{".text":"0xffffffffc0000000",".data":"0xffffffffc0400000"}}"#;
+        assert_eq!(
+            super::gdb_symbols(line).as_deref(),
+            Some("add-symbol-file e1000.o -s .text 0xffffffffc0000000 -s .data 0xffffffffc0400000")
+        );
+        assert_eq!(super::gdb_symbols(r#"{"nooks":"load"}"#), None);
+        assert_eq!(super::gdb_symbols("[ 0.1] INFO text"), None);
     }
 }

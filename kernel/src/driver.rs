@@ -263,6 +263,28 @@ pub fn load(
     )
     .map_err(|e| DriverError::Domain(alloc::format!("{e}")))?;
     let init = domain::entry::of(window.id, init).ok_or(DriverError::NoInit)?;
+    // Where each section went, for a debugger (`nooks-bench boot --gdb`
+    // turns this record into gdb's add-symbol-file).
+    let area_base = |a: nooks_loader::Area| match a {
+        nooks_loader::Area::Text => ta,
+        nooks_loader::Area::Rodata => ra,
+        nooks_loader::Area::Data => da,
+        nooks_loader::Area::Runtime => sa,
+    };
+    let sections: Vec<String> = object
+        .sections
+        .iter()
+        .enumerate()
+        .filter_map(|(i, sec)| {
+            let (area, offset) = layout.section(i)?;
+            (sec.size > 0).then(|| alloc::format!("\"{}\":\"{:#x}\"", sec.name, area_base(area) + offset))
+        })
+        .collect();
+    crate::println!(
+        "{{\"nooks\":\"sections\",\"module\":\"{name}\",\"domain\":{},\"sections\":{{{}}}}}",
+        window.id,
+        sections.join(",")
+    );
     crate::info!(
         "{name}: domain {} ({}), window {:#x}: text {ta:#x}, rodata {ra:#x}, data {da:#x}; calling init_module",
         window.id,

@@ -43,6 +43,12 @@ fn place(area: &mut AreaSize, size: u64, align: u64) -> u64 {
 }
 
 impl Layout {
+    /// Where section `index` of the object goes: its area and its offset
+    /// there (None if it is not loaded).
+    pub fn section(&self, index: usize) -> Option<(Area, u64)> {
+        self.sections.get(index).copied().flatten()
+    }
+
     /// Lays out a validated object.
     pub fn of(object: &Object<'_>) -> Layout {
         let mut text = AreaSize { size: 0, align: 1 };
