@@ -305,7 +305,9 @@ pub fn gdb_symbols(line: &str) -> Option<String> {
     let module = r["module"].as_str()?;
     let sections = r["sections"].as_object()?;
     let mut cmd = format!("add-symbol-file {module}");
-    for (name, addr) in sections {
+    // .text first (older gdb reads the first address as the text's).
+    let text = sections.iter().filter(|(n, _)| *n == ".text");
+    for (name, addr) in text.chain(sections.iter().filter(|(n, _)| *n != ".text")) {
         cmd.push_str(&format!(" -s {name} {}", addr.as_str()?));
     }
     Some(cmd)
