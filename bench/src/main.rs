@@ -149,8 +149,33 @@ fn main() -> Result<()> {
                 gdb: gdb.then_some(1234),
             };
             let outcome = boot("boot", &cmdline, &modules, timeout, options)?;
+            explain_faults(&outcome.log, &modules);
             verdict(&outcome)
         }
+    }
+}
+
+/// Prints each fault report of the boot with the driver's source line, from
+/// the DWARF of the object file the module came from.
+fn explain_faults(log: &str, modules: &[PathBuf]) {
+    for f in serial::records(log).into_iter().filter(|r| r["nooks"] == "fault") {
+        let domain = f["domain"].as_str().unwrap_or("");
+        let module = domain.split('#').next().unwrap_or("");
+        let function = f["function"].as_str().unwrap_or("");
+        let line = modules
+            .iter()
+            .find(|m| m.file_name().and_then(|n| n.to_str()) == Some(module))
+            .map(|m| {
+                nooks_bench::faults::source_line(m, function)
+                    .unwrap_or_else(|e| format!("no source line: {e}"))
+            })
+            .unwrap_or_else(|| "no object file for it".into());
+        eprintln!(
+            "fault: {domain} ({}): {} at {} [{function}: {line}]",
+            f["mechanism"].as_str().unwrap_or("?"),
+            f["cause"].as_str().unwrap_or("?"),
+            f["address"].as_str().unwrap_or("?"),
+        );
     }
 }
 
