@@ -211,8 +211,8 @@ pub struct Domain {
     entries: Option<Vec<String>>,
     /// Its address space, under `mmu`.
     space: Option<mmu::Space>,
-    /// Its protection key, under `pks`.
-    key: Option<u64>,
+    /// Its protection key and the IA32_PKRS rights it runs under, under `pks`.
+    key: Option<(u64, u64)>,
     heap: heap::Heap,
     mmio_next: u64,
     /// A rewritten object's `__nooks_esp` (its emulated stacks follow from
@@ -418,7 +418,8 @@ pub fn finish(id: usize, o: Loaded) -> Result<(), mmu::SpaceError> {
         d.space = Some(mmu::build(id, d.base, d.base + WINDOW)?);
     }
     if d.mechanism == Mechanism::Pks {
-        d.key = Some(pks::assign(d.base, d.base + WINDOW).map_err(mmu::SpaceError::NoKey)?);
+        let key = pks::assign(d.base, d.base + WINDOW).map_err(mmu::SpaceError::NoKey)?;
+        d.key = Some((key, pks::rights(key)));
     }
     Ok(())
 }
@@ -523,7 +524,7 @@ pub fn ioremap(id: usize, phys: u64, len: u64) -> Option<u64> {
         .ok()?;
     }
     d.mmio_next = va + (pages + 1) * PAGE_SIZE;
-    if let Some(key) = d.key {
+    if let Some((key, _)) = d.key {
         pks::extend(va, va + pages * PAGE_SIZE, key);
     }
     Some(va + (phys - first))
@@ -728,7 +729,7 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
             }
         };
         let cr3 = d.space.as_mut().map_or(0, |s| s.cr3());
-        let pkrs = d.key.map_or(0, pks::rights);
+        let pkrs = d.key.map_or(0, |(_, rights)| rights);
         (d.mechanism, frame, cr3, pkrs, LOCKS[id].load(Ordering::Relaxed))
     };
     if !gate::has_room() {
@@ -944,7 +945,7 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
 fn release_key(id: usize) {
     let mut domains = DOMAINS.lock();
     let d = &mut domains[id];
-    if let Some(key) = d.key.take() {
+    if let Some((key, _)) = d.key.take() {
         pks::release(d.base, d.base + WINDOW, key);
     }
 }
