@@ -169,11 +169,12 @@ fn original_e1000_in_mmu_domains_moves_frames_while_misbehaving_drivers_are_cont
 }
 
 /// Under `pks` a jump into kernel text is not seen (keys govern data, not
-/// execution): the forged call here lands on `timer::ticks`, which only
-/// reads, and returns to the driver as if it were its own code.
+/// execution): the forged call here lands on the export `nooks_jiffies`
+/// (called directly, not through its gate), which only reads, and returns
+/// to the driver as if it were its own code.
 #[test]
 fn original_e1000_in_pks_domains_moves_frames_while_misbehaving_drivers_are_contained() {
-    let ticks = kernel_static("5timer5ticks");
+    let ticks = kernel_static("4time13nooks_jiffies");
     contained(
         "pks",
         &[

@@ -190,7 +190,7 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
     for (module, line) in [
         ("null_offset", "null_offset.c:5"),
         ("other_domain", "other_domain.c:3"),
-        ("forged_call", "forged_call.c:5"),
+        ("forged_call", "forged_call.c:9"),
         ("wild_store", "wild_store.c:6"),
     ] {
         let obj = dir.join(format!("{module}.sfi.o"));
