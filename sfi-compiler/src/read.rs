@@ -225,6 +225,45 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
             is_common,
         };
     }
+    // What the rest of nooks-cc indexes by must be in range: a malformed
+    // object is an error here, never a panic later.
+    const MAX_SIZE: u64 = 1 << 30;
+    for s in &symbols {
+        if let Some(sec) = s.section
+            && sec >= sections.len()
+        {
+            return Err(bad(format!(
+                "symbol `{}` is in section {sec}, which does not exist",
+                s.name
+            )));
+        }
+        if s.is_common && (!s.value.max(1).is_power_of_two() || s.size > MAX_SIZE) {
+            return Err(bad(format!(
+                "common symbol `{}`: alignment {} and size {} (a power of two and at most 1 GiB)",
+                s.name, s.value, s.size
+            )));
+        }
+    }
+    for sec in &sections {
+        if sec.size > MAX_SIZE {
+            return Err(bad(format!(
+                "section {} is {} bytes: more than nooks-cc handles (1 GiB)",
+                sec.name, sec.size
+            )));
+        }
+        if !sec.align.is_power_of_two() {
+            return Err(bad(format!(
+                "section {} is aligned to {}, not a power of two",
+                sec.name, sec.align
+            )));
+        }
+        if let Some(r) = sec.relocs.iter().find(|r| r.symbol >= symbols.len()) {
+            return Err(bad(format!(
+                "a relocation in {} names symbol {}, which does not exist",
+                sec.name, r.symbol
+            )));
+        }
+    }
     let mut functions: Vec<Function> = symbols
         .iter()
         .enumerate()
