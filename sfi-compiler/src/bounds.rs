@@ -13,7 +13,7 @@
 //! increases to its type's maximum, so the iteration ends. An operation the analysis does not model gets its type's maximum.
 
 use cranelift_codegen::ir::{self, InstructionData, Opcode, Value};
-use std::collections::HashMap;
+use crate::HashMap;
 
 /// After this many increases, a block parameter is widened to its type's
 /// maximum (before that, to the next power of two less one).
@@ -48,10 +48,10 @@ impl Bounds {
     /// Analyses `func`.
     pub fn new(func: &ir::Function) -> Self {
         let mut b = Bounds {
-            max: HashMap::new(),
+            max: HashMap::default(),
             gave_up: false,
         };
-        let mut grew: HashMap<Value, u32> = HashMap::new();
+        let mut grew: HashMap<Value, u32> = HashMap::default();
         if let Some(entry) = func.layout.entry_block() {
             for &p in func.dfg.block_params(entry) {
                 b.max.insert(p, type_max(func.dfg.value_type(p)));

@@ -13,7 +13,7 @@ use gimli::write::{
     RelocateWriter, Relocation as DwRelocation, RelocationTarget, Sections,
 };
 use gimli::{Encoding, Format, LineEncoding, LittleEndian, SectionId};
-use std::collections::HashMap;
+use crate::HashMap;
 
 /// The line rows of one output function.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub fn add(obj: &mut Object<'_>, functions: &[FunctionLines], producer: &str) ->
         None,
     );
     let dir = program.default_directory();
-    let mut files = HashMap::new();
+    let mut files = HashMap::default();
     let mut ranges = Vec::new();
     for (index, f) in functions.iter().enumerate() {
         if f.rows.is_empty() {
@@ -129,7 +129,7 @@ pub fn add(obj: &mut Object<'_>, functions: &[FunctionLines], producer: &str) ->
         relocations: Vec::new(),
     });
     dwarf.write(&mut sections).map_err(err)?;
-    let mut ids: HashMap<SectionId, OutSection> = HashMap::new();
+    let mut ids: HashMap<SectionId, OutSection> = HashMap::default();
     sections
         .for_each(|id, s| -> std::result::Result<(), gimli::write::Error> {
             if !s.writer.slice().is_empty() {

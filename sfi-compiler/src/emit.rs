@@ -17,7 +17,7 @@ use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, default
 use cranelift_object::object::write::{Symbol as OutSymbol, SymbolSection};
 use cranelift_object::object::{SymbolFlags, SymbolKind, SymbolScope};
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use std::collections::HashMap;
+use crate::HashMap;
 
 /// Size of the emulated stack each rewritten object carries.
 pub const ESTACK_SIZE: usize = nooks_policy::abi::ESTACK_SIZE;
@@ -110,7 +110,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         .map_err(m)?;
 
     // Data sections and COMMON blocks.
-    let mut sections = HashMap::new();
+    let mut sections = HashMap::default();
     for (idx, s) in input.sections.iter().enumerate() {
         if matches!(s.kind, Kind::Rodata | Kind::Data | Kind::Bss) {
             let id = module
@@ -124,7 +124,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
             sections.insert(idx, id);
         }
     }
-    let mut commons = HashMap::new();
+    let mut commons = HashMap::default();
     for (i, s) in input.symbols.iter().enumerate() {
         if s.is_common {
             let linkage = if s.is_global {
@@ -142,7 +142,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     }
 
     // Imports: a symbol ever called (PLT32) is a function, anything else data.
-    let called: std::collections::HashSet<usize> = input
+    let called: crate::HashSet<usize> = input
         .sections
         .iter()
         .flat_map(|s| &s.relocs)
@@ -151,8 +151,8 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         .collect();
     let native_sig = lift::native_signature(call_conv);
     let inner_sig = lift::inner_signature(call_conv);
-    let mut import_funcs = HashMap::new();
-    let mut import_data = HashMap::new();
+    let mut import_funcs = HashMap::default();
+    let mut import_data = HashMap::default();
     for (i, s) in input.symbols.iter().enumerate() {
         if !s.is_undefined
             || import_funcs.contains_key(&s.name)
@@ -184,8 +184,8 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
 
     // Functions: a native (SysV) entry under the original name (inner
     // entries beside those rewritten code calls are declared by the lifter).
-    let mut native = HashMap::new();
-    let mut func_at = HashMap::new();
+    let mut native = HashMap::default();
+    let mut func_at = HashMap::default();
     for f in &input.functions {
         let s = &input.symbols[f.symbol];
         let linkage = if s.is_weak {

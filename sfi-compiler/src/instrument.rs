@@ -463,7 +463,7 @@ fn window_offset(
 
 /// The object's own writable sections and COMMON blocks, with their sizes:
 /// the loader places all of them inside the domain's window.
-pub type OwnData = std::collections::HashMap<DataId, u64>;
+pub type OwnData = crate::HashMap<DataId, u64>;
 
 /// If `v` is the address of one of the object's own writable sections: the
 /// symbol's offset into it and the section's size.
@@ -817,7 +817,7 @@ fn emit_refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: Fau
 /// because a load is not pure to it.
 pub fn drop_dead_code(func: &mut ir::Function) {
     loop {
-        let mut used = std::collections::HashSet::new();
+        let mut used = crate::HashSet::default();
         for block in func.layout.blocks() {
             for inst in func.layout.block_insts(block) {
                 used.extend(func.dfg.inst_values(inst));

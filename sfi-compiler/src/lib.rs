@@ -39,6 +39,17 @@ pub mod read;
 pub mod stack_args;
 pub mod window;
 
+/// Hash maps and sets with a fixed hasher. std's default is seeded per
+/// process, which made the order in which nooks-cc declares sections and
+/// functions — and so its output — differ from run to run; with a fixed
+/// one the order depends on the input alone, and the same input and flags
+/// give byte-identical objects.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, FixedState>;
+/// See [`HashMap`].
+pub type HashSet<K> = std::collections::HashSet<K, FixedState>;
+/// The fixed hasher of [`HashMap`] and [`HashSet`].
+pub type FixedState = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
 pub use emit::{Rewritten, Stats};
 pub use error::{ErrorKind, Result, RewriteError};
 

@@ -23,7 +23,7 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{DataId, FuncId, Module};
 use iced_x86::{ConditionCode, Mnemonic, OpKind, Register};
-use std::collections::HashMap;
+use crate::HashMap;
 
 /// Number of caller stack words a native entry copies onto the emulated stack
 /// (and a call to native code passes): 12 words, i.e. 18 integer arguments.
@@ -284,10 +284,10 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             regs,
             flags,
             producer: None,
-            blocks: HashMap::new(),
+            blocks: HashMap::default(),
             terminated: false,
-            funcs: HashMap::new(),
-            datas: HashMap::new(),
+            funcs: HashMap::default(),
+            datas: HashMap::default(),
             native_sig,
             undefined: None,
             pushes: Vec::new(),
@@ -1135,7 +1135,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             return;
         };
         let func = &mut *self.b.func;
-        let mut used = std::collections::HashSet::new();
+        let mut used = crate::HashSet::default();
         for block in func.layout.blocks() {
             for inst in func.layout.block_insts(block) {
                 used.extend(

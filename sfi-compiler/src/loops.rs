@@ -30,7 +30,7 @@ use cranelift_codegen::flowgraph::ControlFlowGraph;
 use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
 use cranelift_codegen::ir::{self, Block, BlockArg, InstructionData, Opcode, Value};
 use cranelift_codegen::loop_analysis::{Loop, LoopAnalysis};
-use std::collections::HashMap;
+use crate::HashMap;
 
 /// The largest range a hoisted check covers (the window is far larger).
 pub const MAX_SPAN: i64 = 1 << 20;
@@ -84,7 +84,7 @@ impl Loops {
             cfg,
             domtree,
             loops,
-            shapes: HashMap::new(),
+            shapes: HashMap::default(),
         }
     }
 
@@ -245,7 +245,7 @@ impl Loops {
         let entry_args = args(&destination)?;
         let back_args = args(&back)?;
         let (cc, lhs, rhs) = condition(func, arg)?;
-        let mut ivs = HashMap::new();
+        let mut ivs = HashMap::default();
         for (k, &param) in func.dfg.block_params(header).iter().enumerate() {
             let (Some(&init), Some(&next)) = (entry_args.get(k), back_args.get(k)) else {
                 continue;

@@ -24,7 +24,7 @@
 use cranelift_codegen::cursor::{Cursor, FuncCursor};
 use cranelift_codegen::ir::{self, InstBuilder, Value, types::I64};
 use cranelift_module::FuncId;
-use std::collections::{HashMap, HashSet};
+use crate::{HashMap, HashSet};
 
 /// The inner entry a direct call reaches, if it is one of the object's.
 fn callee(func: &ir::Function, inst: ir::Inst, inner: &HashSet<FuncId>) -> Option<FuncId> {
@@ -57,8 +57,8 @@ fn needed(func: &ir::Function, needs: &HashMap<FuncId, Vec<bool>>) -> Vec<bool> 
 fn live_values(func: &ir::Function, needs: &HashMap<FuncId, Vec<bool>>) -> HashSet<Value> {
     let inner: HashSet<FuncId> = needs.keys().copied().collect();
     // Where each block parameter's incoming values come from.
-    let mut incoming: HashMap<Value, Vec<Value>> = HashMap::new();
-    let mut live: HashSet<Value> = HashSet::new();
+    let mut incoming: HashMap<Value, Vec<Value>> = HashMap::default();
+    let mut live: HashSet<Value> = HashSet::default();
     let mut work: Vec<Value> = Vec::new();
     let pool = &func.dfg.value_lists;
     for block in func.layout.blocks() {
@@ -176,7 +176,7 @@ pub fn drop_dead_block_params(func: &mut ir::Function, needs: &HashMap<FuncId, V
     let Some(entry) = func.layout.entry_block() else {
         return;
     };
-    let mut dead: HashMap<ir::Block, Vec<usize>> = HashMap::new();
+    let mut dead: HashMap<ir::Block, Vec<usize>> = HashMap::default();
     for block in func.layout.blocks().filter(|&b| b != entry) {
         for (k, &p) in func.dfg.block_params(block).iter().enumerate() {
             // Registers and flags (a zero stands in for them below).
@@ -212,7 +212,7 @@ pub fn drop_dead_block_params(func: &mut ir::Function, needs: &HashMap<FuncId, V
     }
     // What used a removed parameter is dead too (the optimiser drops it):
     // it reads zero of the parameter's type instead.
-    let mut zeros: HashMap<ir::Type, Value> = HashMap::new();
+    let mut zeros: HashMap<ir::Type, Value> = HashMap::default();
     for (block, ks) in dead {
         for k in ks {
             let p = func.dfg.block_params(block)[k];
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn a_value_nothing_reads_leaves_the_loop() {
         let mut func = loop_with_a_dead_value();
-        let none = HashMap::new();
+        let none = HashMap::default();
         // `x` decides the loop, `y` only feeds the dead value.
         assert_eq!(needed(&func, &none), vec![true, false]);
         let head = func.layout.blocks().nth(1).unwrap();
@@ -309,7 +309,7 @@ pub fn guard_loop_exits(
     let mut loops = LoopAnalysis::new();
     loops.compute(func, &cfg, &domtree);
     // Only loops that store (a search loop's exits need nothing).
-    let mut storing = std::collections::HashSet::new();
+    let mut storing = crate::HashSet::default();
     for block in func.layout.blocks() {
         if func
             .layout

@@ -7,7 +7,7 @@ use object::{
     Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionKind,
     SymbolKind, SymbolSection,
 };
-use std::collections::HashMap;
+use crate::HashMap;
 
 /// A symbol of the input.
 #[derive(Debug, Clone)]
@@ -376,7 +376,7 @@ fn line_table(
         ".debug_addr",
         ".debug_rnglists",
     ];
-    let mut store: HashMap<&str, Vec<u8>> = HashMap::new();
+    let mut store: HashMap<&str, Vec<u8>> = HashMap::default();
     for n in names {
         store.insert(n, relocated(n));
     }

@@ -19,7 +19,7 @@
 //!   may read anything: every word is copied.
 
 use cranelift_codegen::ir::{self, InstructionData, Opcode, Value};
-use std::collections::HashMap;
+use crate::HashMap;
 
 /// A value's relation to the entry stack pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub fn words_read(func: &ir::Function, all: usize) -> usize {
         return all;
     };
     let params = block_params(func, sp);
-    let mut memo = HashMap::new();
+    let mut memo = HashMap::default();
     let mut words = 0usize;
     for block in func.layout.blocks() {
         for inst in func.layout.block_insts(block) {
@@ -117,7 +117,7 @@ pub fn words_read(func: &ir::Function, all: usize) -> usize {
 /// `sp + c`; one passed `sp`-derived values and others is mixed).
 fn block_params(func: &ir::Function, sp: Value) -> HashMap<Value, Derived> {
     // Incoming values of every parameter.
-    let mut incoming: HashMap<Value, Vec<Value>> = HashMap::new();
+    let mut incoming: HashMap<Value, Vec<Value>> = HashMap::default();
     for block in func.layout.blocks() {
         let Some(inst) = func.layout.last_inst(block) else {
             continue;
@@ -146,7 +146,7 @@ fn block_params(func: &ir::Function, sp: Value) -> HashMap<Value, Derived> {
     let mut stable = false;
     for _ in 0..=3 * incoming.len() + 1 {
         let mut changed = false;
-        let mut memo = HashMap::new();
+        let mut memo = HashMap::default();
         for (&param, args) in &incoming {
             let joined = args.iter().fold(Derived::Unknown, |j, &a| {
                 j.join(derived(func, a, sp, &params, &mut memo))

@@ -93,7 +93,7 @@ pub fn sites(code: &[u8], placeholder: i64, name: &str) -> Result<Vec<Site>> {
         ..RewriteError::new(ErrorKind::Codegen(what))
     };
     let mut found = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = crate::HashSet::default();
     let mut todo = vec![0u64];
     while let Some(ip) = todo.pop() {
         if !seen.insert(ip) || ip >= code.len() as u64 {
