@@ -595,8 +595,11 @@ fn define(
 fn define_data(module: &mut ObjectModule, env: &Env<'_>, estack: DataId) -> Result<()> {
     let m = |e: cranelift_module::ModuleError| RewriteError::new(ErrorKind::Codegen(e.to_string()));
     let input = env.input;
+    // The stack, and above its top room for the stack words a call into
+    // native code copies from the emulated stack pointer (a call made at
+    // the top would otherwise read past the end of the object's data).
     let mut d = DataDescription::new();
-    d.define_zeroinit(ESTACK_SIZE);
+    d.define_zeroinit(ESTACK_SIZE + 8 * lift::STACK_ARGS);
     d.set_align(16);
     module.define_data(estack, &d).map_err(m)?;
 

@@ -547,3 +547,43 @@ fn the_same_input_rewrites_to_the_same_bytes() {
         );
     }
 }
+
+#[test]
+fn a_native_call_at_the_top_of_the_emulated_stack_reads_inside_the_object() {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let d = dir("estack");
+    let src = write(&d, "f.c", "extern int g(int); int f(int x) { return g(x) + 1; }\n");
+    let obj = d.join("f.o");
+    gcc_c(&src, &obj, &["-O2", "-fno-asynchronous-unwind-tables"]);
+    let out = d.join("f.none.o");
+    let o = nooks_cc()
+        .args(["rewrite", "-o"])
+        .arg(&out)
+        .arg(&obj)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let estack = file
+        .symbols()
+        .find(|s| s.name() == Ok("__nooks_estack"))
+        .expect("__nooks_estack");
+    // __nooks_esp starts at the stack's top: its relocation's addend.
+    let esp = file
+        .symbols()
+        .find(|s| s.name() == Ok("__nooks_esp"))
+        .expect("__nooks_esp");
+    let section = file.section_by_index(esp.section_index().unwrap()).unwrap();
+    let (_, reloc) = section
+        .relocations()
+        .find(|(at, _)| *at == esp.address())
+        .expect("__nooks_esp's initial value is relocated");
+    let top = reloc.addend() as u64;
+    let copied = 8 * nooks_policy::abi::STACK_ARGS as u64;
+    assert!(
+        top + copied <= estack.size(),
+        "top {top:#x} + {copied} copied words > __nooks_estack's {:#x} bytes",
+        estack.size()
+    );
+}
