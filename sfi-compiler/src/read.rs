@@ -412,17 +412,27 @@ fn line_table(
                     if name.starts_with('/') {
                         return name;
                     }
+                    // A directory entry relative to the compilation
+                    // directory (DWARF 5's entries after the first are) is
+                    // joined to it, as readers of the original do.
+                    let join = |d: &str, rest: &str| format!("{}/{rest}", d.trim_end_matches('/'));
+                    let comp_dir = unit
+                        .comp_dir
+                        .map(|d| String::from_utf8_lossy(d.slice()).into_owned())
+                        .filter(|d| !d.is_empty());
                     let dir = f
                         .directory(header)
                         .and_then(|d| dwarf.attr_string(&unit, d).ok())
                         .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
-                        .or_else(|| {
-                            unit.comp_dir
-                                .map(|d| String::from_utf8_lossy(d.slice()).into_owned())
-                        });
+                        .filter(|d| !d.is_empty())
+                        .map(|d| match &comp_dir {
+                            Some(c) if !d.starts_with('/') => join(c, &d),
+                            _ => d,
+                        })
+                        .or(comp_dir);
                     match dir {
-                        Some(d) if !d.is_empty() => format!("{}/{name}", d.trim_end_matches('/')),
-                        _ => name,
+                        Some(d) => join(&d, &name),
+                        None => name,
                     }
                 })
                 .unwrap_or_else(|| "?".into());

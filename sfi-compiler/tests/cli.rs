@@ -587,3 +587,51 @@ fn a_native_call_at_the_top_of_the_emulated_stack_reads_inside_the_object() {
         estack.size()
     );
 }
+
+#[test]
+fn dwarf_file_paths_are_the_originals() {
+    // A source in a subdirectory, compiled from its parent: gcc records the
+    // parent as the compilation directory and `sub` as a relative directory.
+    let d = dir("dwarf-paths");
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    write(&d.join("sub"), "x.c", "int twice(int x)\n{\n\treturn 2 * x;\n}\n");
+    let plain = d.join("x.o");
+    let st = Command::new("gcc")
+        .current_dir(&d)
+        .args(["-c", "-g", "-O1", "-fno-asynchronous-unwind-tables", "sub/x.c", "-o"])
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rewritten = d.join("x.none.o");
+    let o = nooks_cc()
+        .args(["rewrite", "-o"])
+        .arg(&rewritten)
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file_of = |obj: &Path| -> String {
+        let nm = Command::new("nm").arg(obj).output().unwrap();
+        let nm = String::from_utf8_lossy(&nm.stdout).into_owned();
+        let addr = nm
+            .lines()
+            .find(|l| l.ends_with(" T twice"))
+            .map(|l| l[..16].to_string())
+            .unwrap_or_else(|| panic!("twice in {nm}"));
+        let a2l = Command::new("addr2line")
+            .arg("-e")
+            .arg(obj)
+            .arg(format!("0x{addr}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&a2l.stdout)
+            .trim()
+            .rsplit_once(':')
+            .map(|(f, _)| f.to_string())
+            .unwrap_or_default()
+    };
+    let want = format!("{}/sub/x.c", d.display());
+    assert_eq!(file_of(&plain), want, "gcc's own object");
+    assert_eq!(file_of(&rewritten), want, "the rewritten object");
+}
