@@ -89,5 +89,63 @@ impl fmt::Display for RewriteError {
 
 impl std::error::Error for RewriteError {}
 
+impl RewriteError {
+    /// The error as compilers print theirs, for editors and build logs to
+    /// parse: `file:line: error: ...` (the source line from the input's
+    /// DWARF, else `object:function+offset`, else the object), then a
+    /// `note:` line where one helps.
+    pub fn diagnostic(&self, object: &str) -> String {
+        let place = match (&self.function, self.offset) {
+            (Some(func), Some(off)) => Some(format!("{func}+{off:#x}")),
+            (Some(func), None) => Some(func.clone()),
+            _ => None,
+        };
+        let location = match (&self.line, &place) {
+            (Some(line), _) => line.clone(),
+            (None, Some(p)) => format!("{object}:{p}"),
+            (None, None) => object.to_string(),
+        };
+        let mut what = RewriteError {
+            line: None,
+            ..self.clone()
+        }
+        .to_string();
+        if self.line.is_some() {
+            what.push_str(&format!(" [{object}]"));
+        }
+        let mut out = format!("{location}: error: {what}");
+        if let Some(note) = self.hint() {
+            out.push_str(&format!("\n{location}: note: {note}"));
+        }
+        out
+    }
+
+    /// What to try, where the cause is a build flag or the policy.
+    pub fn hint(&self) -> Option<&'static str> {
+        let insn = self.disassembly.as_deref().unwrap_or("");
+        match &self.kind {
+            ErrorKind::UnsupportedRelocation(s) if s.contains(".eh_frame") => Some(
+                "unwind tables are not carried over to rewritten code yet: build with -fno-asynchronous-unwind-tables",
+            ),
+            ErrorKind::UnsupportedControlFlow(s)
+                if s.contains("indirect jump") || s.contains("jump table") =>
+            {
+                Some("a switch compiled to a jump table: build with -fno-jump-tables")
+            }
+            ErrorKind::UnsupportedInstruction
+                if ["shlx", "shrx", "sarx", "rorx", "andn", "bzhi", "pdep", "pext", "blsr", "blsi", "blsmsk"]
+                    .iter()
+                    .any(|m| insn.starts_with(m)) =>
+            {
+                Some("a BMI instruction: build without -mbmi/-mbmi2 (or -march=native)")
+            }
+            ErrorKind::Forbidden(_) => {
+                Some("the driver's policy (--policy) does not allow it; widen the policy or change the driver")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The result type of nooks-cc's library.
 pub type Result<T> = std::result::Result<T, RewriteError>;

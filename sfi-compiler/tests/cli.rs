@@ -45,7 +45,12 @@ fn assert_clean_failure(o: &Output) -> String {
     let e = stderr(o);
     assert_eq!(o.status.code(), Some(1), "exit status; stderr: {e}");
     assert!(!e.contains("panicked"), "nooks-cc panicked: {e}");
-    assert!(e.starts_with("nooks-cc: error:"), "{e}");
+    // Either the driver's own errors, or a rewrite error in the compilers'
+    // `location: error: ...` form.
+    assert!(
+        e.starts_with("nooks-cc: error:") || e.lines().next().is_some_and(|l| l.contains(": error: ")),
+        "{e}"
+    );
     e
 }
 
@@ -634,4 +639,53 @@ fn dwarf_file_paths_are_the_originals() {
     let want = format!("{}/sub/x.c", d.display());
     assert_eq!(file_of(&plain), want, "gcc's own object");
     assert_eq!(file_of(&rewritten), want, "the rewritten object");
+}
+
+#[test]
+fn errors_are_in_the_compilers_form_with_a_hint() {
+    let d = dir("diagnostics");
+    // gcc's default unwind tables.
+    let src = write(&d, "u.c", "int g(int);\nint f(int x)\n{\n\treturn g(x) + 1;\n}\n");
+    let obj = d.join("u.o");
+    let st = Command::new("gcc")
+        .args(["-c", "-O2"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = nooks_cc()
+        .args(["rewrite", "-o"])
+        .arg(d.join("u.none.o"))
+        .arg(&obj)
+        .output()
+        .unwrap();
+    let e = assert_clean_failure(&o);
+    let mut lines = e.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{}: error: unsupported relocation: type 2 at 0x20 in .eh_frame", obj.display()).as_str()),
+        "{e}"
+    );
+    assert!(
+        lines.next().is_some_and(|l| l.contains(": note: ") && l.contains("-fno-asynchronous-unwind-tables")),
+        "{e}"
+    );
+    // A BMI2 shift, located by the source line.
+    let src = write(&d, "b.c", "unsigned f(unsigned x, unsigned y)\n{\n\treturn x << y;\n}\n");
+    let obj = d.join("b.o");
+    gcc_c(&src, &obj, &["-O2", "-mbmi2", "-fno-asynchronous-unwind-tables"]);
+    let o = nooks_cc()
+        .args(["rewrite", "-o"])
+        .arg(d.join("b.none.o"))
+        .arg(&obj)
+        .output()
+        .unwrap();
+    let e = assert_clean_failure(&o);
+    assert!(
+        e.starts_with(&format!("{}:3: error: unsupported instruction in f+0x0: `shlx", src.display())),
+        "{e}"
+    );
+    assert!(e.contains(": note: a BMI instruction"), "{e}");
 }

@@ -134,7 +134,7 @@ fn rewrite_file(input: &Path, output: &Path, opts: &Options, inject: Option<&str
     }
     let out = match nooks_sfi_compiler::rewrite(&bytes, opts) {
         Ok(o) => o,
-        Err(e) => bail!("{}: {e}", input.display()),
+        Err(e) => return Err(Diagnostic(e.diagnostic(&input.display().to_string())).into()),
     };
     for (name, text) in out.clif.iter().chain(out.asm.iter()) {
         println!("; {name}\n{text}");
@@ -237,11 +237,26 @@ fn run() -> Result<()> {
     }
 }
 
+/// A rewrite error already in the compilers' `file:line: error:` form.
+#[derive(Debug)]
+struct Diagnostic(String);
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nooks-cc: error: {e:#}");
+            match e.downcast_ref::<Diagnostic>() {
+                Some(d) => eprintln!("{d}"),
+                None => eprintln!("nooks-cc: error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
