@@ -689,3 +689,76 @@ fn errors_are_in_the_compilers_form_with_a_hint() {
     );
     assert!(e.contains(": note: a BMI instruction"), "{e}");
 }
+
+#[test]
+fn compiler_driver_mode_is_a_drop_in_cc() {
+    let d = dir("drop-in");
+    let _ = std::fs::remove_dir_all(d.join("sub"));
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    write(&d.join("sub"), "a.c", "int a(int x)\n{\n\treturn x + 1;\n}\n");
+    write(&d.join("sub"), "b.c", "int b(int x)\n{\n\treturn x * 2;\n}\n");
+    let cc = |args: &[&str]| -> Output {
+        nooks_cc().current_dir(&d).args(args).output().unwrap()
+    };
+    let ok = |o: &Output| assert!(o.status.success(), "{}", stderr(o));
+    let nm = |f: &str| -> String {
+        let o = Command::new("nm").arg(d.join(f)).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Several sources: each object in the current directory, as gcc puts it;
+    // `--isolation=sfi` is ours, never gcc's.
+    for f in ["a.o", "b.o"] {
+        let _ = std::fs::remove_file(d.join(f));
+    }
+    ok(&cc(&["-c", "sub/a.c", "sub/b.c", "--isolation=sfi", "-O2"]));
+    assert!(nm("a.o").contains("__nooks_sfi") && nm("b.o").contains(" T b"));
+    assert!(!d.join("sub/a.o").exists(), "the object went beside the source");
+    // -oFILE, and -MD names the dependency file after the real output.
+    ok(&cc(&["-c", "sub/a.c", "-oout.o", "-MD"]));
+    assert!(nm("out.o").contains(" T a"));
+    let deps = std::fs::read_to_string(d.join("out.d")).unwrap();
+    assert!(deps.starts_with("out.o: sub/a.c"), "{deps}");
+    // -E and -S are gcc's.
+    let o = cc(&["-E", "sub/a.c"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("return x + 1;"));
+    ok(&cc(&["-S", "sub/a.c", "-o", "a.s"]));
+    assert!(std::fs::read_to_string(d.join("a.s")).unwrap().contains(".globl\ta"));
+    // Standard input.
+    let mut child = nooks_cc()
+        .current_dir(&d)
+        .args(["-c", "-x", "c", "-", "-o", "stdin.o"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"int c(void) { return 3; }\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(nm("stdin.o").contains(" T c"));
+    // gcc's own refusal, and nooks-cc never runs itself.
+    assert_clean_failure(&cc(&["-c", "sub/a.c", "sub/b.c", "-o", "x.o"]));
+    let o = nooks_cc()
+        .current_dir(&d)
+        .env("NOOKS_CC", env!("CARGO_BIN_EXE_nooks-cc"))
+        .args(["-c", "sub/a.c", "-o", "y.o"])
+        .output()
+        .unwrap();
+    assert!(assert_clean_failure(&o).contains("is nooks-cc itself"));
+    // make CC=nooks-cc builds objects with make's own rules.
+    write(&d, "Makefile", "all: sub/a.o sub/b.o\n");
+    let _ = std::fs::remove_file(d.join("sub/a.o"));
+    let _ = std::fs::remove_file(d.join("sub/b.o"));
+    let o = Command::new("make")
+        .current_dir(&d)
+        .arg(format!("CC={}", env!("CARGO_BIN_EXE_nooks-cc")))
+        .arg("CFLAGS=-O2 --isolation=sfi")
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(d.join("sub/a.o").exists() && d.join("sub/b.o").exists());
+}

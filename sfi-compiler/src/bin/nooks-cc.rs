@@ -1,13 +1,13 @@
 //! `nooks-cc`: rewrite x86-64 driver objects through Cranelift.
 //!
 //! ```text
-//! nooks-cc -c driver.c -o driver.o [--isolation none|sfi] [cc flags...]
+//! nooks-cc -c driver.c -o driver.o [--isolation none|sfi] [cc flags...]   (a drop-in cc: see `compile`)
 //! nooks-cc rewrite in.o -o out.o [--isolation none|sfi] [--emit clif|asm]
 //! ```
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use nooks_sfi_compiler::{DRIVER_CFLAGS, Isolation, Options};
+use nooks_sfi_compiler::{Isolation, Options};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -143,65 +143,210 @@ fn rewrite_file(input: &Path, output: &Path, opts: &Options, inject: Option<&str
     Ok(())
 }
 
-/// Compiler-driver mode: `-c`, `-o FILE`, `--isolation X` and `--emit X` are
-/// ours wherever they appear; every other argument goes to the C compiler.
-fn compile(args: &[String]) -> Result<()> {
-    let mut output = None;
-    let mut isolation = Iso::None;
-    let mut emit = None;
-    let mut policy = None;
-    let mut cc_args = Vec::new();
-    let mut it = args.iter();
+/// Options of the C compiler that take their value as the next argument.
+const CC_VALUE_OPTIONS: &[&str] = &[
+    "-o", "-MF", "-MT", "-MQ", "-x", "-include", "-imacros", "-isystem", "-idirafter", "-iquote",
+    "-iprefix", "-iwithprefix", "-I", "-D", "-U", "-L", "-Xassembler", "-Xlinker", "-Xpreprocessor",
+    "-aux-info", "--param",
+];
+
+/// What a compiler-driver invocation asked for, our options taken out.
+#[derive(Default)]
+struct Invocation {
+    /// Everything for the C compiler, in order (sources included).
+    cc: Vec<String>,
+    /// Positions in `cc` of the inputs (sources or objects).
+    inputs: Vec<usize>,
+    /// `-o FILE` / `-oFILE`.
+    output: Option<String>,
+    /// Our options.
+    isolation: Option<Iso>,
+    emit: Option<Emit>,
+    policy: Option<PathBuf>,
+    /// `-c`, `-S`, `-E`, `-M`/`-MM` (no compilation), dependency output.
+    compile: bool,
+    stop_early: bool,
+    deps: bool,
+    dep_file: bool,
+    dep_target: bool,
+}
+
+/// Splits a `cc`-style command line into ours and the compiler's.
+fn parse_invocation(args: &[String]) -> Result<Invocation> {
+    let mut inv = Invocation::default();
+    let mut it = args.iter().peekable();
+    let value = |it: &mut std::iter::Peekable<std::slice::Iter<'_, String>>, what: &str| {
+        it.next().cloned().with_context(|| format!("{what} needs a value"))
+    };
     while let Some(a) = it.next() {
-        match a.as_str() {
-            "-c" => {}
-            "-o" => output = Some(PathBuf::from(it.next().context("-o needs a file")?)),
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        match flag {
             "--isolation" => {
-                isolation = Iso::from_str(it.next().context("--isolation needs none or sfi")?, true)
-                    .map_err(anyhow::Error::msg)?
+                let v = match inline {
+                    Some(v) => v,
+                    None => value(&mut it, "--isolation")?,
+                };
+                inv.isolation = Some(Iso::from_str(&v, true).map_err(anyhow::Error::msg)?);
             }
-            "--policy" => policy = Some(PathBuf::from(it.next().context("--policy needs a file")?)),
             "--emit" => {
-                emit = Some(
-                    Emit::from_str(it.next().context("--emit needs clif or asm")?, true)
-                        .map_err(anyhow::Error::msg)?,
-                )
+                let v = match inline {
+                    Some(v) => v,
+                    None => value(&mut it, "--emit")?,
+                };
+                inv.emit = Some(Emit::from_str(&v, true).map_err(anyhow::Error::msg)?);
             }
-            other => cc_args.push(other.to_string()),
+            "--policy" => {
+                inv.policy = Some(PathBuf::from(match inline {
+                    Some(v) => v,
+                    None => value(&mut it, "--policy")?,
+                }))
+            }
+            "-c" => inv.compile = true,
+            "-o" => inv.output = Some(value(&mut it, "-o")?),
+            o if o.starts_with("-o") && o.len() > 2 => inv.output = Some(o[2..].to_string()),
+            _ => {
+                match a.as_str() {
+                    "-S" | "-E" | "-M" | "-MM" => inv.stop_early = true,
+                    "-MD" | "-MMD" => inv.deps = true,
+                    "-MF" => inv.dep_file = true,
+                    "-MT" | "-MQ" => inv.dep_target = true,
+                    _ => {}
+                }
+                inv.cc.push(a.clone());
+                if CC_VALUE_OPTIONS.contains(&a.as_str()) {
+                    inv.cc.push(value(&mut it, a)?);
+                } else if a == "-" || !a.starts_with('-') {
+                    inv.inputs.push(inv.cc.len() - 1);
+                }
+            }
         }
     }
-    let source = cc_args
-        .iter()
-        .find(|a| a.ends_with(".c"))
-        .context("no .c source given")?
-        .clone();
-    let output = output.unwrap_or_else(|| PathBuf::from(&source).with_extension("o"));
-    let tmp = std::env::temp_dir().join(format!(
-        "nooks-cc-{}-{}.o",
-        std::process::id(),
-        output.file_stem().and_then(|s| s.to_str()).unwrap_or("out")
-    ));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = std::process::Command::new(&cc)
-        .arg("-c")
-        .args(DRIVER_CFLAGS)
-        .args(&cc_args)
-        .arg("-o")
-        .arg(&tmp)
+    Ok(inv)
+}
+
+/// The C compiler nooks-cc drives: `NOOKS_CC` (default gcc), never nooks-cc
+/// itself (`make CC=nooks-cc` must not make it call itself forever).
+fn real_compiler() -> Result<String> {
+    let cc = std::env::var("NOOKS_CC").unwrap_or_else(|_| "gcc".into());
+    if std::env::var_os("NOOKS_CC_ACTIVE").is_some() {
+        bail!("NOOKS_CC (`{cc}`) runs nooks-cc again: name the real C compiler (gcc, clang)");
+    }
+    let me = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok());
+    let resolved = which(&cc).and_then(|p| p.canonicalize().ok());
+    if me.is_some() && me == resolved {
+        bail!("NOOKS_CC (`{cc}`) is nooks-cc itself: name the real C compiler (gcc, clang)");
+    }
+    Ok(cc)
+}
+
+/// `cmd` as the shell would find it.
+fn which(cmd: &str) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return Some(PathBuf::from(cmd));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(cmd))
+            .find(|p| p.is_file())
+    })
+}
+
+fn run_cc(cc: &str, args: &[String]) -> Result<()> {
+    let status = std::process::Command::new(cc)
+        .args(args)
+        .env("NOOKS_CC_ACTIVE", "1")
         .status()
         .with_context(|| format!("running {cc}"))?;
     if !status.success() {
+        // The compiler said why on stderr; its exit status is ours.
         bail!("{cc} failed ({status})");
     }
-    let r = options(isolation, emit, policy.as_deref())
-        .and_then(|opts| rewrite_file(&tmp, &output, &opts, None));
-    let _ = std::fs::remove_file(&tmp);
-    r
+    Ok(())
+}
+
+/// Compiler-driver mode, a drop-in `cc` for Kbuild-style builds: with `-c`
+/// each source is compiled by the real compiler (with the driver ABI's flags
+/// first, so the build's own come after and win) into a temporary object,
+/// which is rewritten into the object gcc would have written (`-o FILE` or
+/// `-oFILE`; else the source's base name with `.o`, in the current
+/// directory). `--isolation`, `--emit` and `--policy` (also `--x=v`) are
+/// ours; everything else is the compiler's. `-E`, `-S`, `-M`, `-MM` and
+/// invocations without `-c` (linking) are the compiler's alone. With
+/// `-MD`/`-MMD` the dependency file is named after the real output, and
+/// names it as its target.
+fn compile(args: &[String]) -> Result<()> {
+    let inv = parse_invocation(args)?;
+    let cc = real_compiler()?;
+    if inv.stop_early || !inv.compile {
+        let mut all = inv.cc.clone();
+        if inv.compile {
+            all.push("-c".into());
+        }
+        if let Some(o) = &inv.output {
+            all.extend(["-o".to_string(), o.clone()]);
+        }
+        return run_cc(&cc, &all);
+    }
+    if inv.inputs.is_empty() {
+        bail!("no input files");
+    }
+    if inv.inputs.len() > 1 && inv.output.is_some() {
+        bail!("cannot specify -o with -c and multiple files");
+    }
+    let opts = options(inv.isolation.unwrap_or(Iso::None), inv.emit, inv.policy.as_deref())?;
+    for &i in &inv.inputs {
+        let source = &inv.cc[i];
+        let output = match &inv.output {
+            Some(o) => PathBuf::from(o),
+            None => PathBuf::from(
+                Path::new(source)
+                    .file_stem()
+                    .map_or_else(|| "-".into(), |s| s.to_string_lossy().into_owned()),
+            )
+            .with_extension("o"),
+        };
+        // Every argument but the other inputs.
+        let mut cc_args: Vec<String> = ["-c".to_string()]
+            .into_iter()
+            .chain(nooks_sfi_compiler::DRIVER_CFLAGS.iter().map(|s| s.to_string()))
+            .chain(
+                inv.cc
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j == i || !inv.inputs.contains(j))
+                    .map(|(_, a)| a.clone()),
+            )
+            .collect();
+        if inv.deps {
+            if !inv.dep_file {
+                cc_args.extend(["-MF".into(), output.with_extension("d").display().to_string()]);
+            }
+            if !inv.dep_target {
+                cc_args.extend(["-MT".into(), output.display().to_string()]);
+            }
+        }
+        let tmp = std::env::temp_dir().join(format!(
+            "nooks-cc-{}-{}.o",
+            std::process::id(),
+            output.file_stem().and_then(|s| s.to_str()).unwrap_or("out")
+        ));
+        cc_args.extend(["-o".into(), tmp.display().to_string()]);
+        let r = run_cc(&cc, &cc_args).and_then(|()| rewrite_file(&tmp, &output, &opts, None));
+        let _ = std::fs::remove_file(&tmp);
+        r?;
+    }
+    Ok(())
 }
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.iter().skip(1).any(|a| a == "-c") && args.get(1).is_none_or(|a| a != "rewrite") {
+    // Anything that is not one of our subcommands (or help/version) is a
+    // compiler-driver invocation, as `cc` would take it.
+    let ours = ["rewrite", "inject", "help", "-h", "--help", "-V", "--version"];
+    if args.len() > 1 && !ours.contains(&args[1].as_str()) {
         return compile(&args[1..]);
     }
     match Cli::parse().command {
