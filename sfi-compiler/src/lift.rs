@@ -1564,6 +1564,8 @@ impl<M: Module> Lifter<'_, '_, M> {
                 self.write_op(insn, 0, r)?;
             }
             X::Bsf | X::Bsr | X::Tzcnt | X::Lzcnt | X::Popcnt => self.bitscan(insn)?,
+            X::Shlx | X::Shrx | X::Sarx | X::Rorx | X::Andn | X::Bzhi | X::Blsr | X::Blsi
+            | X::Blsmsk => self.bmi(insn)?,
             X::Bt | X::Bts | X::Btr | X::Btc => self.bit_test(insn)?,
             X::Xchg => self.xchg(insn)?,
             X::Cmpxchg => self.cmpxchg(insn)?,
@@ -2182,6 +2184,74 @@ impl<M: Module> Lifter<'_, '_, M> {
             }
         };
         self.producer = None;
+        self.write_op(insn, 0, r)
+    }
+
+    /// The BMI1/BMI2 general-register instructions gcc emits under
+    /// `-mbmi`/`-mbmi2` (`-march=native` on recent CPUs): the shifts and the
+    /// rotate leave the flags alone; the others set SF and ZF from the
+    /// result, clear OF, and set CF their own way (PF is undefined).
+    fn bmi(&mut self, insn: &Insn) -> Result<()> {
+        use Mnemonic as X;
+        let ty = ty_of(self.op_size(insn, 0));
+        let bits = i64::from(ty.bits());
+        let m = insn.instr.mnemonic();
+        let src = self.read_op(insn, 1, ty)?;
+        let r = match m {
+            X::Shlx | X::Shrx | X::Sarx => {
+                let cnt = self.read_op(insn, 2, ty)?;
+                let cnt = self.b.ins().band_imm_s(cnt, bits - 1);
+                match m {
+                    X::Shlx => self.b.ins().ishl(src, cnt),
+                    X::Shrx => self.b.ins().ushr(src, cnt),
+                    _ => self.b.ins().sshr(src, cnt),
+                }
+            }
+            X::Rorx => {
+                let imm = (insn.instr.immediate(2) as i64) & (bits - 1);
+                self.b.ins().rotr_imm_s(src, imm)
+            }
+            _ => {
+                let (r, cf) = match m {
+                    X::Andn => {
+                        let other = self.read_op(insn, 2, ty)?;
+                        let n = self.b.ins().bnot(src);
+                        (self.b.ins().band(n, other), None)
+                    }
+                    X::Bzhi => {
+                        // The index is the low byte of the third operand;
+                        // at or past the width nothing is cleared and CF is set.
+                        let n = self.read_op(insn, 2, ty)?;
+                        let n = self.b.ins().band_imm_s(n, 0xff);
+                        let all = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, n, bits);
+                        let one = self.b.ins().iconst(ty, 1);
+                        let bit = self.b.ins().ishl(one, n);
+                        let mask = self.b.ins().isub(bit, one);
+                        let cleared = self.b.ins().band(src, mask);
+                        (self.b.ins().select(all, src, cleared), Some(all))
+                    }
+                    _ => {
+                        let is_zero = self.b.ins().icmp_imm_s(IntCC::Equal, src, 0);
+                        let minus_one = self.b.ins().iadd_imm_s(src, -1);
+                        match m {
+                            X::Blsr => (self.b.ins().band(src, minus_one), Some(is_zero)),
+                            X::Blsmsk => (self.b.ins().bxor(src, minus_one), Some(is_zero)),
+                            _ => {
+                                let neg = self.b.ins().ineg(src);
+                                let nonzero = self.b.ins().icmp_imm_s(IntCC::NotEqual, src, 0);
+                                (self.b.ins().band(src, neg), Some(nonzero))
+                            }
+                        }
+                    }
+                };
+                self.flags_logic(r);
+                if let Some(cf) = cf {
+                    self.bool_var(self.flags.cf, cf);
+                    self.producer = None;
+                }
+                r
+            }
+        };
         self.write_op(insn, 0, r)
     }
 
