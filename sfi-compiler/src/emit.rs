@@ -35,6 +35,8 @@ pub struct Rewritten {
     pub stats: Stats,
     /// Where each function's window checks hold the placeholder (`window`).
     window_sites: Vec<(FuncId, Vec<crate::window::Site>)>,
+    /// Each compiled function's unwind information (`unwind`).
+    unwind: Vec<(FuncId, cranelift_codegen::isa::unwind::UnwindInfo)>,
 }
 
 /// Counts for reports and benchmarks.
@@ -68,7 +70,7 @@ fn isa() -> Result<isa::OwnedTargetIsa> {
     };
     set(&mut flags, "opt_level", "speed")?;
     set(&mut flags, "is_pic", "false")?;
-    set(&mut flags, "unwind_info", "false")?;
+    set(&mut flags, "unwind_info", "true")?;
     set(&mut flags, "preserve_frame_pointers", "true")?;
     let triple: target_lexicon::Triple = "x86_64-unknown-linux-gnu"
         .parse()
@@ -454,6 +456,11 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         &functions,
         concat!("nooks-cc ", env!("CARGO_PKG_VERSION")),
     )?;
+    let unwind: Vec<_> = std::mem::take(&mut out.unwind)
+        .into_iter()
+        .filter_map(|(id, info)| Some((product.functions[id]?.0, info)))
+        .collect();
+    crate::unwind::add(&mut product.object, &*crate::emit::isa()?, &unwind)?;
     add_metadata(&mut product.object, input, opts);
     out.object = product
         .emit()
@@ -579,6 +586,9 @@ fn define(
         }
         size = code.code_buffer().len() as u64;
         out.stats.output_text += code.code_buffer().len();
+        if let Ok(Some(info)) = code.create_unwind_info(module.isa()) {
+            out.unwind.push((id, info));
+        }
         if let Some(asm) = &code.vcode {
             out.asm.push((name.to_string(), asm.clone()));
         }

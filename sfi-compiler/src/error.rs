@@ -124,20 +124,13 @@ impl RewriteError {
     pub fn hint(&self) -> Option<&'static str> {
         let insn = self.disassembly.as_deref().unwrap_or("");
         match &self.kind {
-            ErrorKind::UnsupportedRelocation(s) if s.contains(".eh_frame") => Some(
-                "unwind tables are not carried over to rewritten code yet: build with -fno-asynchronous-unwind-tables",
+            ErrorKind::UnsupportedControlFlow(_) => Some(
+                "if this is a switch gcc compiled to a jump table, build with -fno-jump-tables",
             ),
-            ErrorKind::UnsupportedControlFlow(s)
-                if s.contains("indirect jump") || s.contains("jump table") =>
-            {
-                Some("a switch compiled to a jump table: build with -fno-jump-tables")
-            }
             ErrorKind::UnsupportedInstruction
-                if ["shlx", "shrx", "sarx", "rorx", "andn", "bzhi", "pdep", "pext", "blsr", "blsi", "blsmsk"]
-                    .iter()
-                    .any(|m| insn.starts_with(m)) =>
+                if ["pdep", "pext", "mulx", "adcx", "adox"].iter().any(|m| insn.starts_with(m)) =>
             {
-                Some("a BMI instruction: build without -mbmi/-mbmi2 (or -march=native)")
+                Some("a BMI2/ADX instruction nooks-cc does not lift yet: build without -mbmi2/-madx (or -march=native)")
             }
             ErrorKind::Forbidden(_) => {
                 Some("the driver's policy (--policy) does not allow it; widen the policy or change the driver")

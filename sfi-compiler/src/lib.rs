@@ -37,6 +37,7 @@ pub mod loops;
 pub mod params;
 pub mod read;
 pub mod stack_args;
+pub mod unwind;
 pub mod window;
 
 /// Hash maps and sets with a fixed hasher. std's default is seeded per

@@ -153,6 +153,9 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
             _ => Kind::Other,
         };
         let name = s.name().unwrap_or("").to_string();
+        // The input's unwind tables describe gcc's code, which the output
+        // does not have: dropped, and rebuilt for the rewritten code (`unwind`).
+        let kind = if name == ".eh_frame" { Kind::Other } else { kind };
         let data = if kind == Kind::Bss {
             Vec::new()
         } else {
