@@ -21,9 +21,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const LEVELS: [&str; 4] = ["-O0", "-O1", "-O2", "-Os"];
-/// The driver flags (the same list nooks-cc's compiler driver passes); the
+/// The driver flags (the same list nooks-cc's compiler driver passes) but
+/// with gcc's default unwind tables, which nooks-cc must take; the
 /// executables link with -no-pie so absolute relocations work on the host.
-use nooks_sfi_compiler::DRIVER_CFLAGS as FLAGS;
+fn flags() -> impl Iterator<Item = &'static str> {
+    nooks_sfi_compiler::DRIVER_CFLAGS
+        .iter()
+        .copied()
+        .filter(|f| *f != "-fno-asynchronous-unwind-tables")
+}
 
 fn work() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("differential");
@@ -102,7 +108,7 @@ fn differential_as(
     if let Err(e) = sh(Command::new("gcc")
         .arg("-c")
         .arg(opt)
-        .args(FLAGS)
+        .args(flags())
         .args(extra)
         .arg(src)
         .arg("-o")
