@@ -37,6 +37,16 @@ fn gcc_c(src: &Path, out: &Path, flags: &[&str]) {
     assert!(st.success());
 }
 
+/// `nooks-cc rewrite --isolation <isolation> -o <out> <obj>`.
+fn rewrite_cmd(obj: &Path, out: &Path, isolation: &str) -> Output {
+    nooks_cc()
+        .args(["rewrite", "--isolation", isolation, "-o"])
+        .arg(out)
+        .arg(obj)
+        .output()
+        .unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -536,12 +546,7 @@ fn the_same_input_rewrites_to_the_same_bytes() {
         let outputs: Vec<Vec<u8>> = (0..3)
             .map(|i| {
                 let out = d.join(format!("e1000-{isolation}-{i}.o"));
-                let o = nooks_cc()
-                    .args(["rewrite", "--isolation", isolation, "-o"])
-                    .arg(&out)
-                    .arg(&obj)
-                    .output()
-                    .unwrap();
+                let o = rewrite_cmd(&obj, &out, isolation);
                 assert!(o.status.success(), "{}", stderr(&o));
                 std::fs::read(&out).unwrap()
             })
@@ -561,12 +566,7 @@ fn a_native_call_at_the_top_of_the_emulated_stack_reads_inside_the_object() {
     let obj = d.join("f.o");
     gcc_c(&src, &obj, &["-O2", "-fno-asynchronous-unwind-tables"]);
     let out = d.join("f.none.o");
-    let o = nooks_cc()
-        .args(["rewrite", "-o"])
-        .arg(&out)
-        .arg(&obj)
-        .output()
-        .unwrap();
+    let o = rewrite_cmd(&obj, &out, "none");
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(&out).unwrap();
     let file = object::File::parse(&*bytes).unwrap();
@@ -609,12 +609,7 @@ fn dwarf_file_paths_are_the_originals() {
         .unwrap();
     assert!(st.success());
     let rewritten = d.join("x.none.o");
-    let o = nooks_cc()
-        .args(["rewrite", "-o"])
-        .arg(&rewritten)
-        .arg(&plain)
-        .output()
-        .unwrap();
+    let o = rewrite_cmd(&plain, &rewritten, "none");
     assert!(o.status.success(), "{}", stderr(&o));
     let file_of = |obj: &Path| -> String {
         let nm = Command::new("nm").arg(obj).output().unwrap();
@@ -660,12 +655,7 @@ fn errors_are_in_the_compilers_form_with_a_hint() {
         .status()
         .unwrap();
     assert!(st.success());
-    let o = nooks_cc()
-        .args(["rewrite", "-o"])
-        .arg(d.join("jt.none.o"))
-        .arg(&obj)
-        .output()
-        .unwrap();
+    let o = rewrite_cmd(&obj, &d.join("jt.none.o"), "none");
     let e = assert_clean_failure(&o);
     let mut lines = e.lines();
     assert!(
@@ -794,12 +784,7 @@ fn default_unwind_tables_are_accepted_and_rewritten_frames_unwind() {
     let native = depth(&obj, "native");
     for isolation in ["none", "sfi"] {
         let rewritten = d.join(format!("uw.{isolation}.o"));
-        let o = nooks_cc()
-            .args(["rewrite", "--isolation", isolation, "-o"])
-            .arg(&rewritten)
-            .arg(&obj)
-            .output()
-            .unwrap();
+        let o = rewrite_cmd(&obj, &rewritten, isolation);
         assert!(o.status.success(), "{}", stderr(&o));
         if isolation == "none" {
             // (sfi objects need the window symbol to link; none is enough to walk.)
