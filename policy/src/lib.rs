@@ -46,6 +46,40 @@ pub mod abi {
     pub const LINE: &str =
         "abi stack-args 12 estack 1048576 state 312 span 29360128 window __nooks_window";
 
+    /// Why a rewritten object's check trapped: what it stores in
+    /// `__nooks_sfi`'s [`state::FAULT_KIND`] before it traps (with trap code
+    /// `10 + kind`), and what the kernel reads back to name the cause.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[repr(u8)]
+    pub enum FaultKind {
+        /// A store outside the window and every grant.
+        WildStore = 1,
+        /// An entry point returned holding a different number of locks.
+        LocksHeld = 2,
+        /// An entry point returned with the virtual interrupt flag changed.
+        InterruptsOff = 3,
+        /// An indirect call to something that is neither an entry nor an import.
+        BadCallTarget = 4,
+        /// `in`/`out` on a port outside the policy's ranges.
+        Port = 5,
+    }
+
+    impl FaultKind {
+        /// Every kind.
+        pub const ALL: [FaultKind; 5] = [
+            FaultKind::WildStore,
+            FaultKind::LocksHeld,
+            FaultKind::InterruptsOff,
+            FaultKind::BadCallTarget,
+            FaultKind::Port,
+        ];
+
+        /// The kind a recorded `FAULT_KIND` value names, if any.
+        pub fn from_recorded(v: u64) -> Option<FaultKind> {
+            Self::ALL.into_iter().find(|k| *k as u64 == v)
+        }
+    }
+
     /// The layout of a sandboxed object's runtime state, `__nooks_sfi`: byte
     /// offsets of its fields. The kernel sets the window (`LO`, `HI`) and
     /// maintains `LOCKS`; the rewritten code keeps `VIF` and records refused

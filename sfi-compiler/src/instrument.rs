@@ -42,27 +42,12 @@ use cranelift_module::{DataDescription, DataId, FuncId, Module};
 /// Offsets in `__nooks_sfi` (shared with the kernel, which sets the window).
 pub use nooks_policy::abi::state as layout;
 
-/// Why an SFI check trapped (stored in `fault_kind`; the trap code is 10 + kind).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum FaultKind {
-    /// A store outside the window and every grant.
-    WildStore = 1,
-    /// An entry point returned holding a different number of locks.
-    LocksHeld = 2,
-    /// An entry point returned with the virtual interrupt flag changed.
-    InterruptsOff = 3,
-    /// An indirect call to something that is neither an entry nor an import.
-    BadCallTarget = 4,
-    /// `in`/`out` on a port outside the policy's ranges.
-    Port = 5,
-}
+/// Why an SFI check trapped: the ABI's kinds, shared with the kernel.
+pub use nooks_policy::abi::FaultKind;
 
-impl FaultKind {
-    /// The trap code Cranelift emits for this check.
-    pub fn trap(self) -> TrapCode {
-        TrapCode::unwrap_user(10 + self as u8)
-    }
+/// The trap code Cranelift emits for a check of `kind`.
+pub fn trap_code(kind: FaultKind) -> TrapCode {
+    TrapCode::unwrap_user(10 + kind as u8)
 }
 
 /// The runtime symbols of a sandboxed object.
@@ -809,7 +794,7 @@ fn emit_refuse(b: &mut FunctionBuilder<'_>, state: Value, addr: Value, kind: Fau
     let k = b.ins().iconst(I64, kind as i64);
     b.ins()
         .store(rewriter_flags(), k, state, layout::FAULT_KIND);
-    b.ins().trap(kind.trap());
+    b.ins().trap(trap_code(kind));
 }
 
 /// Removes what nothing uses any more once an invariant check is gone: pure instructions and the rewriter's own loads (`notrap`, of the
@@ -901,7 +886,7 @@ pub fn check_after(
         let kind = b.ins().iconst(I64, k as i64);
         b.ins()
             .store(rewriter_flags(), kind, base, layout::FAULT_KIND);
-        b.ins().trap(k.trap());
+        b.ins().trap(trap_code(k));
     }
     b.switch_to_block(cont);
     b.seal_block(cont);

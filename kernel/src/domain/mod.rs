@@ -41,6 +41,7 @@ use crate::sync::IrqMutex;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use nooks_policy::abi::FaultKind;
 use nooks_policy::abi::state::SPAN;
 
 /// Offset of the read-only data in the window (the text comes first).
@@ -885,11 +886,13 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
             (None, 14, _) if overflow => (String::from("stack overflow"), fault.cr2),
             (Some(v), _, _) => (alloc::format!("{m}: {}", v.why()), 0),
             (None, vector, kind) => match (vector, kind) {
-                (6, Some((addr, 1))) => ("sfi: store outside the domain".into(), addr),
-                (6, Some((_, 2))) => ("sfi: returned holding a lock".into(), 0),
-                (6, Some((_, 3))) => ("sfi: returned with interrupts disabled".into(), 0),
-                (6, Some((addr, 4))) => ("sfi: call to a forbidden target".into(), addr),
-                (6, Some((port, 5))) => ("sfi: I/O port outside the policy".into(), port),
+                (6, Some((addr, Some(k)))) => match k {
+                    FaultKind::WildStore => ("sfi: store outside the domain".into(), addr),
+                    FaultKind::LocksHeld => ("sfi: returned holding a lock".into(), 0),
+                    FaultKind::InterruptsOff => ("sfi: returned with interrupts disabled".into(), 0),
+                    FaultKind::BadCallTarget => ("sfi: call to a forbidden target".into(), addr),
+                    FaultKind::Port => ("sfi: I/O port outside the policy".into(), addr),
+                },
                 (14, _) if matches!(d.mechanism, Mechanism::Mmu | Mechanism::Pks) => (
                     alloc::format!("{m}: {}", page_fault_cause(fault.error, fault.cr2)),
                     fault.cr2,
@@ -901,7 +904,9 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         };
         // A trap inside the SFI runtime: it recorded the driver code that called it.
         let mut site = fault.rip;
-        if let Some(t) = trap.filter(|t| matches!(t.kind, 1 | 4))
+        if let Some(t) = trap.filter(|t| {
+            matches!(t.kind, Some(FaultKind::WildStore | FaultKind::BadCallTarget))
+        })
             && t.site >= d.text.0
             && t.site < d.text.1
         {

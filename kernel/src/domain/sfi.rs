@@ -16,9 +16,8 @@ pub struct State(u64);
 pub struct Trap {
     /// The refused address (or port).
     pub address: u64,
-    /// `FaultKind` as nooks-cc numbers it (1 store, 2 locks, 3 interrupts,
-    /// 4 call target, 5 port).
-    pub kind: u64,
+    /// Which check (None: the object recorded no kind the ABI knows).
+    pub kind: Option<nooks_policy::abi::FaultKind>,
     /// The driver code that asked.
     pub site: u64,
 }
@@ -64,7 +63,9 @@ impl State {
         unsafe {
             Trap {
                 address: self.field::<u64>(layout::FAULT_ADDR).read_volatile(),
-                kind: self.field::<u64>(layout::FAULT_KIND).read_volatile(),
+                kind: nooks_policy::abi::FaultKind::from_recorded(
+                    self.field::<u64>(layout::FAULT_KIND).read_volatile(),
+                ),
                 site: self.field::<u64>(layout::FAULT_SITE).read_volatile(),
             }
         }
