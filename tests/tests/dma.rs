@@ -3,7 +3,7 @@
 //! descriptor at the IDT (which the kernel's integrity check covers), a
 //! transmit descriptor at the kernel's code (whose bytes the test knows from
 //! the ELF) — beside two healthy e1000 domains moving frames. With the
-//! IOMMU on (`on` and `strict`), under `sfi` and under `mmu`, the device's
+//! IOMMU on (`on` and `strict`), under `sfi`, `mmu` and `pks`, the device's
 //! access is refused, its domain fails with "DMA outside the domain" and the
 //! page's address, the page is unchanged (nothing of it on the wire), the
 //! e1000 domains keep moving every frame, and the driver is recovered once
@@ -77,7 +77,8 @@ fn run(attack: Attack, mechanism: &str, iommu: &str) -> Run {
     let out = boot_with(
         &tag,
         &format!(
-            "mode=net frames={FRAMES} iommu={iommu} restarts=1 restart_window_ms=60000"
+            "mode=net frames={FRAMES} iommu={iommu} restarts=1 restart_window_ms=60000{}",
+            if mechanism == "pks" { " isolation=pks" } else { "" }
         ),
         &[
             ("e1000.o", e1000),
@@ -173,6 +174,11 @@ fn rx_descriptor_at_a_kernel_page_is_contained_with_strict_mappings() {
 }
 
 #[test]
+fn rx_descriptor_at_a_kernel_page_is_contained_under_pks() {
+    contained(Attack::Rx, "pks", "on");
+}
+
+#[test]
 fn tx_descriptor_at_a_kernel_page_is_contained_under_sfi() {
     contained(Attack::Tx, "sfi", "on");
 }
@@ -180,6 +186,11 @@ fn tx_descriptor_at_a_kernel_page_is_contained_under_sfi() {
 #[test]
 fn tx_descriptor_at_a_kernel_page_is_contained_under_mmu() {
     contained(Attack::Tx, "mmu", "on");
+}
+
+#[test]
+fn tx_descriptor_at_a_kernel_page_is_contained_under_pks() {
+    contained(Attack::Tx, "pks", "on");
 }
 
 /// Without the IOMMU nothing sees the device's DMA: no fault, and the IDT
