@@ -314,9 +314,7 @@ impl Campaign {
             .iter()
             .filter(|r| {
                 r.mechanism == mechanism
-                    && r.cause
-                        .as_deref()
-                        .is_some_and(|c| c.starts_with(DMA_CAUSE))
+                    && r.cause.as_deref().is_some_and(|c| c.starts_with(DMA_CAUSE))
             })
             .count()
     }

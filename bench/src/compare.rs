@@ -164,7 +164,10 @@ fn output_of(cmd: &str, args: &[&str]) -> String {
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map_or_else(|| "?".into(), |s| s.lines().next().unwrap_or("").trim().to_string())
+        .map_or_else(
+            || "?".into(),
+            |s| s.lines().next().unwrap_or("").trim().to_string(),
+        )
 }
 
 /// What the figures are measured on: commit, date, host CPU, tool versions
@@ -173,8 +176,11 @@ pub fn metadata() -> Value {
     let root = artifacts::repo_root();
     let root = root.to_string_lossy();
     let commit = output_of("git", &["-C", &root, "rev-parse", "HEAD"]);
-    let dirty = !output_of("git", &["-C", &root, "status", "--porcelain", "--untracked-files=no"])
-        .is_empty();
+    let dirty = !output_of(
+        "git",
+        &["-C", &root, "status", "--porcelain", "--untracked-files=no"],
+    )
+    .is_empty();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -249,7 +255,11 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
                         let _ = tx.send(format!(
                             "counted boot {n}/{total}: {} {}",
                             s.mechanism,
-                            if extra.is_empty() { "local workloads" } else { extra }
+                            if extra.is_empty() {
+                                "local workloads"
+                            } else {
+                                extra
+                            }
                         ));
                         mine.push((i, r));
                     }
@@ -382,7 +392,10 @@ impl Row {
 
 /// Index of a mechanism in [`MECHANISMS`].
 pub fn index(m: &str) -> usize {
-    MECHANISMS.iter().position(|x| *x == m).expect("a mechanism")
+    MECHANISMS
+        .iter()
+        .position(|x| *x == m)
+        .expect("a mechanism")
 }
 
 fn find<'a>(records: &'a [Value], workload: &str, size: u64) -> Option<&'a Value> {

@@ -158,7 +158,10 @@ fn main() -> Result<()> {
 /// Prints each fault report of the boot with the driver's source line, from
 /// the DWARF of the object file the module came from.
 fn explain_faults(log: &str, modules: &[PathBuf]) {
-    for f in serial::records(log).into_iter().filter(|r| r["nooks"] == "fault") {
+    for f in serial::records(log)
+        .into_iter()
+        .filter(|r| r["nooks"] == "fault")
+    {
         let domain = f["domain"].as_str().unwrap_or("");
         let module = domain.split('#').next().unwrap_or("");
         let function = f["function"].as_str().unwrap_or("");
@@ -210,7 +213,10 @@ fn boot(
             );
         }
         if let Err(e) = nooks_loader::Object::parse(&bytes) {
-            bail!("{}: not a driver object the kernel can load: {e}", m.display());
+            bail!(
+                "{}: not a driver object the kernel can load: {e}",
+                m.display()
+            );
         }
         members.push((file.to_string(), bytes));
     }
@@ -328,9 +334,11 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
     );
     if tty {
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
     } else {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -363,7 +371,11 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
         "measured at {} on commit {}{} — host {} ({} cores, load {} before, {} after); {}; {}; {}; {}",
         meta["date"].as_str().unwrap_or("?"),
         meta["commit"].as_str().unwrap_or("?"),
-        if meta["uncommitted_changes"] == true { " (with uncommitted changes)" } else { "" },
+        if meta["uncommitted_changes"] == true {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        },
         meta["host_cpu"].as_str().unwrap_or("?"),
         meta["host_cores"],
         meta["load_average_1_5_15"].as_str().unwrap_or("?"),
@@ -417,7 +429,9 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
         println!("{line}");
     }
     println!();
-    println!("  per operation: crossings (kernel->driver calls + driver->kernel gate calls), CR3 loads and");
+    println!(
+        "  per operation: crossings (kernel->driver calls + driver->kernel gate calls), CR3 loads and"
+    );
     println!("  TLB flushes (mmu), IA32_PKRS writes (pks)");
     println!(
         "  {:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
@@ -456,7 +470,11 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
     println!();
     println!(
         "(2) the IOMMU's cost per frame (txrx, {}): off, on (each device's domain RAM mapped once),",
-        if comparison.instructions { "guest instructions" } else { "TSC cycles" }
+        if comparison.instructions {
+            "guest instructions"
+        } else {
+            "TSC cycles"
+        }
     );
     println!(
         "  strict (each buffer mapped at dma_map_single, unmapped and invalidated at dma_unmap_single)"
@@ -506,7 +524,9 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
     println!(
         "  PKS keeps the TLB. BULKHEAD (NDSS 2025) reports 2.44% whole-system overhead with PKS compartments."
     );
-    println!("  So the model counts the writes per operation; multiply by a cycle cost when one is measured.");
+    println!(
+        "  So the model counts the writes per operation; multiply by a cycle cost when one is measured."
+    );
     let null = &rows[0];
     println!(
         "  null crossing: mmu {:.0} more instructions + {:.1} CR3 loads (~{:.0} cycles); pks {:.0} more instructions + {:.1} PKRS writes",
@@ -561,7 +581,8 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
 
     let dir = artifacts::repo_root().join("results");
     std::fs::create_dir_all(&dir)?;
-    let stat = |s: &compare::Stat| serde_json::json!({"min": s.min, "median": s.median, "max": s.max});
+    let stat =
+        |s: &compare::Stat| serde_json::json!({"min": s.min, "median": s.median, "max": s.max});
     let json = serde_json::json!({
         "metadata": comparison.metadata,
         "unit": unit,

@@ -185,7 +185,8 @@ mod tests {
     fn long_titles_widen_the_figure() {
         let c = BarChart {
             title: "a title much longer than the three bars below it could ever span".into(),
-            subtitle: "and a subtitle longer still, saying how the numbers were measured and why".into(),
+            subtitle: "and a subtitle longer still, saying how the numbers were measured and why"
+                .into(),
             y_label: "y".into(),
             series: vec!["x".into()],
             groups: vec![("a".into(), vec![1.0])],

@@ -118,7 +118,12 @@ pub fn accel_args() -> Vec<String> {
         vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]
     } else {
         // `max` with protection keys for supervisor pages (the pks mechanism).
-        vec!["-accel".into(), "tcg".into(), "-cpu".into(), "max,+pks".into()]
+        vec![
+            "-accel".into(),
+            "tcg".into(),
+            "-cpu".into(),
+            "max,+pks".into(),
+        ]
     }
 }
 

@@ -33,8 +33,7 @@ impl AcpiHandler for Mapper {
         let virt = if direct_mapped(p, len) {
             phys_to_virt(p)
         } else {
-            paging::ioremap(p, len)
-                .unwrap_or_else(|e| panic!("mapping ACPI tables at {p:#x}: {e}"))
+            paging::ioremap(p, len).unwrap_or_else(|e| panic!("mapping ACPI tables at {p:#x}: {e}"))
         };
         let ptr = NonNull::new(virt as *mut T).expect("a mapping is never at address 0");
         // SAFETY: [phys, phys + size) is mapped at `ptr` from now on (never
@@ -120,7 +119,9 @@ impl core::fmt::Display for AcpiError {
                 write!(f, "no DMAR table (no DMA remapping hardware)")
             }
             AcpiError::Tables(e) => write!(f, "ACPI tables: {e:?}"),
-            AcpiError::Truncated(at) => write!(f, "DMAR: a structure at byte {at} runs past the table"),
+            AcpiError::Truncated(at) => {
+                write!(f, "DMAR: a structure at byte {at} runs past the table")
+            }
         }
     }
 }
@@ -131,12 +132,16 @@ pub fn remapping_units(rsdp: u64) -> Result<Vec<RemappingUnit>, AcpiError> {
         return Err(AcpiError::NoRsdp);
     }
     // SAFETY: the RSDP's address came from QEMU's PVH start info.
-    let tables = unsafe { AcpiTables::from_rsdp(Mapper, rsdp as usize) }.map_err(AcpiError::Tables)?;
+    let tables =
+        unsafe { AcpiTables::from_rsdp(Mapper, rsdp as usize) }.map_err(AcpiError::Tables)?;
     let dmar = tables.find_table::<Dmar>().map_err(AcpiError::Tables)?;
     // SAFETY: the crate mapped the whole table (`region_length` is the
     // length its validated header gives).
     let bytes = unsafe {
-        core::slice::from_raw_parts(dmar.virtual_start().as_ptr().cast::<u8>(), dmar.region_length())
+        core::slice::from_raw_parts(
+            dmar.virtual_start().as_ptr().cast::<u8>(),
+            dmar.region_length(),
+        )
     };
     let mut units = Vec::new();
     let mut at = core::mem::size_of::<Dmar>();

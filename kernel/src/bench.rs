@@ -279,7 +279,6 @@ fn run_txrx(tx: *mut NetDevice, rx: *mut NetDevice, frames: u32) {
             }
         }
     }
-
 }
 
 /// eth0 sends with eth1 closed (nobody receives); leaves eth1 closed.

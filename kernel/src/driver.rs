@@ -277,7 +277,8 @@ pub fn load(
         .enumerate()
         .filter_map(|(i, sec)| {
             let (area, offset) = layout.section(i)?;
-            (sec.size > 0).then(|| alloc::format!("\"{}\":\"{:#x}\"", sec.name, area_base(area) + offset))
+            (sec.size > 0)
+                .then(|| alloc::format!("\"{}\":\"{:#x}\"", sec.name, area_base(area) + offset))
         })
         .collect();
     crate::println!(

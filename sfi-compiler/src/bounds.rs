@@ -12,8 +12,8 @@
 //! bound grows is widened to the next power of two less one, and after a few
 //! increases to its type's maximum, so the iteration ends. An operation the analysis does not model gets its type's maximum.
 
-use cranelift_codegen::ir::{self, InstructionData, Opcode, Value};
 use crate::HashMap;
+use cranelift_codegen::ir::{self, InstructionData, Opcode, Value};
 
 /// After this many increases, a block parameter is widened to its type's
 /// maximum (before that, to the next power of two less one).

@@ -5,6 +5,7 @@
 //! ranges, relocated against the output symbols, so `addr2line`, `objdump -dl`
 //! and gdb map rewritten code back to the driver's source.
 
+use crate::HashMap;
 use crate::error::{ErrorKind, Result, RewriteError};
 use cranelift_object::object::write::{Object, Relocation, SectionId as OutSection, SymbolId};
 use cranelift_object::object::{RelocationEncoding, RelocationFlags, RelocationKind, SectionKind};
@@ -13,7 +14,6 @@ use gimli::write::{
     RelocateWriter, Relocation as DwRelocation, RelocationTarget, Sections,
 };
 use gimli::{Encoding, Format, LineEncoding, LittleEndian, SectionId};
-use crate::HashMap;
 
 /// The line rows of one output function.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //! their offsets inside the carried-over sections, so native code linking
 //! against the object finds them where it always did.
 
+use crate::HashMap;
 use crate::decode;
 use crate::error::{ErrorKind, Result, RewriteError};
 use crate::lift::{self, Entry, Env, Lifter};
@@ -17,7 +18,6 @@ use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, default
 use cranelift_object::object::write::{Symbol as OutSymbol, SymbolSection};
 use cranelift_object::object::{SymbolFlags, SymbolKind, SymbolScope};
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use crate::HashMap;
 
 /// Size of the emulated stack each rewritten object carries.
 pub const ESTACK_SIZE: usize = nooks_policy::abi::ESTACK_SIZE;

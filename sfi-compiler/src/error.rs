@@ -128,13 +128,17 @@ impl RewriteError {
                 "if this is a switch gcc compiled to a jump table, build with -fno-jump-tables",
             ),
             ErrorKind::UnsupportedInstruction
-                if ["pdep", "pext", "mulx", "adcx", "adox"].iter().any(|m| insn.starts_with(m)) =>
+                if ["pdep", "pext", "mulx", "adcx", "adox"]
+                    .iter()
+                    .any(|m| insn.starts_with(m)) =>
             {
-                Some("a BMI2/ADX instruction nooks-cc does not lift yet: build without -mbmi2/-madx (or -march=native)")
+                Some(
+                    "a BMI2/ADX instruction nooks-cc does not lift yet: build without -mbmi2/-madx (or -march=native)",
+                )
             }
-            ErrorKind::Forbidden(_) => {
-                Some("the driver's policy (--policy) does not allow it; widen the policy or change the driver")
-            }
+            ErrorKind::Forbidden(_) => Some(
+                "the driver's policy (--policy) does not allow it; widen the policy or change the driver",
+            ),
             _ => None,
         }
     }

@@ -12,6 +12,7 @@
 //! - Every store goes through [`Lifter::store`]; the SFI pass (`instrument`)
 //!   is a separate pass over the finished IR.
 
+use crate::HashMap;
 use crate::decode::{Decoded, Insn, error_at};
 use crate::error::{ErrorKind, Result, RewriteError};
 use crate::read::{Function, Input, Kind};
@@ -23,7 +24,6 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{DataId, FuncId, Module};
 use iced_x86::{ConditionCode, Mnemonic, OpKind, Register};
-use crate::HashMap;
 
 /// Number of caller stack words a native entry copies onto the emulated stack
 /// (and a call to native code passes): 12 words, i.e. 18 integer arguments.
@@ -1564,7 +1564,14 @@ impl<M: Module> Lifter<'_, '_, M> {
                 self.write_op(insn, 0, r)?;
             }
             X::Bsf | X::Bsr | X::Tzcnt | X::Lzcnt | X::Popcnt => self.bitscan(insn)?,
-            X::Shlx | X::Shrx | X::Sarx | X::Rorx | X::Andn | X::Bzhi | X::Blsr | X::Blsi
+            X::Shlx
+            | X::Shrx
+            | X::Sarx
+            | X::Rorx
+            | X::Andn
+            | X::Bzhi
+            | X::Blsr
+            | X::Blsi
             | X::Blsmsk => self.bmi(insn)?,
             X::Bt | X::Bts | X::Btr | X::Btc => self.bit_test(insn)?,
             X::Xchg => self.xchg(insn)?,
@@ -2223,7 +2230,10 @@ impl<M: Module> Lifter<'_, '_, M> {
                         // at or past the width nothing is cleared and CF is set.
                         let n = self.read_op(insn, 2, ty)?;
                         let n = self.b.ins().band_imm_s(n, 0xff);
-                        let all = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, n, bits);
+                        let all =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, n, bits);
                         let one = self.b.ins().iconst(ty, 1);
                         let bit = self.b.ins().ishl(one, n);
                         let mask = self.b.ins().isub(bit, one);

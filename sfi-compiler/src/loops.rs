@@ -25,12 +25,12 @@
 //!
 //! Everything else keeps its checks in the loop.
 
+use crate::HashMap;
 use cranelift_codegen::dominator_tree::DominatorTree;
 use cranelift_codegen::flowgraph::ControlFlowGraph;
 use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
 use cranelift_codegen::ir::{self, Block, BlockArg, InstructionData, Opcode, Value};
 use cranelift_codegen::loop_analysis::{Loop, LoopAnalysis};
-use crate::HashMap;
 
 /// The largest range a hoisted check covers (the window is far larger).
 pub const MAX_SPAN: i64 = 1 << 20;

@@ -21,10 +21,10 @@
 //! (`drop_dead_block_params`). `NOOKS_DEBUG_PARAMS` prints what each inner
 //! entry needs.
 
+use crate::{HashMap, HashSet};
 use cranelift_codegen::cursor::{Cursor, FuncCursor};
 use cranelift_codegen::ir::{self, InstBuilder, Value, types::I64};
 use cranelift_module::FuncId;
-use crate::{HashMap, HashSet};
 
 /// The inner entry a direct call reaches, if it is one of the object's.
 fn callee(func: &ir::Function, inst: ir::Inst, inner: &HashSet<FuncId>) -> Option<FuncId> {

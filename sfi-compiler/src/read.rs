@@ -2,12 +2,12 @@
 //! the `object` crate) and its line table (with `gimli`), checked to be an
 //! x86-64 ELF relocatable object.
 
+use crate::HashMap;
 use crate::error::{ErrorKind, Result, RewriteError};
 use object::{
     Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionKind,
     SymbolKind, SymbolSection,
 };
-use crate::HashMap;
 
 /// A symbol of the input.
 #[derive(Debug, Clone)]
@@ -155,7 +155,11 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
         let name = s.name().unwrap_or("").to_string();
         // The input's unwind tables describe gcc's code, which the output
         // does not have: dropped, and rebuilt for the rewritten code (`unwind`).
-        let kind = if name == ".eh_frame" { Kind::Other } else { kind };
+        let kind = if name == ".eh_frame" {
+            Kind::Other
+        } else {
+            kind
+        };
         let data = if kind == Kind::Bss {
             Vec::new()
         } else {

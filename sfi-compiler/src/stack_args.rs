@@ -18,8 +18,8 @@
 //!   masked, passed to a block or returned, passed to a call at `c >= 0` —
 //!   may read anything: every word is copied.
 
-use cranelift_codegen::ir::{self, InstructionData, Opcode, Value};
 use crate::HashMap;
+use cranelift_codegen::ir::{self, InstructionData, Opcode, Value};
 
 /// A value's relation to the entry stack pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,7 +40,11 @@ fn err(e: impl std::fmt::Display) -> RewriteError {
 
 /// Adds `.eh_frame` with an FDE for each of `functions` (output symbol and
 /// Cranelift's unwind info) to `obj`.
-pub fn add(obj: &mut Object<'_>, isa: &dyn TargetIsa, functions: &[(SymbolId, UnwindInfo)]) -> Result<()> {
+pub fn add(
+    obj: &mut Object<'_>,
+    isa: &dyn TargetIsa,
+    functions: &[(SymbolId, UnwindInfo)],
+) -> Result<()> {
     let Some(cie) = isa.create_systemv_cie() else {
         return Ok(());
     };
@@ -49,7 +53,13 @@ pub fn add(obj: &mut Object<'_>, isa: &dyn TargetIsa, functions: &[(SymbolId, Un
     let mut any = false;
     for (i, (_, info)) in functions.iter().enumerate() {
         if let UnwindInfo::SystemV(info) = info {
-            table.add_fde(cie_id, info.to_fde(Address::Symbol { symbol: i, addend: 0 }));
+            table.add_fde(
+                cie_id,
+                info.to_fde(Address::Symbol {
+                    symbol: i,
+                    addend: 0,
+                }),
+            );
             any = true;
         }
     }

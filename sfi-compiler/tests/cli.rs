@@ -58,7 +58,8 @@ fn assert_clean_failure(o: &Output) -> String {
     // Either the driver's own errors, or a rewrite error in the compilers'
     // `location: error: ...` form.
     assert!(
-        e.starts_with("nooks-cc: error:") || e.lines().next().is_some_and(|l| l.contains(": error: ")),
+        e.starts_with("nooks-cc: error:")
+            || e.lines().next().is_some_and(|l| l.contains(": error: ")),
         "{e}"
     );
     e
@@ -562,7 +563,11 @@ fn the_same_input_rewrites_to_the_same_bytes() {
 fn a_native_call_at_the_top_of_the_emulated_stack_reads_inside_the_object() {
     use object::{Object, ObjectSection, ObjectSymbol};
     let d = dir("estack");
-    let src = write(&d, "f.c", "extern int g(int); int f(int x) { return g(x) + 1; }\n");
+    let src = write(
+        &d,
+        "f.c",
+        "extern int g(int); int f(int x) { return g(x) + 1; }\n",
+    );
     let obj = d.join("f.o");
     gcc_c(&src, &obj, &["-O2", "-fno-asynchronous-unwind-tables"]);
     let out = d.join("f.none.o");
@@ -599,11 +604,22 @@ fn dwarf_file_paths_are_the_originals() {
     // parent as the compilation directory and `sub` as a relative directory.
     let d = dir("dwarf-paths");
     std::fs::create_dir_all(d.join("sub")).unwrap();
-    write(&d.join("sub"), "x.c", "int twice(int x)\n{\n\treturn 2 * x;\n}\n");
+    write(
+        &d.join("sub"),
+        "x.c",
+        "int twice(int x)\n{\n\treturn 2 * x;\n}\n",
+    );
     let plain = d.join("x.o");
     let st = Command::new("gcc")
         .current_dir(&d)
-        .args(["-c", "-g", "-O1", "-fno-asynchronous-unwind-tables", "sub/x.c", "-o"])
+        .args([
+            "-c",
+            "-g",
+            "-O1",
+            "-fno-asynchronous-unwind-tables",
+            "sub/x.c",
+            "-o",
+        ])
         .arg(&plain)
         .status()
         .unwrap();
@@ -659,13 +675,16 @@ fn errors_are_in_the_compilers_form_with_a_hint() {
     let e = assert_clean_failure(&o);
     let mut lines = e.lines();
     assert!(
-        lines
-            .next()
-            .is_some_and(|l| l.starts_with(&format!("{}:4: error: unsupported control flow", src.display()))),
+        lines.next().is_some_and(|l| l.starts_with(&format!(
+            "{}:4: error: unsupported control flow",
+            src.display()
+        ))),
         "{e}"
     );
     assert!(
-        lines.next().is_some_and(|l| l.contains(": note: ") && l.contains("-fno-jump-tables")),
+        lines
+            .next()
+            .is_some_and(|l| l.contains(": note: ") && l.contains("-fno-jump-tables")),
         "{e}"
     );
 }
@@ -675,11 +694,17 @@ fn compiler_driver_mode_is_a_drop_in_cc() {
     let d = dir("drop-in");
     let _ = std::fs::remove_dir_all(d.join("sub"));
     std::fs::create_dir_all(d.join("sub")).unwrap();
-    write(&d.join("sub"), "a.c", "int a(int x)\n{\n\treturn x + 1;\n}\n");
-    write(&d.join("sub"), "b.c", "int b(int x)\n{\n\treturn x * 2;\n}\n");
-    let cc = |args: &[&str]| -> Output {
-        nooks_cc().current_dir(&d).args(args).output().unwrap()
-    };
+    write(
+        &d.join("sub"),
+        "a.c",
+        "int a(int x)\n{\n\treturn x + 1;\n}\n",
+    );
+    write(
+        &d.join("sub"),
+        "b.c",
+        "int b(int x)\n{\n\treturn x * 2;\n}\n",
+    );
+    let cc = |args: &[&str]| -> Output { nooks_cc().current_dir(&d).args(args).output().unwrap() };
     let ok = |o: &Output| assert!(o.status.success(), "{}", stderr(o));
     let nm = |f: &str| -> String {
         let o = Command::new("nm").arg(d.join(f)).output().unwrap();
@@ -692,7 +717,10 @@ fn compiler_driver_mode_is_a_drop_in_cc() {
     }
     ok(&cc(&["-c", "sub/a.c", "sub/b.c", "--isolation=sfi", "-O2"]));
     assert!(nm("a.o").contains("__nooks_sfi") && nm("b.o").contains(" T b"));
-    assert!(!d.join("sub/a.o").exists(), "the object went beside the source");
+    assert!(
+        !d.join("sub/a.o").exists(),
+        "the object went beside the source"
+    );
     // -oFILE, and -MD names the dependency file after the real output.
     ok(&cc(&["-c", "sub/a.c", "-oout.o", "-MD"]));
     assert!(nm("out.o").contains(" T a"));
@@ -703,7 +731,11 @@ fn compiler_driver_mode_is_a_drop_in_cc() {
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("return x + 1;"));
     ok(&cc(&["-S", "sub/a.c", "-o", "a.s"]));
-    assert!(std::fs::read_to_string(d.join("a.s")).unwrap().contains(".globl\ta"));
+    assert!(
+        std::fs::read_to_string(d.join("a.s"))
+            .unwrap()
+            .contains(".globl\ta")
+    );
     // Standard input.
     let mut child = nooks_cc()
         .current_dir(&d)
@@ -788,7 +820,11 @@ fn default_unwind_tables_are_accepted_and_rewritten_frames_unwind() {
         assert!(o.status.success(), "{}", stderr(&o));
         if isolation == "none" {
             // (sfi objects need the window symbol to link; none is enough to walk.)
-            assert_eq!(depth(&rewritten, "rewritten"), native, "frames backtrace() walks");
+            assert_eq!(
+                depth(&rewritten, "rewritten"),
+                native,
+                "frames backtrace() walks"
+            );
         }
     }
     assert!(native >= 5, "{native}");

@@ -16,7 +16,12 @@ fn objects() -> Vec<(String, Vec<u8>)> {
         .map(|name| {
             let obj = out.join(format!("{name}.o"));
             let st = Command::new("gcc")
-                .args(["-O2", "-c", "-fno-asynchronous-unwind-tables", "-fno-jump-tables"])
+                .args([
+                    "-O2",
+                    "-c",
+                    "-fno-asynchronous-unwind-tables",
+                    "-fno-jump-tables",
+                ])
                 .arg(corpus.join(format!("{name}.c")))
                 .arg("-o")
                 .arg(&obj)
@@ -81,7 +86,10 @@ fn corrupted_objects_get_errors_not_panics() {
     }
     std::panic::set_hook(previous);
     assert!(panics.is_empty(), "{} panics: {panics:?}", panics.len());
-    assert!(errors > 0, "no mutation was refused: the test mutates nothing");
+    assert!(
+        errors > 0,
+        "no mutation was refused: the test mutates nothing"
+    );
 }
 
 #[test]
@@ -98,6 +106,9 @@ fn a_section_alignment_that_is_not_a_power_of_two_is_refused() {
         .find(|&h| le(&bytes, h + 4, 4) == 1 && le(&bytes, h + 8, 8) & 4 != 0)
         .expect("a code section");
     bytes[text + 0x30..text + 0x38].copy_from_slice(&3u64.to_le_bytes());
-    let err = rewrite(&bytes, &Options::default()).map(|_| ()).unwrap_err().to_string();
+    let err = rewrite(&bytes, &Options::default())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a power of two"), "{err}");
 }

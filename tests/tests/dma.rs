@@ -78,7 +78,11 @@ fn run(attack: Attack, mechanism: &str, iommu: &str) -> Run {
         &tag,
         &format!(
             "mode=net frames={FRAMES} iommu={iommu} restarts=1 restart_window_ms=60000{}",
-            if mechanism == "pks" { " isolation=pks" } else { "" }
+            if mechanism == "pks" {
+                " isolation=pks"
+            } else {
+                ""
+            }
         ),
         &[
             ("e1000.o", e1000),
@@ -151,9 +155,10 @@ fn contained(attack: Attack, mechanism: &str, iommu: &str) {
         fail_with_log(out, "the kernel's code went out on the wire");
     }
     let recoveries = records_of(&out.log, "recovery");
-    if !recoveries.iter().any(|x| {
-        x["ok"] == true && x["domain"].as_str().unwrap_or("").starts_with(&domain)
-    }) {
+    if !recoveries
+        .iter()
+        .any(|x| x["ok"] == true && x["domain"].as_str().unwrap_or("").starts_with(&domain))
+    {
         fail_with_log(out, &format!("{domain} must be recovered: {recoveries:?}"));
     }
 }

@@ -115,7 +115,11 @@ fn contained(mechanism: &str, rows: &[Row], runs: &[&str], forged_call: Vec<u8>)
             fail_with_log(&out, &format!("{}: want {:?}: {f}", r.module, r.cause));
         }
         if let Some(func) = r.function {
-            assert!(f["function"].as_str().unwrap().contains(func), "{}: {f}", r.module);
+            assert!(
+                f["function"].as_str().unwrap().contains(func),
+                "{}: {f}",
+                r.module
+            );
         }
         if let Some(a) = &r.address {
             assert_eq!(&f["address"], a.as_str(), "{}: {f}", r.module);
@@ -123,8 +127,13 @@ fn contained(mechanism: &str, rows: &[Row], runs: &[&str], forged_call: Vec<u8>)
     }
     for module in runs {
         let name = format!("x_{module}.o");
-        if fault_of(&name).is_some() || !loads.iter().any(|l| l["module"] == name && l["ok"] == true) {
-            fail_with_log(&out, &format!("{module} must run unnoticed under {mechanism}"));
+        if fault_of(&name).is_some()
+            || !loads.iter().any(|l| l["module"] == name && l["ok"] == true)
+        {
+            fail_with_log(
+                &out,
+                &format!("{module} must run unnoticed under {mechanism}"),
+            );
         }
     }
     // The e1000 domains were never touched.
@@ -180,7 +189,10 @@ fn original_e1000_in_pks_domains_moves_frames_while_misbehaving_drivers_are_cont
         &[
             Row {
                 function: Some("bad_probe"),
-                ..row("wild_store", "pks: store to kernel memory (key 0 is read-only)")
+                ..row(
+                    "wild_store",
+                    "pks: store to kernel memory (key 0 is read-only)",
+                )
             },
             Row {
                 address: Some("0x40".into()),

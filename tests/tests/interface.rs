@@ -406,7 +406,11 @@ fn run(tag: &str, mechanism: &str, cases: &[Case]) {
         &format!("interface-{tag}-{mechanism}"),
         &format!(
             "mode=net frames={FRAMES} recover=off{}",
-            if mechanism == "pks" { " isolation=pks" } else { "" }
+            if mechanism == "pks" {
+                " isolation=pks"
+            } else {
+                ""
+            }
         ),
         &members,
         Duration::from_secs(300),

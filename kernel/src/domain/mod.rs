@@ -731,7 +731,13 @@ pub fn call(entry: Entry, args: &[u64]) -> Result<u64, Failure> {
         };
         let cr3 = d.space.as_mut().map_or(0, |s| s.cr3());
         let pkrs = d.key.map_or(0, |(_, rights)| rights);
-        (d.mechanism, frame, cr3, pkrs, LOCKS[id].load(Ordering::Relaxed))
+        (
+            d.mechanism,
+            frame,
+            cr3,
+            pkrs,
+            LOCKS[id].load(Ordering::Relaxed),
+        )
     };
     if !gate::has_room() {
         return Err(Failure::TooDeep);
@@ -889,7 +895,9 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
                 (6, Some((addr, Some(k)))) => match k {
                     FaultKind::WildStore => ("sfi: store outside the domain".into(), addr),
                     FaultKind::LocksHeld => ("sfi: returned holding a lock".into(), 0),
-                    FaultKind::InterruptsOff => ("sfi: returned with interrupts disabled".into(), 0),
+                    FaultKind::InterruptsOff => {
+                        ("sfi: returned with interrupts disabled".into(), 0)
+                    }
                     FaultKind::BadCallTarget => ("sfi: call to a forbidden target".into(), addr),
                     FaultKind::Port => ("sfi: I/O port outside the policy".into(), addr),
                 },
@@ -905,9 +913,11 @@ fn fail(id: usize, fault: &Fault, violation: Option<Violation>) {
         // A trap inside the SFI runtime: it recorded the driver code that called it.
         let mut site = fault.rip;
         if let Some(t) = trap.filter(|t| {
-            matches!(t.kind, Some(FaultKind::WildStore | FaultKind::BadCallTarget))
-        })
-            && t.site >= d.text.0
+            matches!(
+                t.kind,
+                Some(FaultKind::WildStore | FaultKind::BadCallTarget)
+            )
+        }) && t.site >= d.text.0
             && t.site < d.text.1
         {
             site = t.site;

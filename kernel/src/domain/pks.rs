@@ -79,7 +79,10 @@ impl core::fmt::Display for KeyError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             KeyError::Unavailable => {
-                write!(f, "the CPU has no protection keys for supervisor pages (PKS)")
+                write!(
+                    f,
+                    "the CPU has no protection keys for supervisor pages (PKS)"
+                )
             }
             KeyError::Exhausted => write!(
                 f,

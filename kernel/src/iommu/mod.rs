@@ -170,7 +170,10 @@ pub fn init(cmdline: &str, rsdp: u64) {
             });
             MODE.store(wanted as u8, Ordering::Relaxed);
         }
-        Err(e) => crate::warn!("VT-d at {:#x}: {e}; device DMA is not confined", first.registers),
+        Err(e) => crate::warn!(
+            "VT-d at {:#x}: {e}; device DMA is not confined",
+            first.registers
+        ),
     }
 }
 

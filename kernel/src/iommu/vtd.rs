@@ -154,7 +154,14 @@ impl PageTable {
     pub fn map(&mut self, iova: u64, phys: u64) -> Result<(), VtdError> {
         let entry = self.leaf(iova, true)?.expect("created");
         // SAFETY: a last-level entry of our tables.
-        unsafe { set(entry, 0, (phys & !(PAGE_SIZE - 1)) | READ | WRITE, self.coherent) };
+        unsafe {
+            set(
+                entry,
+                0,
+                (phys & !(PAGE_SIZE - 1)) | READ | WRITE,
+                self.coherent,
+            )
+        };
         Ok(())
     }
 

@@ -130,7 +130,9 @@ pub fn rehome(skb: *mut SkBuff, domain: usize) -> bool {
     // live skb the kernel holds is mapped and the kernel's to update.
     unsafe {
         core::ptr::copy_nonoverlapping(head as *const u8, fresh, size as usize);
-        let offset = ((*skb).data as u64).saturating_sub(head).min(u64::from(size));
+        let offset = ((*skb).data as u64)
+            .saturating_sub(head)
+            .min(u64::from(size));
         (*skb).head = fresh;
         (*skb).data = fresh.add(offset as usize);
     }

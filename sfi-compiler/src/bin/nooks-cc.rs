@@ -145,9 +145,27 @@ fn rewrite_file(input: &Path, output: &Path, opts: &Options, inject: Option<&str
 
 /// Options of the C compiler that take their value as the next argument.
 const CC_VALUE_OPTIONS: &[&str] = &[
-    "-o", "-MF", "-MT", "-MQ", "-x", "-include", "-imacros", "-isystem", "-idirafter", "-iquote",
-    "-iprefix", "-iwithprefix", "-I", "-D", "-U", "-L", "-Xassembler", "-Xlinker", "-Xpreprocessor",
-    "-aux-info", "--param",
+    "-o",
+    "-MF",
+    "-MT",
+    "-MQ",
+    "-x",
+    "-include",
+    "-imacros",
+    "-isystem",
+    "-idirafter",
+    "-iquote",
+    "-iprefix",
+    "-iwithprefix",
+    "-I",
+    "-D",
+    "-U",
+    "-L",
+    "-Xassembler",
+    "-Xlinker",
+    "-Xpreprocessor",
+    "-aux-info",
+    "--param",
 ];
 
 /// What a compiler-driver invocation asked for, our options taken out.
@@ -176,7 +194,9 @@ fn parse_invocation(args: &[String]) -> Result<Invocation> {
     let mut inv = Invocation::default();
     let mut it = args.iter().peekable();
     let value = |it: &mut std::iter::Peekable<std::slice::Iter<'_, String>>, what: &str| {
-        it.next().cloned().with_context(|| format!("{what} needs a value"))
+        it.next()
+            .cloned()
+            .with_context(|| format!("{what} needs a value"))
     };
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -234,7 +254,9 @@ fn real_compiler() -> Result<String> {
     if std::env::var_os("NOOKS_CC_ACTIVE").is_some() {
         bail!("NOOKS_CC (`{cc}`) runs nooks-cc again: name the real C compiler (gcc, clang)");
     }
-    let me = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok());
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok());
     let resolved = which(&cc).and_then(|p| p.canonicalize().ok());
     if me.is_some() && me == resolved {
         bail!("NOOKS_CC (`{cc}`) is nooks-cc itself: name the real C compiler (gcc, clang)");
@@ -296,7 +318,11 @@ fn compile(args: &[String]) -> Result<()> {
     if inv.inputs.len() > 1 && inv.output.is_some() {
         bail!("cannot specify -o with -c and multiple files");
     }
-    let opts = options(inv.isolation.unwrap_or(Iso::None), inv.emit, inv.policy.as_deref())?;
+    let opts = options(
+        inv.isolation.unwrap_or(Iso::None),
+        inv.emit,
+        inv.policy.as_deref(),
+    )?;
     for &i in &inv.inputs {
         let source = &inv.cc[i];
         let output = match &inv.output {
@@ -311,7 +337,11 @@ fn compile(args: &[String]) -> Result<()> {
         // Every argument but the other inputs.
         let mut cc_args: Vec<String> = ["-c".to_string()]
             .into_iter()
-            .chain(nooks_sfi_compiler::DRIVER_CFLAGS.iter().map(|s| s.to_string()))
+            .chain(
+                nooks_sfi_compiler::DRIVER_CFLAGS
+                    .iter()
+                    .map(|s| s.to_string()),
+            )
             .chain(
                 inv.cc
                     .iter()
@@ -322,7 +352,10 @@ fn compile(args: &[String]) -> Result<()> {
             .collect();
         if inv.deps {
             if !inv.dep_file {
-                cc_args.extend(["-MF".into(), output.with_extension("d").display().to_string()]);
+                cc_args.extend([
+                    "-MF".into(),
+                    output.with_extension("d").display().to_string(),
+                ]);
             }
             if !inv.dep_target {
                 cc_args.extend(["-MT".into(), output.display().to_string()]);
@@ -345,7 +378,15 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     // Anything that is not one of our subcommands (or help/version) is a
     // compiler-driver invocation, as `cc` would take it.
-    let ours = ["rewrite", "inject", "help", "-h", "--help", "-V", "--version"];
+    let ours = [
+        "rewrite",
+        "inject",
+        "help",
+        "-h",
+        "--help",
+        "-V",
+        "--version",
+    ];
     if args.len() > 1 && !ours.contains(&args[1].as_str()) {
         return compile(&args[1..]);
     }
