@@ -191,16 +191,13 @@ pub fn metadata() -> Value {
         })
         .unwrap_or_else(|| "?".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into());
     json!({
         "commit": commit,
         "uncommitted_changes": dirty,
         "date": output_of("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
         "host_cpu": cpu,
         "host_cores": cores,
-        "load_average_1_5_15": load,
+        "load_average_1_5_15": load_average(),
         "qemu": output_of("qemu-system-x86_64", &["--version"]),
         "gcc": output_of("gcc", &["--version"]),
         "rustc": output_of("rustc", &["--version"]),
@@ -290,7 +287,7 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
         .map(|b| [b[0].clone(), b[1].clone()])
         .collect();
     let mut metadata = before;
-    metadata["load_average_after"] = metadata_load();
+    metadata["load_average_after"] = Value::String(load_average());
     Ok(Comparison {
         counted,
         instructions,
@@ -300,12 +297,11 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
     })
 }
 
-fn metadata_load() -> Value {
-    Value::String(
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|_| "?".into()),
-    )
+/// The machine's load averages over 1, 5 and 15 minutes ("?" if unknown).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// Per-operation cost of one `bench` record: (cycles − idle) / ops.

@@ -386,48 +386,41 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
         meta["rustc"].as_str().unwrap_or("?"),
     );
 
-    let header = |first: &str| {
-        let mut h = format!("  {first:<16}");
+    // One table over the mechanisms: per row the boots' statistics, then
+    // each mechanism's ratio to none.
+    let table = |stats: &dyn Fn(&compare::Row) -> &[compare::Stat],
+                 ratio: &dyn Fn(&compare::Row, usize) -> f64| {
+        let mut h = format!("  {:<16}", "workload");
         for m in MECHANISMS {
             h.push_str(&format!(" {m:>20}"));
         }
         for m in &MECHANISMS[1..] {
             h.push_str(&format!(" {:>9}", format!("{m}/none")));
         }
-        h
+        println!("{h}");
+        for r in &rows {
+            let mut line = format!("  {:<16}", r.label);
+            for c in stats(r) {
+                line.push_str(&format!(" {:>20}", c.text()));
+            }
+            for m in 1..MECHANISMS.len() {
+                line.push_str(&format!(" {:>8.3}x", ratio(r, m)));
+            }
+            println!("{line}");
+        }
     };
     println!();
     println!(
         "(1) e1000 in the nooks kernel, same wrappers: {unit}; median of {} boots per mechanism (min-max where they differ)",
         plan.repeats
     );
-    println!("{}", header("workload"));
-    for r in &rows {
-        let mut line = format!("  {:<16}", r.label);
-        for c in &r.cost {
-            line.push_str(&format!(" {:>20}", c.text()));
-        }
-        for m in 1..MECHANISMS.len() {
-            line.push_str(&format!(" {:>8.3}x", r.ratio(m)));
-        }
-        println!("{line}");
-    }
+    table(&|r| &r.cost, &compare::Row::ratio);
     println!();
     println!(
         "  the driver path alone: instructions inside calls into the driver (its code, the kernel"
     );
     println!("  functions it calls, the crossings), per operation");
-    println!("{}", header("workload"));
-    for r in &rows {
-        let mut line = format!("  {:<16}", r.label);
-        for c in &r.driver {
-            line.push_str(&format!(" {:>20}", c.text()));
-        }
-        for m in 1..MECHANISMS.len() {
-            line.push_str(&format!(" {:>8.3}x", r.driver_ratio(m)));
-        }
-        println!("{line}");
-    }
+    table(&|r| &r.driver, &compare::Row::driver_ratio);
     println!();
     println!(
         "  per operation: crossings (kernel->driver calls + driver->kernel gate calls), CR3 loads and"
