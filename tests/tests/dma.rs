@@ -14,8 +14,7 @@
 use nooks_bench::artifacts;
 use nooks_bench::qemu::{Outcome, Verdict};
 use nooks_tests::{
-    boot_with, fail_with_log, kernel, kernel_bytes, kernel_static, records_of, sfi,
-    test_driver_with,
+    boot_with, fail_with_log, kernel_bytes, kernel_static, records_of, sfi, test_driver_with,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,7 +113,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The kernel's code bytes the TX attack aims at.
 fn kernel_code() -> Vec<u8> {
-    let _ = kernel();
     kernel_bytes(Attack::Tx.target(), 64)
 }
 

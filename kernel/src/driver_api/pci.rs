@@ -370,7 +370,6 @@ pub fn unbind_domain(domain: usize) -> usize {
     if let Some(slot) = PDEV_OF.get(domain) {
         slot.store(0, core::sync::atomic::Ordering::Relaxed);
     }
-    crate::iommu::detach_domain(domain);
     let mut b = BINDINGS.lock();
     let before = b.len();
     b.retain(|x| x.domain != Some(domain));
