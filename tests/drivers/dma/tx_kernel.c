@@ -1,8 +1,18 @@
 /* A transmit descriptor aimed at a kernel page: the spare NIC sends the
- * kernel's bytes onto the wire. */
+ * kernel's bytes onto the wire. The send starts from a timer 10 ms after
+ * probe, once the driver is loaded: a device fault during init_module would
+ * refuse the load instead of failing (and recovering) a loaded driver. */
 #include "aim.h"
 
 #define LEN 256
+
+static struct timer_list later;
+
+static void send(struct timer_list *t)
+{
+	(void)t;
+	wr(E1000_TDT, 1);
+}
 
 static int probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
@@ -23,8 +33,9 @@ static int probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	wr(E1000_TDT, 0);
 	wr(E1000_TIPG, E1000_TIPG_82540);
 	wr(E1000_TCTL, E1000_TCTL_EN | E1000_TCTL_PSP | E1000_TCTL_CT | E1000_TCTL_COLD);
-	wr(E1000_TDT, 1);
-	printk("dma_tx_kernel: sending %d bytes from %llx\n", LEN, (u64)DMA_TARGET);
+	timer_setup(&later, send, 0);
+	mod_timer(&later, jiffies + msecs_to_jiffies(10));
+	printk("dma_tx_kernel: sending %d bytes from %llx in 10 ms\n", LEN, (u64)DMA_TARGET);
 	return 0;
 }
 
