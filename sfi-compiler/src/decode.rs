@@ -1,9 +1,18 @@
 //! Stage 2, decode: a function's bytes into iced-x86 instructions, each with
-//! the input relocation that patches one of its fields, and the function's
-//! basic-block starts.
+//! the input relocation that patches one of its fields, the function's
+//! basic-block starts, and its jump tables.
+//!
+//! A jump table is what gcc emits for a dense `switch` without `-fpic`: an
+//! array of 8-byte code addresses in `.rodata` (each an `R_X86_64_64`
+//! relocation into the function's own section), read by
+//! `jmp [table + idx*8]` or, at -O0, `mov reg, [table + idx*8]; jmp reg`.
+//! The decoder finds the table behind such an operand and its entries (the
+//! run of relocations that point into this function); the lifter turns the
+//! jump into a `br_table` over those blocks, so the targets are the
+//! function's own and no check is lost.
 
 use crate::error::{ErrorKind, Result, RewriteError};
-use crate::read::{Function, Input, Reloc};
+use crate::read::{Function, Input, Kind, Reloc};
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter};
 use std::collections::BTreeSet;
 
@@ -39,6 +48,20 @@ pub struct Insn {
     pub reloc: Option<InsnReloc>,
     /// The relocation of its immediate, if any.
     pub imm_reloc: Option<InsnReloc>,
+    /// The jump table (index in [`Decoded::tables`]) its memory operand
+    /// reads, if it is a `jmp` or `mov` through one.
+    pub table: Option<usize>,
+}
+
+/// A jump table of the function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpTable {
+    /// Its data section.
+    pub section: usize,
+    /// Offset of its first entry there.
+    pub offset: u64,
+    /// The code offsets (in the function's section) of its entries, in order.
+    pub targets: Vec<u64>,
 }
 
 /// A decoded function.
@@ -48,6 +71,55 @@ pub struct Decoded {
     pub insns: Vec<Insn>,
     /// Offsets that start a basic block.
     pub block_starts: BTreeSet<u64>,
+    /// The jump tables its instructions read.
+    pub tables: Vec<JumpTable>,
+}
+
+/// The jump table behind `instr`'s memory operand, if it reads one: an
+/// 8-byte load from `[disp + idx*8]` (no base) whose displacement is an
+/// absolute relocation to a data section where 8-byte absolute relocations
+/// into `f` follow each other. The run ends at the first entry that is not
+/// one (a neighbouring table of the same function may be taken in: its
+/// targets are blocks of `f` too, and gcc's bounds check precedes the jump).
+fn jump_table(input: &Input, f: &Function, instr: &Instruction, reloc: &Reloc) -> Option<JumpTable> {
+    use iced_x86::{Code, Register};
+    let through_table = matches!(instr.code(), Code::Jmp_rm64 | Code::Mov_r64_rm64)
+        && instr.op_kind(instr.op_count() - 1) == iced_x86::OpKind::Memory
+        && instr.memory_base() == Register::None
+        && instr.memory_index() != Register::None
+        && instr.memory_index_scale() == 8
+        && matches!(reloc.r_type, 10 | 11); // R_X86_64_32, R_X86_64_32S
+    if !through_table {
+        return None;
+    }
+    let (section, start) = input.target(reloc.symbol, reloc.addend)?;
+    let data = input.sections.get(section)?;
+    if !matches!(data.kind, Kind::Rodata | Kind::Data) {
+        return None;
+    }
+    let start = u64::try_from(start).ok()?;
+    let mut targets = Vec::new();
+    let mut at = data.relocs.partition_point(|r| r.offset < start);
+    loop {
+        let want = start + 8 * targets.len() as u64;
+        let Some(r) = data.relocs.get(at).filter(|r| r.offset == want && r.r_type == 1) else {
+            break;
+        };
+        let Some((sec, off)) = input.target(r.symbol, r.addend) else {
+            break;
+        };
+        let off = off as u64;
+        if sec != f.section || off < f.offset || off >= f.offset + f.size {
+            break;
+        }
+        targets.push(off);
+        at += 1;
+    }
+    (!targets.is_empty()).then_some(JumpTable {
+        section,
+        offset: start,
+        targets,
+    })
 }
 
 /// Disassembles one instruction (Intel syntax).
@@ -92,6 +164,7 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
     let mut insns = Vec::new();
     let mut block_starts = BTreeSet::new();
     block_starts.insert(f.offset);
+    let mut tables: Vec<JumpTable> = Vec::new();
     let mut instr = Instruction::default();
     let mut after_terminator = false;
     while decoder.can_decode() {
@@ -158,6 +231,16 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
                 to_end: next - r.offset,
             });
         }
+        let table = reloc
+            .as_ref()
+            .and_then(|r| jump_table(input, f, &instr, &r.reloc))
+            .map(|t| {
+                block_starts.extend(t.targets.iter().copied());
+                tables.iter().position(|x| *x == t).unwrap_or_else(|| {
+                    tables.push(t);
+                    tables.len() - 1
+                })
+            });
         match instr.flow_control() {
             FlowControl::ConditionalBranch => {
                 if reloc.is_none() {
@@ -185,10 +268,12 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
             instr,
             reloc,
             imm_reloc,
+            table,
         });
     }
     Ok(Decoded {
         insns,
         block_starts,
+        tables,
     })
 }

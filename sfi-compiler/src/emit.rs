@@ -288,6 +288,13 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         out.stats.stores += l.stores;
         lifted.push((func, l.frame_root, decoded));
     }
+    // The jump-table entries the lifted bodies branch through: the rewritten
+    // code never reads them as addresses, so their slots stay zero.
+    let table_entries: crate::HashSet<(usize, u64)> = lifted
+        .iter()
+        .flat_map(|(.., d)| &d.tables)
+        .flat_map(|t| (0..t.targets.len() as u64).map(|k| (t.section, t.offset + 8 * k)))
+        .collect();
     let inner = env.inner.borrow().clone();
     let needs = crate::params::needs(
         &input
@@ -361,7 +368,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         )?;
     }
 
-    define_data(&mut module, &env, estack)?;
+    define_data(&mut module, &env, estack, &table_entries)?;
     if let Some(rt) = &env.sfi {
         let mut targets: Vec<FuncId> = input
             .functions
@@ -602,7 +609,12 @@ fn define(
     Ok((srclocs, size))
 }
 
-fn define_data(module: &mut ObjectModule, env: &Env<'_>, estack: DataId) -> Result<()> {
+fn define_data(
+    module: &mut ObjectModule,
+    env: &Env<'_>,
+    estack: DataId,
+    table_entries: &crate::HashSet<(usize, u64)>,
+) -> Result<()> {
     let m = |e: cranelift_module::ModuleError| RewriteError::new(ErrorKind::Codegen(e.to_string()));
     let input = env.input;
     // The stack, and above its top room for the stack words a call into
@@ -650,6 +662,9 @@ fn define_data(module: &mut ObjectModule, env: &Env<'_>, estack: DataId) -> Resu
             )))
         };
         for r in &s.relocs {
+            if table_entries.contains(&(idx, r.offset)) {
+                continue;
+            }
             if r.r_type != 1 {
                 return Err(err(format!("type {} at {:#x}", r.r_type, r.offset)));
             }

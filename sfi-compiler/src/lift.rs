@@ -110,7 +110,17 @@ pub struct Lifter<'a, 'b, M: Module> {
     invariant_checks: Vec<(ir::Inst, Block)>,
     /// Whether it writes the virtual interrupt flag (`cli`, `sti`, `popf`).
     writes_vif: bool,
+    /// The function's jump tables (see `decode`).
+    tables: Vec<crate::decode::JumpTable>,
+    /// The last entry loaded from a jump table into a register (`mov reg,
+    /// [table + idx*8]`, as gcc writes it at -O0): the register, the value
+    /// loaded, the table and the index, for the `jmp reg` that follows.
+    table_load: Option<(usize, Value, usize, Value)>,
 }
+
+/// The trap of a jump-table index past the table's end (gcc's own bounds
+/// check precedes every table jump, so only a corrupted index gets here).
+const TRAP_JUMP_TABLE: u8 = 5;
 
 /// What lifting a body gave besides the body.
 pub struct Lifted {
@@ -296,6 +306,8 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             native: None,
             invariant_checks: Vec::new(),
             writes_vif: false,
+            tables: Vec::new(),
+            table_load: None,
         }
     }
 
@@ -1007,6 +1019,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     /// Lifts the decoded function into the builder's function, whose
     /// signature is `entry`'s (`inner_signature` or `native_signature`).
     pub fn lift(mut self, d: &Decoded, entry: Entry) -> Result<Lifted> {
+        self.tables = d.tables.clone();
         let entry_block = self.b.create_block();
         self.b.append_block_params_for_function_params(entry_block);
         self.b.switch_to_block(entry_block);
@@ -1469,8 +1482,16 @@ impl<M: Module> Lifter<'_, '_, M> {
                             .ok_or_else(|| self.unsupported(insn))?;
                     }
                     _ => {
+                        let index = insn
+                            .table
+                            .and_then(|_| self.read_reg(i.memory_index()));
                         let v = self.read_op(insn, 1, ty)?;
                         self.write_op(insn, 0, v)?;
+                        if let (Some(t), Some(index)) = (insn.table, index) {
+                            let r = reg_index(i.op0_register())
+                                .ok_or_else(|| self.unsupported(insn))?;
+                            self.table_load = Some((r, v, t, index));
+                        }
                     }
                 }
             }
@@ -1673,8 +1694,24 @@ impl<M: Module> Lifter<'_, '_, M> {
                     self.b.ins().jump(blk, &[]);
                     self.terminated = true;
                 }
+                OpKind::Memory if insn.table.is_some() => {
+                    let index = self
+                        .read_reg(i.memory_index())
+                        .ok_or_else(|| self.unsupported(insn))?;
+                    self.table_jump(insn.table.unwrap_or_default(), index);
+                }
+                OpKind::Register
+                    if self.table_load.is_some_and(|(r, v, ..)| {
+                        reg_index(i.op0_register()) == Some(r)
+                            && i.op0_register().size() == 8
+                            && self.get64(r) == v
+                    }) =>
+                {
+                    let (_, _, t, index) = self.table_load.unwrap_or_else(|| unreachable!());
+                    self.table_jump(t, index);
+                }
                 _ => {
-                    // A tail call (direct, or through a pointer: jump tables are off).
+                    // A tail call (direct, or through a pointer).
                     let rsp = self.get64(RSP);
                     let rsp_at_call = self.b.ins().iadd_imm_s(rsp, 8);
                     self.branch_call(insn, rsp_at_call)?;
@@ -1708,6 +1745,28 @@ impl<M: Module> Lifter<'_, '_, M> {
             _ => return Err(self.unsupported(insn)),
         }
         Ok(())
+    }
+
+    /// A jump through table `t` at `index`: a `br_table` over the table's
+    /// blocks; an index past its end traps.
+    fn table_jump(&mut self, t: usize, index: Value) {
+        let targets = self.tables[t].targets.clone();
+        let n = self.b.ins().iconst(I64, targets.len() as i64);
+        let index = self.b.ins().umin(index, n);
+        let index = self.b.ins().ireduce(I32, index);
+        let out_of_range = self.b.create_block();
+        let default = ir::BlockCall::new(out_of_range, [], &mut self.b.func.dfg.value_lists);
+        let calls: Vec<ir::BlockCall> = targets
+            .iter()
+            .map(|t| ir::BlockCall::new(self.blocks[t], [], &mut self.b.func.dfg.value_lists))
+            .collect();
+        let jt = self
+            .b
+            .create_jump_table(ir::JumpTableData::new(default, &calls));
+        self.b.ins().br_table(index, jt);
+        self.b.switch_to_block(out_of_range);
+        self.b.ins().trap(TrapCode::unwrap_user(TRAP_JUMP_TABLE));
+        self.terminated = true;
     }
 
     /// `in`/`out`: Cranelift has no port I/O, so the kernel's

@@ -20,15 +20,18 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const LEVELS: [&str; 4] = ["-O0", "-O1", "-O2", "-Os"];
+const LEVELS: [&str; 5] = ["-O0", "-O1", "-O2", "-Os", "-O3"];
 /// The driver flags (the same list nooks-cc's compiler driver passes) but
-/// with gcc's default unwind tables, which nooks-cc must take; the
-/// executables link with -no-pie so absolute relocations work on the host.
-fn flags() -> impl Iterator<Item = &'static str> {
+/// with gcc's default unwind tables, which nooks-cc must take, and with
+/// `-fno-jump-tables` (`jump_tables == false`) or gcc's default jump tables;
+/// the executables link with -no-pie so absolute relocations work on the
+/// host.
+fn flags(jump_tables: bool) -> impl Iterator<Item = &'static str> {
     nooks_sfi_compiler::DRIVER_CFLAGS
         .iter()
         .copied()
-        .filter(|f| *f != "-fno-asynchronous-unwind-tables")
+        .filter(|f| *f != "-fno-asynchronous-unwind-tables" && *f != "-fno-jump-tables")
+        .chain((!jump_tables).then_some("-fno-jump-tables"))
 }
 
 fn work() -> PathBuf {
@@ -93,11 +96,13 @@ enum Outcome {
     Fail(String),
 }
 
-/// Compiles `src` at `opt`, links it natively and rewritten (`--isolation iso`)
-/// with `main_obj`, runs both, compares.
+/// Compiles `src` at `opt` (with jump tables or without), links it natively
+/// and rewritten (`--isolation iso`) with `main_obj`, runs both, compares.
+#[allow(clippy::too_many_arguments)]
 fn differential_as(
     src: &Path,
     opt: &str,
+    jump_tables: bool,
     extra: &[&str],
     main_obj: &Path,
     dir: &Path,
@@ -108,7 +113,7 @@ fn differential_as(
     if let Err(e) = sh(Command::new("gcc")
         .arg("-c")
         .arg(opt)
-        .args(flags())
+        .args(flags(jump_tables))
         .args(extra)
         .arg(src)
         .arg("-o")
@@ -207,28 +212,32 @@ fn corpus_behaves_like_native() {
     assert!(programs.len() >= 5);
     let mut failures = Vec::new();
     for p in &programs {
-        for (opt, iso) in LEVELS
-            .iter()
-            .flat_map(|o| ["none", "sfi"].map(move |i| (*o, i)))
-        {
+        for (opt, iso, jt) in LEVELS.iter().flat_map(|o| {
+            [("none", false), ("sfi", false), ("none", true), ("sfi", true)]
+                .map(move |(i, jt)| (*o, i, jt))
+        }) {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let tables = if jt { "jump-tables" } else { "no-jump-tables" };
             match differential_as(
                 p,
                 opt,
+                jt,
                 &[],
                 &main_obj,
-                &work().join("corpus").join(format!("{name}-{iso}")),
+                &work()
+                    .join("corpus")
+                    .join(format!("{name}-{iso}-{tables}")),
                 iso,
             ) {
                 Outcome::Pass => {}
                 Outcome::Skip(why) | Outcome::Fail(why) => {
-                    failures.push(format!("{name} {opt}: {why}"))
+                    failures.push(format!("{name} {opt} {iso} {tables}: {why}"))
                 }
             }
         }
     }
     println!(
-        "corpus: {} programs x {} levels x (none, sfi), {} failed",
+        "corpus: {} programs x {} levels x (none, sfi) x (jump tables, -fno-jump-tables), {} failed",
         programs.len(),
         LEVELS.len(),
         failures.len()
@@ -346,11 +355,21 @@ fn csmith_programs_behave_like_native() {
                         continue;
                     }
                     let mut all_passed = true;
-                    // Every level as a pure rewrite, and -O2 once more with the SFI checks.
+                    // Every level as a pure rewrite, and -O2 once more with
+                    // the SFI checks; gcc's jump tables for odd seeds,
+                    // -fno-jump-tables for even ones.
+                    let jt = seed % 2 == 1;
                     let runs = LEVELS.iter().map(|o| (*o, "none")).chain([("-O2", "sfi")]);
                     for (opt, iso) in runs {
-                        let outcome =
-                            differential_as(&src, opt, &extra, &main_obj, &dir.join(iso), iso);
+                        let outcome = differential_as(
+                            &src,
+                            opt,
+                            jt,
+                            &extra,
+                            &main_obj,
+                            &dir.join(iso),
+                            iso,
+                        );
                         let mut r = results.lock().unwrap();
                         match outcome {
                             Outcome::Pass => r.0 += 1,
@@ -380,7 +399,7 @@ fn csmith_programs_behave_like_native() {
     });
     let (passed, skipped, failures) = results.into_inner().unwrap();
     println!(
-        "csmith: {count} programs per level (-O0/-O1/-O2/-Os rewritten; -O2 also with sfi), {passed} passed, {skipped} skipped, {} failed",
+        "csmith: {count} programs per level (-O0/-O1/-O2/-Os/-O3 rewritten; -O2 also with sfi; jump tables for odd seeds), {passed} passed, {skipped} skipped, {} failed",
         failures.len()
     );
     for (why, n) in skip_reasons.into_inner().unwrap() {
