@@ -10,6 +10,7 @@ int main(void)
 {
 	int r = program_main();
 	long (*cb)(long) = program_callback();
-	printf("callback(5) = %ld\n", cb(5));
+	if (cb)
+		printf("callback(5) = %ld\n", cb(5));
 	return r;
 }

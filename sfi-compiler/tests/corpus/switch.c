@@ -10,11 +10,13 @@ __attribute__((noinline)) static long thrice(long x) { return 3 * x - 2; }
 
 enum { PUSH, ADD, SUB, MUL, DUP, SWAP, CALL2, CALL3, STORE, LOAD, JNZ, HALT };
 
-static long run(const uint8_t *code, long *mem)
+static long run(const uint8_t *code, int len, long *mem)
 {
-	long stack[32];
-	int sp = 0, pc = 0;
+	long stack[32] = { 0 };
+	int sp = 2, pc = 0; /* two guard slots: an underflow stops at the next step */
 	for (int steps = 0; steps < 10000; steps++) {
+		if (pc + 2 > len || sp < 2 || sp > 30)
+			return -3;
 		uint8_t op = code[pc++];
 		switch (op) {
 		case PUSH: stack[sp++] = code[pc++]; break;
@@ -29,7 +31,7 @@ static long run(const uint8_t *code, long *mem)
 		case STORE: mem[code[pc++] & 7] = stack[--sp]; break;
 		case LOAD: stack[sp++] = mem[code[pc++] & 7]; break;
 		case JNZ: { uint8_t to = code[pc++]; if (stack[--sp]) pc = to; break; }
-		case HALT: return sp ? stack[sp - 1] : -1;
+		case HALT: return stack[sp - 1];
 		default: return -1000 - op;
 		}
 	}
@@ -90,20 +92,21 @@ __attribute__((noinline)) static long two_tables(int a, int b)
 
 int program_main(void)
 {
-	/* sum = 0; n = 10; do { sum += n * 3 (via CALL3-like ops); n-- } while (n) */
+	/* n = 10; sum = 0; do { sum += 2n+1; n-- } while (n);
+	 * mem[2] = thrice(sum * sum); return mem[2] + sum */
 	static const uint8_t prog[] = {
-		PUSH, 10, STORE, 0,            /* n = 10 */
-		PUSH, 0, STORE, 1,             /* sum = 0 */
-		LOAD, 1, LOAD, 0, CALL2, ADD, STORE, 1, /* 8: sum += 2n+1 */
-		LOAD, 0, PUSH, 1, SUB, DUP, STORE, 0,   /* n-- */
+		PUSH, 10, STORE, 0,
+		PUSH, 0, STORE, 1,
+		LOAD, 1, LOAD, 0, CALL2, ADD, STORE, 1, /* 8 */
+		LOAD, 0, PUSH, 1, SUB, DUP, STORE, 0,
 		JNZ, 8,
-		LOAD, 1, LOAD, 1, MUL, PUSH, 3, CALL3, STORE, 2,
-		LOAD, 2, ADD, HALT,
+		LOAD, 1, LOAD, 1, MUL, CALL3, 2,        /* falls through to STORE */
+		LOAD, 2, LOAD, 1, ADD, PUSH, 4, SWAP, SUB, HALT, HALT,
 	};
 	long mem[8] = { 0 };
-	long s = run(prog, mem);
-	static const uint8_t bad[] = { PUSH, 1, 200 };
-	s += run(bad, mem);
+	long s = run(prog, sizeof prog, mem);
+	static const uint8_t bad[] = { PUSH, 1, 200, 0 };
+	s += run(bad, sizeof bad, mem);
 	for (uint64_t k = 95; k < 112; k++)
 		s = s * 3 + wide(k);
 	for (int k = -2; k < 9; k++)
