@@ -188,6 +188,24 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     // entries beside those rewritten code calls are declared by the lifter).
     let mut native = HashMap::default();
     let mut func_at = HashMap::default();
+    // Module names are unique; ELF local names need not be (`ld -r` of two
+    // files with a `static` function each of the same name): a repeated
+    // name is declared under a unique one and given back after `finish`.
+    let mut names: HashMap<usize, String> = HashMap::default();
+    let mut taken: crate::HashSet<&str> = input
+        .symbols
+        .iter()
+        .filter(|s| s.is_undefined)
+        .map(|s| s.name.as_str())
+        .collect();
+    for f in &input.functions {
+        let name = if taken.insert(f.name.as_str()) {
+            f.name.clone()
+        } else {
+            format!("{}.nooks_local{}", f.name, f.symbol)
+        };
+        names.insert(f.symbol, name);
+    }
     for f in &input.functions {
         let s = &input.symbols[f.symbol];
         let linkage = if s.is_weak {
@@ -200,7 +218,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         native.insert(
             f.symbol,
             module
-                .declare_function(&f.name, linkage, &native_sig)
+                .declare_function(&names[&f.symbol], linkage, &native_sig)
                 .map_err(m)?,
         );
         func_at.insert((f.section, f.offset), f.symbol);
@@ -242,6 +260,7 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     };
     let env = Env {
         input,
+        names,
         native,
         inner: Default::default(),
         func_at,
@@ -381,6 +400,29 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     }
 
     let mut product = module.finish();
+    // Weak imports stay weak (`if (hook) hook();` links without a hook).
+    for sym in input.symbols.iter().filter(|s| s.is_undefined && s.is_weak) {
+        let id = match (env.import_funcs.get(&sym.name), env.import_data.get(&sym.name)) {
+            (Some(&f), _) => product.functions[f],
+            (_, Some(&d)) => product.data_objects[d],
+            _ => None,
+        };
+        if let Some((sid, _)) = id {
+            product.object.symbol_mut(sid).weak = true;
+        }
+    }
+    // The original names of functions declared under unique ones.
+    for f in &input.functions {
+        if env.names[&f.symbol] == f.name {
+            continue;
+        }
+        let ids = [Some(env.native[&f.symbol]), inner.get(&f.symbol).copied()];
+        for (id, suffix) in ids.into_iter().zip(["", ".nooks_inner"]) {
+            if let Some(Some((sid, _))) = id.map(|id| product.functions[id]) {
+                product.object.symbol_mut(sid).name = format!("{}{suffix}", f.name).into_bytes();
+            }
+        }
+    }
     if opts.isolation == Isolation::Sfi {
         let window = crate::window::define_symbol(&mut product.object);
         for (id, sites) in &out.window_sites {

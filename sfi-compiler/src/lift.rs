@@ -33,6 +33,9 @@ pub const STACK_ARGS: usize = nooks_policy::abi::STACK_ARGS;
 pub struct Env<'a> {
     /// The parsed input.
     pub input: &'a Input,
+    /// The unique name each function is declared under, by symbol index (its
+    /// own, unless another function has it too).
+    pub names: HashMap<usize, String>,
     /// Native (SysV) entry of each function, by symbol index.
     pub native: HashMap<usize, FuncId>,
     /// Inner entry of each function some rewritten code calls, by symbol
@@ -94,6 +97,9 @@ pub struct Lifter<'a, 'b, M: Module> {
     blocks: HashMap<u64, Block>,
     terminated: bool,
     funcs: HashMap<FuncId, ir::FuncRef>,
+    /// Imported functions whose address is taken (not colocated: see
+    /// `target_value`).
+    import_addrs: HashMap<FuncId, ir::FuncRef>,
     datas: HashMap<(DataId, i64), ir::GlobalValue>,
     native_sig: ir::SigRef,
     /// The value of every register the caller does not pass, at entry.
@@ -297,6 +303,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             blocks: HashMap::default(),
             terminated: false,
             funcs: HashMap::default(),
+            import_addrs: HashMap::default(),
             datas: HashMap::default(),
             native_sig,
             undefined: None,
@@ -498,7 +505,19 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                 self.b.ins().func_addr(I64, fr)
             }
             Target::ImportFunc(id) => {
-                let fr = self.func_ref(id);
+                // The address as an absolute (R_X86_64_64), not `lea` from
+                // the call's PLT32: a weak import nobody defines must read
+                // as 0 (`if (hook) hook();`), and a PC-relative PLT
+                // reference to an undefined weak symbol is not 0.
+                let fr = match self.import_addrs.get(&id) {
+                    Some(&fr) => fr,
+                    None => {
+                        let fr = self.module.declare_func_in_func(id, self.b.func);
+                        self.b.func.dfg.ext_funcs[fr].colocated = false;
+                        self.import_addrs.insert(id, fr);
+                        fr
+                    }
+                };
                 self.b.ins().func_addr(I64, fr)
             }
             Target::Data(id, off) if i32::try_from(off).is_ok() => {
@@ -897,7 +916,12 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
         if let Some(&id) = self.env.inner.borrow().get(&sym) {
             return Ok(id);
         }
-        let name = format!("{}.nooks_inner", self.env.input.symbols[sym].name);
+        let name = self
+            .env
+            .names
+            .get(&sym)
+            .unwrap_or(&self.env.input.symbols[sym].name);
+        let name = format!("{name}.nooks_inner");
         let sig = inner_signature(self.module.isa().default_call_conv());
         let id = self
             .module
