@@ -121,11 +121,18 @@ fn differential_as(
     {
         return Outcome::Skip(format!("gcc: {}", e.lines().last().unwrap_or("")));
     }
+    differential_object(&obj, opt, main_obj, dir, iso)
+}
+
+/// Links `obj` natively and rewritten (`--isolation iso`) with `main_obj`,
+/// runs both, compares.
+fn differential_object(obj: &Path, opt: &str, main_obj: &Path, dir: &Path, iso: &str) -> Outcome {
+    std::fs::create_dir_all(dir).unwrap();
     let native = dir.join(format!("native{opt}"));
     if let Err(e) = sh(Command::new("gcc")
         .arg("-no-pie")
         .arg(main_obj)
-        .arg(&obj)
+        .arg(obj)
         .arg("-o")
         .arg(&native))
     {
@@ -143,7 +150,7 @@ fn differential_as(
     let nooks_cc = env!("CARGO_BIN_EXE_nooks-cc");
     if let Err(e) = sh(Command::new(nooks_cc)
         .arg("rewrite")
-        .arg(&obj)
+        .arg(obj)
         .arg("-o")
         .arg(&rw)
         .arg("--isolation")
@@ -252,6 +259,53 @@ fn corpus_behaves_like_native() {
         "corpus failures:\n{}",
         failures.join("\n")
     );
+}
+
+/// A driver of several files, as Kbuild builds one: each file compiled,
+/// then partially linked (`ld -r`) into one object, which is rewritten.
+/// `corpus/multi/` has static functions and data of the same name in every
+/// file, function pointers crossing files both ways, a jump table and a weak
+/// hook nobody defines.
+#[test]
+fn a_partially_linked_program_behaves_like_native() {
+    let main_obj = work().join("harness.o");
+    sh(Command::new("gcc")
+        .arg("-c")
+        .arg("-O1")
+        .arg(corpus().join("harness.c"))
+        .arg("-o")
+        .arg(&main_obj))
+    .unwrap();
+    let sources = ["main", "ring", "hw"];
+    let mut failures = Vec::new();
+    for opt in LEVELS {
+        let dir = work().join("multi").join(opt);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut objects = Vec::new();
+        for name in sources {
+            let obj = dir.join(format!("{name}.o"));
+            sh(Command::new("gcc")
+                .arg("-c")
+                .arg(opt)
+                .args(flags(true))
+                .arg(corpus().join("multi").join(format!("{name}.c")))
+                .arg("-o")
+                .arg(&obj))
+            .unwrap();
+            objects.push(obj);
+        }
+        let linked = dir.join(format!("prog{opt}.o"));
+        sh(Command::new("ld").arg("-r").args(&objects).arg("-o").arg(&linked)).unwrap();
+        for iso in ["none", "sfi"] {
+            match differential_object(&linked, opt, &main_obj, &dir.join(iso), iso) {
+                Outcome::Pass => {}
+                Outcome::Skip(why) | Outcome::Fail(why) => {
+                    failures.push(format!("multi {opt} {iso}: {why}"))
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// csmith's runtime header defines float helpers that generated programs never
