@@ -81,7 +81,12 @@ pub struct Decoded {
 /// into `f` follow each other. The run ends at the first entry that is not
 /// one (a neighbouring table of the same function may be taken in: its
 /// targets are blocks of `f` too, and gcc's bounds check precedes the jump).
-fn jump_table(input: &Input, f: &Function, instr: &Instruction, reloc: &Reloc) -> Option<JumpTable> {
+fn jump_table(
+    input: &Input,
+    f: &Function,
+    instr: &Instruction,
+    reloc: &Reloc,
+) -> Option<JumpTable> {
     use iced_x86::{Code, Register};
     let through_table = matches!(instr.code(), Code::Jmp_rm64 | Code::Mov_r64_rm64)
         && instr.op_kind(instr.op_count() - 1) == iced_x86::OpKind::Memory
@@ -102,7 +107,11 @@ fn jump_table(input: &Input, f: &Function, instr: &Instruction, reloc: &Reloc) -
     let mut at = data.relocs.partition_point(|r| r.offset < start);
     loop {
         let want = start + 8 * targets.len() as u64;
-        let Some(r) = data.relocs.get(at).filter(|r| r.offset == want && r.r_type == 1) else {
+        let Some(r) = data
+            .relocs
+            .get(at)
+            .filter(|r| r.offset == want && r.r_type == 1)
+        else {
             break;
         };
         let Some((sec, off)) = input.target(r.symbol, r.addend) else {

@@ -81,8 +81,9 @@ fn isa() -> Result<isa::OwnedTargetIsa> {
         .map_err(|e| codegen(e, "(isa)"))
 }
 
-/// Rewrites a parsed input.
-pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
+/// Rewrites a parsed input; `original`, when given, is carried in
+/// [`crate::ORIGINAL_SECTION`].
+pub fn rewrite(input: &Input, opts: &Options, original: Option<&[u8]>) -> Result<Rewritten> {
     let isa = isa()?;
     let call_conv = isa.default_call_conv();
     let builder = ObjectBuilder::new(isa, "nooks-rewritten", default_libcall_names())
@@ -402,7 +403,10 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
     let mut product = module.finish();
     // Weak imports stay weak (`if (hook) hook();` links without a hook).
     for sym in input.symbols.iter().filter(|s| s.is_undefined && s.is_weak) {
-        let id = match (env.import_funcs.get(&sym.name), env.import_data.get(&sym.name)) {
+        let id = match (
+            env.import_funcs.get(&sym.name),
+            env.import_data.get(&sym.name),
+        ) {
             (Some(&f), _) => product.functions[f],
             (_, Some(&d)) => product.data_objects[d],
             _ => None,
@@ -511,6 +515,14 @@ pub fn rewrite(input: &Input, opts: &Options) -> Result<Rewritten> {
         .collect();
     crate::unwind::add(&mut product.object, &*crate::emit::isa()?, &unwind)?;
     add_metadata(&mut product.object, input, opts);
+    if let Some(bytes) = original {
+        let id = product.object.add_section(
+            Vec::new(),
+            crate::ORIGINAL_SECTION.as_bytes().to_vec(),
+            cranelift_object::object::SectionKind::Metadata,
+        );
+        product.object.append_section_data(id, bytes, 1);
+    }
     out.object = product
         .emit()
         .map_err(|e| RewriteError::new(ErrorKind::Output(e.to_string())))?;

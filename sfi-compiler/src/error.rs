@@ -124,9 +124,21 @@ impl RewriteError {
     pub fn hint(&self) -> Option<&'static str> {
         let insn = self.disassembly.as_deref().unwrap_or("");
         match &self.kind {
+            ErrorKind::UnsupportedControlFlow(what) if what.contains("out of the function") => {
+                Some(
+                    "gcc moved a cold part of the function to .text.unlikely: build with -fno-reorder-blocks-and-partition (nooks-cc -c does)",
+                )
+            }
             ErrorKind::UnsupportedControlFlow(_) => Some(
-                "if this is a switch gcc compiled to a jump table, build with -fno-jump-tables",
+                "an indirect jump nooks-cc could not resolve (jump tables are taken as gcc writes them without -fpic): build with -fno-pic, or -fno-jump-tables",
             ),
+            ErrorKind::UnsupportedRelocation(what)
+                if what.starts_with("type 2 ") && what.contains(".rodata") =>
+            {
+                Some(
+                    "a position-independent jump table (offsets in .rodata): build with -fno-pic (the driver ABI), or -fno-jump-tables",
+                )
+            }
             ErrorKind::UnsupportedInstruction
                 if ["pdep", "pext", "mulx", "adcx", "adox"]
                     .iter()

@@ -82,13 +82,23 @@ pub struct Options {
     /// what the store checks cost (`rewrite-bench`). The metadata then says
     /// `isolation sfi-entry-only`, which the kernel refuses to load.
     pub entry_checks_only: bool,
+    /// Carry the input object in the output's `.nooks.original` section
+    /// (not loaded), so that a partial link of several rewritten objects
+    /// (`nooks-cc -r`) can link the originals and rewrite the whole once:
+    /// one runtime state, one emulated stack and one table of call targets
+    /// per driver.
+    pub keep_original: bool,
 }
+
+/// The section that carries the original object (see
+/// [`Options::keep_original`]).
+pub const ORIGINAL_SECTION: &str = ".nooks.original";
 
 /// Rewrites an object file's bytes.
 pub fn rewrite(bytes: &[u8], opts: &Options) -> Result<Rewritten> {
     let input = read::read(bytes)?;
     check_policy(&input, &opts.policy)?;
-    emit::rewrite(&input, opts)
+    emit::rewrite(&input, opts, opts.keep_original.then_some(bytes))
 }
 
 /// What the policy says of the object as a whole: every import is one it
@@ -129,16 +139,16 @@ fn check_policy(input: &read::Input, policy: &nooks_policy::file::Policy) -> Res
     Ok(())
 }
 
-/// The flags the compiler driver passes to the C compiler: general registers
-/// only (no SSE for the lifter to meet), no red zone, no jump tables (all
-/// control flow visible), no hot/cold splitting (functions stay contiguous),
-/// no stack protector or CET, and line info.
+/// The flags the compiler driver passes to the C compiler (before the
+/// build's own, which win): general registers only (no SSE for the lifter
+/// to meet), no red zone, no PIC (jump tables are then tables of addresses,
+/// which the lifter takes), no hot/cold splitting (functions stay
+/// contiguous), no stack protector or CET, and line info.
 pub const DRIVER_CFLAGS: &[&str] = &[
     "-ffreestanding",
     "-mgeneral-regs-only",
     "-mno-red-zone",
     "-fno-pic",
-    "-fno-jump-tables",
     "-fno-reorder-blocks-and-partition",
     "-fno-stack-protector",
     "-fno-asynchronous-unwind-tables",

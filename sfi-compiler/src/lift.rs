@@ -1506,9 +1506,7 @@ impl<M: Module> Lifter<'_, '_, M> {
                             .ok_or_else(|| self.unsupported(insn))?;
                     }
                     _ => {
-                        let index = insn
-                            .table
-                            .and_then(|_| self.read_reg(i.memory_index()));
+                        let index = insn.table.and_then(|_| self.read_reg(i.memory_index()));
                         let v = self.read_op(insn, 1, ty)?;
                         self.write_op(insn, 0, v)?;
                         if let (Some(t), Some(index)) = (insn.table, index) {

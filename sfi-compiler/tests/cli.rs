@@ -661,32 +661,52 @@ fn errors_are_in_the_compilers_form_with_a_hint() {
         "jt.c",
         "int g(int);\nint f(int x)\n{\n\tswitch (x) {\n\tcase 0: return g(1);\n\tcase 1: return g(7) + 2;\n\tcase 2: return g(9) * 3;\n\tcase 3: return g(1) - 4;\n\tcase 4: return g(5) ^ 5;\n\tcase 5: return g(8) | 6;\n\tcase 6: return g(2) & 7;\n\tdefault: return 0;\n\t}\n}\n",
     );
-    // (gcc's default, position-independent code: a table of offsets.)
-    let obj = d.join("jt.o");
-    let st = Command::new("gcc")
-        .args(["-c", "-g", "-O2", "-fno-asynchronous-unwind-tables"])
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let o = rewrite_cmd(&obj, &d.join("jt.none.o"), "none");
-    let e = assert_clean_failure(&o);
+    let build = |name: &str, flags: &[&str]| {
+        let obj = d.join(format!("{name}.o"));
+        let st = Command::new("gcc")
+            .args(["-c", "-g", "-O2"])
+            .args(flags)
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let o = rewrite_cmd(&obj, &d.join(format!("{name}.none.o")), "none");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // gcc's defaults: the default case goes to a cold part in .text.unlikely.
+    let (ok, e) = build("split", &[]);
+    assert!(!ok);
     let mut lines = e.lines();
     assert!(
         lines.next().is_some_and(|l| l.starts_with(&format!(
-            "{}:4: error: unsupported control flow",
+            "{}:4: error: unsupported control flow: conditional branch out of the function",
             src.display()
         ))),
         "{e}"
     );
     assert!(
-        lines
-            .next()
-            .is_some_and(|l| l.contains(": note: ") && l.contains("-fno-jump-tables")),
+        lines.next().is_some_and(
+            |l| l.contains(": note: ") && l.contains("-fno-reorder-blocks-and-partition")
+        ),
         "{e}"
     );
+    // Position-independent: a table of offsets in .rodata.
+    let (ok, e) = build("pic", &["-fno-reorder-blocks-and-partition"]);
+    assert!(!ok);
+    assert!(
+        e.contains("error: unsupported relocation: type 2")
+            && e.contains("note: ")
+            && e.contains("-fno-pic"),
+        "{e}"
+    );
+    // The driver ABI's -fno-pic: a table of addresses, which nooks-cc takes.
+    let (ok, e) = build("table", &["-fno-reorder-blocks-and-partition", "-fno-pic"]);
+    assert!(ok, "{e}");
 }
 
 #[test]
@@ -828,4 +848,103 @@ fn default_unwind_tables_are_accepted_and_rewritten_frames_unwind() {
         }
     }
     assert!(native >= 5, "{native}");
+}
+
+/// A driver of several files, built as Kbuild builds a module: `nooks-cc -c`
+/// per file (each object carries its original), then `nooks-cc -r` as the
+/// partial link, which links the originals and rewrites the whole once. The
+/// result has one runtime state and one emulated stack, and runs like the
+/// native program (function pointers cross files; see `corpus/multi`).
+/// Rewritten objects without their original are refused by name.
+#[test]
+fn a_partial_link_of_rewritten_objects_rewrites_the_whole_once() {
+    let d = dir("partial-link");
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let sources = ["main", "ring", "hw"];
+    let run = |cmd: &mut Command| {
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let harness = d.join("harness.o");
+    gcc_c(&corpus.join("harness.c"), &harness, &[]);
+    // Native: gcc and ld -r.
+    let mut natives = Vec::new();
+    for s in sources {
+        let o = d.join(format!("{s}.native.o"));
+        gcc_c(&corpus.join("multi").join(format!("{s}.c")), &o, &["-O2"]);
+        natives.push(o);
+    }
+    let native = d.join("native.o");
+    run(Command::new("ld")
+        .arg("-r")
+        .args(&natives)
+        .arg("-o")
+        .arg(&native));
+    run(Command::new("gcc")
+        .arg("-no-pie")
+        .arg(&harness)
+        .arg(&native)
+        .arg("-o")
+        .arg(d.join("native")));
+    // The program's exit status is its result, not success.
+    let program = |exe: &str| {
+        let o = Command::new(d.join(exe)).output().unwrap();
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            o.status.code(),
+        )
+    };
+    let expected = program("native");
+    let expected_text = &expected.0;
+    assert!(expected_text.starts_with("multi "), "{expected_text}");
+    // nooks-cc -c per file, nooks-cc -r.
+    let mut rewritten = Vec::new();
+    for s in sources {
+        let o = d.join(format!("{s}.o"));
+        run(nooks_cc()
+            .args(["-c", "-O2", "--isolation=sfi"])
+            .arg(corpus.join("multi").join(format!("{s}.c")))
+            .arg(format!("-o{}", o.display())));
+        rewritten.push(o);
+    }
+    let linked = d.join("driver.o");
+    run(nooks_cc().arg("-r").args(&rewritten).arg("-o").arg(&linked));
+    let syms = run(Command::new("nm").arg(&linked));
+    let count = |name: &str| {
+        syms.lines()
+            .filter(|l| l.ends_with(&format!(" {name}")))
+            .count()
+    };
+    assert_eq!(count("__nooks_sfi"), 1, "{syms}");
+    assert_eq!(count("__nooks_estack"), 1, "{syms}");
+    let meta = run(Command::new("readelf").args(["-p", ".nooks"]).arg(&linked));
+    assert!(meta.contains("isolation sfi"), "{meta}");
+    run(Command::new("gcc")
+        .arg("-no-pie")
+        .arg(&harness)
+        .arg(&linked)
+        .arg("-o")
+        .arg(d.join("rewritten")));
+    assert_eq!(program("rewritten"), expected);
+    // Linking the linked object again (nested composite objects) works too.
+    let again = d.join("again.o");
+    run(nooks_cc().arg("-r").arg(&linked).arg("-o").arg(&again));
+    // An object rewritten without its original cannot be re-linked.
+    let bare = d.join("bare.o");
+    let o = rewrite_cmd(&natives[0], &bare, "sfi");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = nooks_cc()
+        .arg("-r")
+        .arg(&bare)
+        .arg(&rewritten[1])
+        .arg("-o")
+        .arg(d.join("no.o"))
+        .output()
+        .unwrap();
+    let e = assert_clean_failure(&o);
+    assert!(
+        e.contains("bare.o was rewritten without its original object"),
+        "{e}"
+    );
 }

@@ -225,8 +225,13 @@ fn corpus_behaves_like_native() {
     let mut failures = Vec::new();
     for p in &programs {
         for (opt, iso, jt) in LEVELS.iter().flat_map(|o| {
-            [("none", false), ("sfi", false), ("none", true), ("sfi", true)]
-                .map(move |(i, jt)| (*o, i, jt))
+            [
+                ("none", false),
+                ("sfi", false),
+                ("none", true),
+                ("sfi", true),
+            ]
+            .map(move |(i, jt)| (*o, i, jt))
         }) {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
             let tables = if jt { "jump-tables" } else { "no-jump-tables" };
@@ -236,9 +241,7 @@ fn corpus_behaves_like_native() {
                 jt,
                 &[],
                 &main_obj,
-                &work()
-                    .join("corpus")
-                    .join(format!("{name}-{iso}-{tables}")),
+                &work().join("corpus").join(format!("{name}-{iso}-{tables}")),
                 iso,
             ) {
                 Outcome::Pass => {}
@@ -295,7 +298,12 @@ fn a_partially_linked_program_behaves_like_native() {
             objects.push(obj);
         }
         let linked = dir.join(format!("prog{opt}.o"));
-        sh(Command::new("ld").arg("-r").args(&objects).arg("-o").arg(&linked)).unwrap();
+        sh(Command::new("ld")
+            .arg("-r")
+            .args(&objects)
+            .arg("-o")
+            .arg(&linked))
+        .unwrap();
         for iso in ["none", "sfi"] {
             match differential_object(&linked, opt, &main_obj, &dir.join(iso), iso) {
                 Outcome::Pass => {}
@@ -420,15 +428,8 @@ fn csmith_programs_behave_like_native() {
                     let jt = seed % 2 == 1;
                     let runs = LEVELS.iter().map(|o| (*o, "none")).chain([("-O2", "sfi")]);
                     for (opt, iso) in runs {
-                        let outcome = differential_as(
-                            &src,
-                            opt,
-                            jt,
-                            &extra,
-                            &main_obj,
-                            &dir.join(iso),
-                            iso,
-                        );
+                        let outcome =
+                            differential_as(&src, opt, jt, &extra, &main_obj, &dir.join(iso), iso);
                         let mut r = results.lock().unwrap();
                         match outcome {
                             Outcome::Pass => r.0 += 1,

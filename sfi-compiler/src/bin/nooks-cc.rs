@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! nooks-cc -c driver.c -o driver.o [--isolation none|sfi] [cc flags...]   (a drop-in cc: see `compile`)
+//! nooks-cc -r a.o b.o c.o -o driver.o [--isolation none|sfi]             (a partial link: see `partial_link`)
 //! nooks-cc rewrite in.o -o out.o [--isolation none|sfi] [--emit clif|asm]
 //! ```
 
@@ -181,8 +182,9 @@ struct Invocation {
     isolation: Option<Iso>,
     emit: Option<Emit>,
     policy: Option<PathBuf>,
-    /// `-c`, `-S`, `-E`, `-M`/`-MM` (no compilation), dependency output.
+    /// `-c`, `-r`, `-S`, `-E`, `-M`/`-MM` (no compilation), dependency output.
     compile: bool,
+    relocatable: bool,
     stop_early: bool,
     deps: bool,
     dep_file: bool,
@@ -229,6 +231,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation> {
             o if o.starts_with("-o") && o.len() > 2 => inv.output = Some(o[2..].to_string()),
             _ => {
                 match a.as_str() {
+                    "-r" => inv.relocatable = true,
                     "-S" | "-E" | "-M" | "-MM" => inv.stop_early = true,
                     "-MD" | "-MMD" => inv.deps = true,
                     "-MF" => inv.dep_file = true,
@@ -302,6 +305,9 @@ fn run_cc(cc: &str, args: &[String]) -> Result<()> {
 fn compile(args: &[String]) -> Result<()> {
     let inv = parse_invocation(args)?;
     let cc = real_compiler()?;
+    if inv.relocatable && !inv.compile && !inv.stop_early {
+        return partial_link(&inv, &cc);
+    }
     if inv.stop_early || !inv.compile {
         let mut all = inv.cc.clone();
         if inv.compile {
@@ -318,11 +324,12 @@ fn compile(args: &[String]) -> Result<()> {
     if inv.inputs.len() > 1 && inv.output.is_some() {
         bail!("cannot specify -o with -c and multiple files");
     }
-    let opts = options(
+    let mut opts = options(
         inv.isolation.unwrap_or(Iso::None),
         inv.emit,
         inv.policy.as_deref(),
     )?;
+    opts.keep_original = true;
     for &i in &inv.inputs {
         let source = &inv.cc[i];
         let output = match &inv.output {
@@ -372,6 +379,87 @@ fn compile(args: &[String]) -> Result<()> {
         r?;
     }
     Ok(())
+}
+
+/// Partial-link mode (`nooks-cc -r a.o b.o -o driver.o`, what Kbuild does
+/// with `ld -r` for a module of several files): the inputs' original objects
+/// (each rewritten object carries its own, see `Options::keep_original`;
+/// an object nooks-cc never saw is taken as it is) are linked by the real
+/// compiler (`cc -r -nostdlib`), and the result is rewritten once. The
+/// driver so gets one runtime state, one emulated stack and one table of
+/// indirect-call targets for all its files, and a function pointer may
+/// cross files. The isolation is `--isolation`'s, or else the one the
+/// inputs were rewritten with (they must agree).
+fn partial_link(inv: &Invocation, cc: &str) -> Result<()> {
+    use object::{Object, ObjectSection};
+    let output = inv
+        .output
+        .as_deref()
+        .context("a partial link (-r) needs -o FILE")?;
+    if inv.inputs.is_empty() {
+        bail!("no input files");
+    }
+    let dir = std::env::temp_dir().join(format!("nooks-cc-{}-link", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut recorded: Option<String> = None;
+    let mut args = Vec::new();
+    let result = (|| {
+        for (j, a) in inv.cc.iter().enumerate() {
+            if !inv.inputs.contains(&j) {
+                args.push(a.clone());
+                continue;
+            }
+            let bytes = std::fs::read(a).with_context(|| format!("reading {a}"))?;
+            let file =
+                object::File::parse(&*bytes).with_context(|| format!("{a}: not an object"))?;
+            let section = |name: &str| {
+                file.section_by_name(name)
+                    .and_then(|s| s.data().ok().map(<[u8]>::to_vec))
+            };
+            let Some(meta) = section(".nooks") else {
+                args.push(a.clone());
+                continue;
+            };
+            let isolation = String::from_utf8_lossy(&meta)
+                .lines()
+                .find_map(|l| l.strip_prefix("isolation ").map(str::to_string))
+                .unwrap_or_default();
+            match &recorded {
+                Some(r) if *r != isolation => bail!(
+                    "{a} was rewritten with --isolation {isolation}, an earlier input with {r}"
+                ),
+                _ => recorded = Some(isolation),
+            }
+            let original = section(nooks_sfi_compiler::ORIGINAL_SECTION).with_context(|| {
+                format!(
+                    "{a} was rewritten without its original object: rewrite it with `nooks-cc -c`, or link the objects the compiler wrote"
+                )
+            })?;
+            let path = dir.join(format!("{j}.o"));
+            std::fs::write(&path, original)
+                .with_context(|| format!("writing {}", path.display()))?;
+            args.push(path.display().to_string());
+        }
+        if !args.iter().any(|a| a == "-nostdlib") {
+            args.push("-nostdlib".into());
+        }
+        let linked = dir.join("linked.o");
+        args.extend(["-o".into(), linked.display().to_string()]);
+        run_cc(cc, &args)?;
+        let isolation = match (inv.isolation, recorded.as_deref()) {
+            (Some(i), _) => i,
+            (None, Some("sfi")) => Iso::Sfi,
+            (None, Some("none") | None) => Iso::None,
+            (None, Some(other)) => bail!(
+                "the inputs were rewritten with isolation `{other}`: name one with --isolation"
+            ),
+        };
+        let mut opts = options(isolation, inv.emit, inv.policy.as_deref())?;
+        opts.keep_original = true;
+        rewrite_file(&linked, Path::new(output), &opts, None)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn run() -> Result<()> {
