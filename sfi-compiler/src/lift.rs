@@ -1769,26 +1769,54 @@ impl<M: Module> Lifter<'_, '_, M> {
         Ok(())
     }
 
-    /// A jump through table `t` at `index`: a `br_table` over the table's
-    /// blocks; an index past its end traps.
+    /// A jump through table `t` at `index`: a binary search over the
+    /// index's ranges (runs of entries with one target merged) to the
+    /// table's blocks; an index past its end traps. Not a `br_table`:
+    /// Cranelift lowers that to an indirect `jmp` through a table inline in
+    /// the code, which the window-check relocation pass (and a verifier)
+    /// would have to decode; direct branches keep every target visible.
     fn table_jump(&mut self, t: usize, index: Value) {
-        let targets = self.tables[t].targets.clone();
-        let n = self.b.ins().iconst(I64, targets.len() as i64);
-        let index = self.b.ins().umin(index, n);
-        let index = self.b.ins().ireduce(I32, index);
+        let mut ranges: Vec<(u64, u64, Block)> = Vec::new();
+        for (k, target) in self.tables[t].targets.iter().enumerate() {
+            let blk = self.blocks[target];
+            let k = k as u64;
+            match ranges.last_mut() {
+                Some((_, end, b)) if *b == blk && *end == k => *end = k + 1,
+                _ => ranges.push((k, k + 1, blk)),
+            }
+        }
         let out_of_range = self.b.create_block();
-        let default = ir::BlockCall::new(out_of_range, [], &mut self.b.func.dfg.value_lists);
-        let calls: Vec<ir::BlockCall> = targets
-            .iter()
-            .map(|t| ir::BlockCall::new(self.blocks[t], [], &mut self.b.func.dfg.value_lists))
-            .collect();
-        let jt = self
-            .b
-            .create_jump_table(ir::JumpTableData::new(default, &calls));
-        self.b.ins().br_table(index, jt);
+        self.b.set_cold_block(out_of_range);
+        let n = ranges.last().map_or(0, |r| r.1);
+        let inside = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, index, n as i64);
+        let search = self.b.create_block();
+        self.b.ins().brif(inside, search, &[], out_of_range, &[]);
+        self.b.switch_to_block(search);
+        self.search(index, &ranges);
         self.b.switch_to_block(out_of_range);
         self.b.ins().trap(TrapCode::unwrap_user(TRAP_JUMP_TABLE));
         self.terminated = true;
+    }
+
+    /// Branches to the block of the range of `ranges` (sorted, adjacent)
+    /// that holds `index`, from the current block.
+    fn search(&mut self, index: Value, ranges: &[(u64, u64, Block)]) {
+        if let [(_, _, blk)] = ranges {
+            self.b.ins().jump(*blk, &[]);
+            return;
+        }
+        let mid = ranges.len() / 2;
+        let (low, high) = ranges.split_at(mid);
+        let below = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThan, index, high[0].0 as i64);
+        let (l, h) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(below, l, &[], h, &[]);
+        self.b.switch_to_block(l);
+        self.search(index, low);
+        self.b.switch_to_block(h);
+        self.search(index, high);
     }
 
     /// `in`/`out`: Cranelift has no port I/O, so the kernel's

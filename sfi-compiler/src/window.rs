@@ -107,7 +107,16 @@ pub fn sites(code: &[u8], placeholder: i64, name: &str) -> Result<Vec<Site>> {
             )));
         }
         match insn.flow_control() {
-            FlowControl::Return | FlowControl::IndirectBranch | FlowControl::Exception => {}
+            // The code's blocks must all be reached by this walk, or a
+            // check's placeholder stays unrelocated (and then passes stores
+            // into the first window). The lifter emits no indirect jump (a
+            // jump table becomes direct branches), so one here is a bug.
+            FlowControl::IndirectBranch => {
+                return Err(fail(format!(
+                    "an indirect jump at {ip:#x} hides its targets from the window-check relocation"
+                )));
+            }
+            FlowControl::Return | FlowControl::Exception => {}
             // A jump to the next instruction is one to another function
             // (its displacement is a relocation's, still 0): it leaves.
             FlowControl::UnconditionalBranch if insn.near_branch_target() == insn.next_ip() => {}
