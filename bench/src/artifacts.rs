@@ -64,6 +64,30 @@ pub fn build_driver(name: &str) -> Result<PathBuf> {
     Ok(out.join(format!("{name}.o")))
 }
 
+/// Builds the `nooks-cc` executable (release) and returns its path, for
+/// what must run it as a program (`make CC=nooks-cc`).
+pub fn build_nooks_cc() -> Result<PathBuf> {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(repo_root()).args([
+        "build",
+        "--release",
+        "-q",
+        "-p",
+        "nooks-sfi-compiler",
+        "--bin",
+        "nooks-cc",
+    ]);
+    run(&mut cmd).context("building nooks-cc")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let exe = target.join("release").join("nooks-cc");
+    if !exe.exists() {
+        bail!("built nooks-cc, but {} is missing", exe.display());
+    }
+    Ok(exe)
+}
+
 /// The cargo that runs us, so nested builds use the same toolchain.
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())

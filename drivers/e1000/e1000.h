@@ -40,8 +40,12 @@ struct e1000_adapter {
 
 	u32 irq;
 	u32 interrupts;
-	u64 rx_sizes[E1000_SIZE_CLASSES]; /* received frames by size class (e1000_stats.c) */
+	struct e1000_size_class {          /* received frames by size class (e1000_stats.c) */
+		u64 frames;
+		u32 min, max;
+	} rx_sizes[E1000_SIZE_CLASSES];
 	u64 rx_bytes_large;                /* bytes in frames of 1024 bytes or more */
+	u64 rx_bad_length;
 };
 
 static inline u32 er32(struct e1000_adapter *a, u32 reg) { return readl(a->hw + reg); }

@@ -37,6 +37,8 @@ void e1000_clean_rx(struct e1000_adapter *a)
 			skb_put(skb, len);
 			skb->dev = dev;
 			dev->stats.rx_packets++;
+			if (!(dev->stats.rx_packets & 4095))
+				e1000_print_stats(a); /* every 4096 frames */
 			dev->stats.rx_bytes += len;
 			netif_rx(skb);
 		} else {

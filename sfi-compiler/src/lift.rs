@@ -1788,7 +1788,10 @@ impl<M: Module> Lifter<'_, '_, M> {
         let out_of_range = self.b.create_block();
         self.b.set_cold_block(out_of_range);
         let n = ranges.last().map_or(0, |r| r.1);
-        let inside = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, index, n as i64);
+        let inside = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThan, index, n as i64);
         let search = self.b.create_block();
         self.b.ins().brif(inside, search, &[], out_of_range, &[]);
         self.b.switch_to_block(search);
