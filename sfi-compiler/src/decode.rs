@@ -106,7 +106,9 @@ fn jump_table(
     let mut targets = Vec::new();
     let mut at = data.relocs.partition_point(|r| r.offset < start);
     loop {
-        let want = start + 8 * targets.len() as u64;
+        let Some(want) = start.checked_add(8 * targets.len() as u64) else {
+            break;
+        };
         let Some(r) = data
             .relocs
             .get(at)
@@ -118,7 +120,7 @@ fn jump_table(
             break;
         };
         let off = off as u64;
-        if sec != f.section || off < f.offset || off >= f.offset + f.size {
+        if sec != f.section || off < f.offset || off >= f.offset.saturating_add(f.size) {
             break;
         }
         targets.push(off);

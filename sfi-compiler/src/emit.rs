@@ -748,7 +748,7 @@ fn define_data(
             let Some(sec) = sym.section else {
                 return Err(err(format!("absolute symbol {}", sym.name)));
             };
-            let at = sym.value as i64 + r.addend;
+            let at = (sym.value as i64).wrapping_add(r.addend);
             match input.sections[sec].kind {
                 Kind::Text => {
                     let f = u64::try_from(at)

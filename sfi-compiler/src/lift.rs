@@ -484,7 +484,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     /// The address (or value) a relocated field denotes.
     fn reloc_value(&mut self, insn: &Insn, r: crate::decode::InsnReloc) -> Result<Value> {
         let offset = match r.reloc.r_type {
-            2 | 4 => r.reloc.addend + r.to_end as i64, // PC32, PLT32: S + A + (next - P)
+            2 | 4 => r.reloc.addend.wrapping_add(r.to_end as i64), // PC32, PLT32: S + A + (next - P)
             1 | 10 | 11 => r.reloc.addend,             // 64, 32, 32S: S + A
             t => {
                 return Err(self.err(
@@ -1003,7 +1003,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             OpKind::NearBranch64 | OpKind::NearBranch32 => {
                 let target = if insn.reloc.is_some() {
                     let r = insn.reloc.unwrap();
-                    self.target(insn, r.reloc.symbol, r.reloc.addend + r.to_end as i64)?
+                    self.target(insn, r.reloc.symbol, r.reloc.addend.wrapping_add(r.to_end as i64))?
                 } else {
                     let t = i.near_branch_target();
                     match self.env.func_at.get(&(self.f.section, t)) {

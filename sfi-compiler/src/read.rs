@@ -335,7 +335,7 @@ impl Input {
     /// symbols defined in a section): (section, offset).
     pub fn target(&self, symbol: usize, addend: i64) -> Option<(usize, i64)> {
         let s = self.symbols.get(symbol)?;
-        Some((s.section?, s.value as i64 + addend))
+        Some((s.section?, (s.value as i64).wrapping_add(addend)))
     }
 }
 
