@@ -12,7 +12,7 @@
 //! function's own and no check is lost.
 
 use crate::error::{ErrorKind, Result, RewriteError};
-use crate::read::{Function, Input, Kind, Reloc};
+use crate::read::{COLD_BASE, Function, Input, Kind, Part, Reloc};
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter};
 use std::collections::BTreeSet;
 
@@ -51,6 +51,9 @@ pub struct Insn {
     /// The jump table (index in [`Decoded::tables`]) its memory operand
     /// reads, if it is a `jmp` or `mov` through one.
     pub table: Option<usize>,
+    /// For a direct `jmp`/`jcc` to code of the same function (either part):
+    /// the target's address.
+    pub branch: Option<u64>,
 }
 
 /// A jump table of the function.
@@ -119,11 +122,10 @@ fn jump_table(
         let Some((sec, off)) = input.target(r.symbol, r.addend) else {
             break;
         };
-        let off = off as u64;
-        if sec != f.section || off < f.offset || off >= f.offset.saturating_add(f.size) {
+        let Some(t) = u64::try_from(off).ok().and_then(|o| f.address_of(sec, o)) else {
             break;
-        }
-        targets.push(off);
+        };
+        targets.push(t);
         at += 1;
     }
     (!targets.is_empty()).then_some(JumpTable {
@@ -148,21 +150,89 @@ pub fn error_at(
     instr: Option<&Instruction>,
     kind: ErrorKind,
 ) -> RewriteError {
+    let (section, offset) = f.locate(ip);
     RewriteError {
         kind,
         function: Some(f.name.clone()),
-        offset: Some(ip - f.offset),
-        line: input.line_of(f.section, ip),
+        offset: Some(u64::from(f.srcloc(ip) & 0x7fff_ffff)),
+        line: input.line_of(section, offset),
         disassembly: instr.map(disassemble),
     }
 }
 
-/// Decodes function `f`.
+/// Decodes function `f`: its main part, then its cold part (at
+/// [`COLD_BASE`]) if it has one.
 pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
-    let section = &input.sections[f.section];
-    let start = f.offset as usize;
+    let mut parts = vec![Part {
+        section: f.section,
+        offset: f.offset,
+        size: f.size,
+    }];
+    parts.extend(f.cold);
+    let mut insns = Vec::new();
+    let mut block_starts = BTreeSet::new();
+    block_starts.insert(f.offset);
+    let mut tables: Vec<JumpTable> = Vec::new();
+    for (k, part) in parts.into_iter().enumerate() {
+        let base = if k == 0 { 0 } else { COLD_BASE };
+        block_starts.insert(base + part.offset);
+        decode_part(
+            input,
+            f,
+            part,
+            base,
+            &mut insns,
+            &mut block_starts,
+            &mut tables,
+        )?;
+    }
+    Ok(Decoded {
+        insns,
+        block_starts,
+        tables,
+    })
+}
+
+/// The in-function target of a direct branch (`jmp`/`jcc` with a 32-bit
+/// displacement): the decoder's own, or, with a relocation (a jump between
+/// the main and the cold part), where the relocation points.
+fn branch_target(
+    input: &Input,
+    f: &Function,
+    instr: &Instruction,
+    reloc: Option<&InsnReloc>,
+) -> Option<u64> {
+    match reloc {
+        None => {
+            let t = instr.near_branch_target();
+            f.address_of(f.locate(instr.ip()).0, f.locate(t).1)
+                .filter(|_| (t >= COLD_BASE) == (instr.ip() >= COLD_BASE))
+        }
+        Some(r) if matches!(r.reloc.r_type, 2 | 4) => {
+            let (sec, off) =
+                input.target(r.reloc.symbol, r.reloc.addend.wrapping_add(r.to_end as i64))?;
+            f.address_of(sec, u64::try_from(off).ok()?)
+        }
+        Some(_) => None,
+    }
+}
+
+/// Decodes one part of `f` into `insns`, its instructions at `base` plus
+/// their section offsets.
+#[allow(clippy::too_many_arguments)]
+fn decode_part(
+    input: &Input,
+    f: &Function,
+    part: Part,
+    base: u64,
+    insns: &mut Vec<Insn>,
+    block_starts: &mut BTreeSet<u64>,
+    tables: &mut Vec<JumpTable>,
+) -> Result<()> {
+    let section = &input.sections[part.section];
+    let start = part.offset as usize;
     let end = start
-        .checked_add(f.size as usize)
+        .checked_add(part.size as usize)
         .filter(|&e| e <= section.data.len())
         .ok_or_else(|| RewriteError {
             function: Some(f.name.clone()),
@@ -171,11 +241,7 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
             ))
         })?;
     let bytes = &section.data[start..end];
-    let mut decoder = Decoder::with_ip(64, bytes, f.offset, DecoderOptions::NONE);
-    let mut insns = Vec::new();
-    let mut block_starts = BTreeSet::new();
-    block_starts.insert(f.offset);
-    let mut tables: Vec<JumpTable> = Vec::new();
+    let mut decoder = Decoder::with_ip(64, bytes, base + part.offset, DecoderOptions::NONE);
     let mut instr = Instruction::default();
     let mut after_terminator = false;
     while decoder.can_decode() {
@@ -195,14 +261,15 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
         }
         let offsets = decoder.get_constant_offsets(&instr);
         let next = ip + instr.len() as u64;
+        let (at_ip, at_next) = (ip - base, next - base);
         let mut reloc = None;
         let mut imm_reloc = None;
-        let first = section.relocs.partition_point(|r| r.offset < ip);
+        let first = section.relocs.partition_point(|r| r.offset < at_ip);
         for r in section.relocs[first..]
             .iter()
-            .take_while(|r| r.offset < next)
+            .take_while(|r| r.offset < at_next)
         {
-            let at = (r.offset - ip) as usize;
+            let at = (r.offset - at_ip) as usize;
             let field =
                 if instr.is_call_near() || instr.is_jmp_near() || instr.is_jcc_short_or_near() {
                     Field::Displacement
@@ -239,7 +306,7 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
             *slot = Some(InsnReloc {
                 reloc: *r,
                 field,
-                to_end: next - r.offset,
+                to_end: at_next - r.offset,
             });
         }
         let table = reloc
@@ -252,21 +319,17 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
                     tables.len() - 1
                 })
             });
+        let mut branch = None;
         match instr.flow_control() {
             FlowControl::ConditionalBranch => {
-                if reloc.is_none() {
-                    block_starts.insert(instr.near_branch_target());
-                }
+                branch = branch_target(input, f, &instr, reloc.as_ref());
+                block_starts.extend(branch);
                 block_starts.insert(next);
                 after_terminator = false;
             }
             FlowControl::UnconditionalBranch => {
-                if reloc.is_none()
-                    && instr.near_branch_target() >= f.offset
-                    && instr.near_branch_target() < f.offset + f.size
-                {
-                    block_starts.insert(instr.near_branch_target());
-                }
+                branch = branch_target(input, f, &instr, reloc.as_ref());
+                block_starts.extend(branch);
                 after_terminator = true;
             }
             FlowControl::Return | FlowControl::IndirectBranch | FlowControl::Exception => {
@@ -280,11 +343,8 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
             reloc,
             imm_reloc,
             table,
+            branch,
         });
     }
-    Ok(Decoded {
-        insns,
-        block_starts,
-        tables,
-    })
+    Ok(())
 }

@@ -598,7 +598,8 @@ fn compile_body(
     let input = env.input;
     let mut rows: Vec<(u64, String, u64)> = Vec::new();
     for (start, loc) in srclocs.0 {
-        if let Some((file, line)) = input.file_line(f.section, f.offset + u64::from(loc)) {
+        let (section, offset) = f.from_srcloc(loc);
+        if let Some((file, line)) = input.file_line(section, offset) {
             if rows.last().is_none_or(|r| r.1 != file || r.2 != line) {
                 rows.push((start, file.to_string(), line));
             }

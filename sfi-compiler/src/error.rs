@@ -126,7 +126,7 @@ impl RewriteError {
         match &self.kind {
             ErrorKind::UnsupportedControlFlow(what) if what.contains("out of the function") => {
                 Some(
-                    "gcc moved a cold part of the function to .text.unlikely: build with -fno-reorder-blocks-and-partition (nooks-cc -c does)",
+                    "a jump to code outside the function: if gcc split it into hot and cold parts that nooks-cc could not pair, build with -fno-reorder-blocks-and-partition",
                 )
             }
             ErrorKind::UnsupportedControlFlow(_) => Some(

@@ -142,14 +142,12 @@ fn check_policy(input: &read::Input, policy: &nooks_policy::file::Policy) -> Res
 /// The flags the compiler driver passes to the C compiler (before the
 /// build's own, which win): general registers only (no SSE for the lifter
 /// to meet), no red zone, no PIC (jump tables are then tables of addresses,
-/// which the lifter takes), no hot/cold splitting (functions stay
-/// contiguous), no stack protector or CET, and line info.
+/// which the lifter takes), no stack protector or CET, and line info.
 pub const DRIVER_CFLAGS: &[&str] = &[
     "-ffreestanding",
     "-mgeneral-regs-only",
     "-mno-red-zone",
     "-fno-pic",
-    "-fno-reorder-blocks-and-partition",
     "-fno-stack-protector",
     "-fno-asynchronous-unwind-tables",
     "-fcf-protection=none",

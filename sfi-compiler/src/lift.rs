@@ -485,7 +485,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     fn reloc_value(&mut self, insn: &Insn, r: crate::decode::InsnReloc) -> Result<Value> {
         let offset = match r.reloc.r_type {
             2 | 4 => r.reloc.addend.wrapping_add(r.to_end as i64), // PC32, PLT32: S + A + (next - P)
-            1 | 10 | 11 => r.reloc.addend,             // 64, 32, 32S: S + A
+            1 | 10 | 11 => r.reloc.addend,                         // 64, 32, 32S: S + A
             t => {
                 return Err(self.err(
                     insn,
@@ -1003,10 +1003,14 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             OpKind::NearBranch64 | OpKind::NearBranch32 => {
                 let target = if insn.reloc.is_some() {
                     let r = insn.reloc.unwrap();
-                    self.target(insn, r.reloc.symbol, r.reloc.addend.wrapping_add(r.to_end as i64))?
+                    self.target(
+                        insn,
+                        r.reloc.symbol,
+                        r.reloc.addend.wrapping_add(r.to_end as i64),
+                    )?
                 } else {
-                    let t = i.near_branch_target();
-                    match self.env.func_at.get(&(self.f.section, t)) {
+                    let at = self.f.locate(i.near_branch_target());
+                    match self.env.func_at.get(&at) {
                         Some(&s) => Target::Func(s),
                         None => {
                             return Err(self.err(
@@ -1116,7 +1120,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                 continue;
             }
             self.b
-                .set_srcloc(ir::SourceLoc::new((insn.ip - self.f.offset) as u32));
+                .set_srcloc(ir::SourceLoc::new(self.f.srcloc(insn.ip)));
             self.insn(insn)?;
         }
         if !self.terminated {
@@ -1693,15 +1697,14 @@ impl<M: Module> Lifter<'_, '_, M> {
             | X::Jo
             | X::Jno => {
                 let c = self.cond(i.condition_code());
-                let t = i.near_branch_target();
-                if insn.reloc.is_some() || !self.blocks.contains_key(&t) {
+                let Some(t) = insn.branch.filter(|t| self.blocks.contains_key(t)) else {
                     return Err(self.err(
                         insn,
                         ErrorKind::UnsupportedControlFlow(
                             "conditional branch out of the function".into(),
                         ),
                     ));
-                }
+                };
                 let taken = self.block_at(t);
                 let fall = self.block_at(i.next_ip());
                 self.b.ins().brif(c, taken, &[], fall, &[]);
@@ -1709,10 +1712,9 @@ impl<M: Module> Lifter<'_, '_, M> {
             }
             X::Jmp => match i.op0_kind() {
                 OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16
-                    if insn.reloc.is_none()
-                        && self.blocks.contains_key(&i.near_branch_target()) =>
+                    if insn.branch.is_some_and(|t| self.blocks.contains_key(&t)) =>
                 {
-                    let blk = self.block_at(i.near_branch_target());
+                    let blk = self.block_at(insn.branch.unwrap_or_default());
                     self.b.ins().jump(blk, &[]);
                     self.terminated = true;
                 }

@@ -94,6 +94,64 @@ pub struct Function {
     pub size: u64,
     /// Other function symbols at the same address (`alias` attributes).
     pub aliases: Vec<usize>,
+    /// The part gcc moved to another section (`foo.cold` in
+    /// `.text.unlikely`, entered and left by jumps from the function).
+    pub cold: Option<Part>,
+}
+
+/// A stretch of a function's code in a section of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Its text section.
+    pub section: usize,
+    /// Offset in the section.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Where a function's cold part starts in the addresses its instructions
+/// are decoded at (the main part keeps its section offsets, far below).
+pub const COLD_BASE: u64 = 1 << 40;
+
+impl Function {
+    /// The (section, offset) an instruction address of the function is at.
+    pub fn locate(&self, ip: u64) -> (usize, u64) {
+        match self.cold {
+            Some(c) if ip >= COLD_BASE => (c.section, ip - COLD_BASE),
+            _ => (self.section, ip),
+        }
+    }
+
+    /// The instruction address of (section, offset) if it is code of the
+    /// function (either part).
+    pub fn address_of(&self, section: usize, offset: u64) -> Option<u64> {
+        let inside = |s: usize, o: u64, z: u64| s == section && offset >= o && offset - o < z;
+        if inside(self.section, self.offset, self.size) {
+            return Some(offset);
+        }
+        let c = self.cold?;
+        inside(c.section, c.offset, c.size).then(|| COLD_BASE + offset)
+    }
+
+    /// The source-location word the lifter tags an instruction with: its
+    /// offset in the main part, or in the cold part with the top bit set.
+    pub fn srcloc(&self, ip: u64) -> u32 {
+        match self.cold {
+            Some(c) if ip >= COLD_BASE => 0x8000_0000 | (ip - COLD_BASE - c.offset) as u32,
+            _ => (ip - self.offset) as u32,
+        }
+    }
+
+    /// [`Function::srcloc`] back to (section, offset).
+    pub fn from_srcloc(&self, loc: u32) -> (usize, u64) {
+        match self.cold {
+            Some(c) if loc & 0x8000_0000 != 0 => {
+                (c.section, c.offset + u64::from(loc & 0x7fff_ffff))
+            }
+            _ => (self.section, self.offset + u64::from(loc)),
+        }
+    }
 }
 
 /// The parsed input.
@@ -284,6 +342,7 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
                 offset: s.value,
                 size: s.size,
                 aliases: Vec::new(),
+                cold: None,
             })
         })
         .collect();
@@ -298,7 +357,7 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
             _ => merged.push(f),
         }
     }
-    let functions = merged;
+    let functions = attach_cold_parts(merged, &sections, &symbols);
     let lines = line_table(&file, &sections, &symbols).unwrap_or_default();
     Ok(Input {
         sections,
@@ -306,6 +365,83 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
         functions,
         lines,
     })
+}
+
+/// gcc's hot/cold splitting (`-freorder-blocks-and-partition`, on at -O2)
+/// moves a function's unlikely blocks to `.text.unlikely` under a local
+/// symbol `<name>.cold`, which the function enters and leaves by jumps:
+/// code of the function, with its frame. Each such part whose jumps come
+/// from exactly one function becomes that function's `cold` part (and is no
+/// function of its own); any other stays a function, which then fails to
+/// lift with a located error.
+fn attach_cold_parts(
+    mut functions: Vec<Function>,
+    sections: &[Section],
+    symbols: &[Symbol],
+) -> Vec<Function> {
+    let fragments: Vec<usize> = (0..functions.len())
+        .filter(|&i| {
+            let n = &functions[i].name;
+            n.ends_with(".cold")
+                || n.rsplit_once(".cold.")
+                    .is_some_and(|(_, k)| k.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    let mut parts: Vec<(usize, usize)> = Vec::new(); // (parent, fragment)
+    for &k in &fragments {
+        let frag = &functions[k];
+        let inside = |sec: usize, off: i64| {
+            sec == frag.section
+                && off >= frag.offset as i64
+                && off < (frag.offset + frag.size) as i64
+        };
+        let mut parents: Vec<usize> = Vec::new();
+        for (sec, s) in sections
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.kind == Kind::Text)
+        {
+            for r in s.relocs.iter().filter(|r| matches!(r.r_type, 2 | 4)) {
+                let Some(sym) = symbols.get(r.symbol) else {
+                    continue;
+                };
+                let Some(tsec) = sym.section else { continue };
+                // A jump's target: S + A + 4 (the field ends the instruction).
+                let target = (sym.value as i64).wrapping_add(r.addend).wrapping_add(4);
+                if !inside(tsec, target) {
+                    continue;
+                }
+                if let Some(p) = functions.iter().position(|f| {
+                    f.section == sec && r.offset >= f.offset && r.offset - f.offset < f.size
+                }) {
+                    if p != k && !parents.contains(&p) {
+                        parents.push(p);
+                    }
+                }
+            }
+        }
+        if let [p] = parents[..] {
+            if functions[p].cold.is_none() && !fragments.contains(&p) {
+                parts.push((p, k));
+            }
+        }
+    }
+    for &(p, k) in &parts {
+        let f = &functions[k];
+        let part = Part {
+            section: f.section,
+            offset: f.offset,
+            size: f.size,
+        };
+        functions[p].cold = Some(part);
+    }
+    let merged: crate::HashSet<usize> = parts.iter().map(|&(_, k)| k).collect();
+    let mut i = 0;
+    functions.retain(|_| {
+        i += 1;
+        !merged.contains(&(i - 1))
+    });
+    functions
 }
 
 impl Input {

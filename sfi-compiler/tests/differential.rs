@@ -22,16 +22,18 @@ use std::time::{Duration, Instant};
 
 const LEVELS: [&str; 5] = ["-O0", "-O1", "-O2", "-Os", "-O3"];
 /// The driver flags (the same list nooks-cc's compiler driver passes) but
-/// with gcc's default unwind tables, which nooks-cc must take, and with
-/// `-fno-jump-tables` (`jump_tables == false`) or gcc's default jump tables;
-/// the executables link with -no-pie so absolute relocations work on the
-/// host.
+/// with gcc's default unwind tables, which nooks-cc must take; with
+/// `jump_tables`, gcc's default jump tables and hot/cold splitting (cold
+/// parts in `.text.unlikely`), else `-fno-jump-tables` and
+/// `-fno-reorder-blocks-and-partition`. The executables link with -no-pie
+/// so absolute relocations work on the host.
 fn flags(jump_tables: bool) -> impl Iterator<Item = &'static str> {
+    const OFF: [&str; 2] = ["-fno-jump-tables", "-fno-reorder-blocks-and-partition"];
     nooks_sfi_compiler::DRIVER_CFLAGS
         .iter()
         .copied()
-        .filter(|f| *f != "-fno-asynchronous-unwind-tables" && *f != "-fno-jump-tables")
-        .chain((!jump_tables).then_some("-fno-jump-tables"))
+        .filter(|f| *f != "-fno-asynchronous-unwind-tables" && !OFF.contains(f))
+        .chain(if jump_tables { &[][..] } else { &OFF[..] }.iter().copied())
 }
 
 fn work() -> PathBuf {
