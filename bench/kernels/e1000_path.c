@@ -1,11 +1,14 @@
-/* The real e1000 descriptor-processing code — drivers/e1000/e1000.c, included
- * whole — driven on the host the way the kernel drives it: e1000_path.shim.c
+/* The real e1000 descriptor-processing code — drivers/e1000/'s four files,
+ * included whole — driven on the host the way the kernel drives it: e1000_path.shim.c
  * (native, never rewritten) holds the loop, transmits bursts through the
  * driver's own ndo_start_xmit, plays the device (completes what the tail
  * register says was queued, receives frames), and calls the driver's
  * interrupt handler, which reaps both rings and refills the receive ring.
  * Only the driver's code — this object — is measured against its rewrites. */
-#include "../../drivers/e1000/e1000.c"
+#include "../../drivers/e1000/e1000_hw.c"
+#include "../../drivers/e1000/e1000_ring.c"
+#include "../../drivers/e1000/e1000_stats.c"
+#include "../../drivers/e1000/e1000_main.c"
 
 static struct net_device netdev;
 static struct e1000_adapter adapter;

@@ -64,6 +64,7 @@ void netif_wake_queue(struct net_device *dev) { (void)dev; stopped = 0; }
 bool netif_queue_stopped(const struct net_device *dev) { (void)dev; return stopped; }
 void netif_carrier_on(struct net_device *dev) { (void)dev; }
 void netif_carrier_off(struct net_device *dev) { (void)dev; }
+int printk(const char *fmt, ...) { (void)fmt; return 0; } /* e1000_stats.c prints every 4096 frames */
 
 #define TX_RING 256
 #define RX_RING 256

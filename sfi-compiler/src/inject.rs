@@ -246,7 +246,7 @@ fn sites(input: &Input, kind: FaultKind) -> Vec<Site> {
     for (fi, f) in input.functions.iter().enumerate() {
         let sec = &input.sections[f.section];
         let start = f.offset as usize;
-        let end = (f.offset + f.size) as usize;
+        let end = f.offset.saturating_add(f.size) as usize;
         let Some(code) = sec.data.get(start..end) else {
             continue;
         };

@@ -393,7 +393,7 @@ fn attach_cold_parts(
         let inside = |sec: usize, off: i64| {
             sec == frag.section
                 && off >= frag.offset as i64
-                && off < (frag.offset + frag.size) as i64
+                && off < frag.offset.saturating_add(frag.size) as i64
         };
         let mut parents: Vec<usize> = Vec::new();
         for (sec, s) in sections
@@ -496,14 +496,13 @@ fn line_table(
             let base = sym
                 .section
                 .map_or(0, |sec| (sec as u64) << SECTION_BASE_SHIFT)
-                + sym.value;
+                .wrapping_add(sym.value);
             let v = base.wrapping_add(r.addend as u64);
             let o = r.offset as usize;
+            let fits = |n: usize| o.checked_add(n).is_some_and(|e| e <= data.len());
             match r.r_type {
-                1 if o + 8 <= data.len() => data[o..o + 8].copy_from_slice(&v.to_le_bytes()),
-                10 if o + 4 <= data.len() => {
-                    data[o..o + 4].copy_from_slice(&(v as u32).to_le_bytes())
-                }
+                1 if fits(8) => data[o..o + 8].copy_from_slice(&v.to_le_bytes()),
+                10 if fits(4) => data[o..o + 4].copy_from_slice(&(v as u32).to_le_bytes()),
                 _ => {}
             }
         }
