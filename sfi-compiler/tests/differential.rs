@@ -204,16 +204,28 @@ fn compile_main(src: &str, name: &str) -> PathBuf {
     o
 }
 
+/// The corpus programs' native `main` (`corpus/harness.c`), built once: the
+/// tests run in parallel and would otherwise write it at the same time.
+fn harness() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let main_obj = work().join("harness.o");
+            sh(Command::new("gcc")
+                .arg("-c")
+                .arg("-O1")
+                .arg(corpus().join("harness.c"))
+                .arg("-o")
+                .arg(&main_obj))
+            .unwrap();
+            main_obj
+        })
+        .clone()
+}
+
 #[test]
 fn corpus_behaves_like_native() {
-    let main_obj = work().join("harness.o");
-    sh(Command::new("gcc")
-        .arg("-c")
-        .arg("-O1")
-        .arg(corpus().join("harness.c"))
-        .arg("-o")
-        .arg(&main_obj))
-    .unwrap();
+    let main_obj = harness();
     let mut programs: Vec<PathBuf> = std::fs::read_dir(corpus())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -273,14 +285,7 @@ fn corpus_behaves_like_native() {
 /// hook nobody defines.
 #[test]
 fn a_partially_linked_program_behaves_like_native() {
-    let main_obj = work().join("harness.o");
-    sh(Command::new("gcc")
-        .arg("-c")
-        .arg("-O1")
-        .arg(corpus().join("harness.c"))
-        .arg("-o")
-        .arg(&main_obj))
-    .unwrap();
+    let main_obj = harness();
     let sources = ["main", "ring", "hw"];
     let mut failures = Vec::new();
     for opt in LEVELS {

@@ -145,3 +145,21 @@ pub fn records_of(log: &str, kind: &str) -> Vec<serde_json::Value> {
         .filter(|r| r["nooks"] == kind)
         .collect()
 }
+
+/// Fails (with the log) unless workload record `w` moved every one of
+/// `frames` frames intact: all sent and received, none bad or lost.
+pub fn expect_all_frames(outcome: &qemu::Outcome, w: &serde_json::Value, frames: u64) {
+    for (field, want) in [
+        ("sent", frames),
+        ("received", frames),
+        ("bad", 0),
+        ("lost", 0),
+    ] {
+        if w[field] != want {
+            fail_with_log(
+                outcome,
+                &format!("workload {field} = {}, want {want}: {w}", w[field]),
+            );
+        }
+    }
+}
