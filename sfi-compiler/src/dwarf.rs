@@ -60,6 +60,14 @@ pub fn add(obj: &mut Object<'_>, functions: &[FunctionLines], producer: &str) ->
         address_size: 8,
     };
     let mut dwarf = DwarfUnit::new(encoding);
+    // gimli refuses an empty file name; a (malformed) input may give one.
+    let named = |f: &str| -> Vec<u8> {
+        if f.is_empty() {
+            b"<unnamed>".to_vec()
+        } else {
+            f.as_bytes().to_vec()
+        }
+    };
     let first_file = functions
         .iter()
         .flat_map(|f| f.rows.first())
@@ -71,7 +79,7 @@ pub fn add(obj: &mut Object<'_>, functions: &[FunctionLines], producer: &str) ->
         LineEncoding::default(),
         LineString::String(b"/".to_vec()),
         None,
-        LineString::String(first_file.clone().into_bytes()),
+        LineString::String(named(&first_file)),
         None,
     );
     let dir = program.default_directory();
@@ -92,7 +100,7 @@ pub fn add(obj: &mut Object<'_>, functions: &[FunctionLines], producer: &str) ->
         program.begin_sequence(Some(start));
         for (offset, file, line) in &f.rows {
             let id = *files.entry(file.clone()).or_insert_with(|| {
-                program.add_file(LineString::String(file.clone().into_bytes()), dir, None)
+                program.add_file(LineString::String(named(file)), dir, None)
             });
             let row = program.row();
             row.address_offset = *offset;
