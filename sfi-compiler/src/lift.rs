@@ -1128,6 +1128,23 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
             // whatever follows; stop instead.
             self.b.ins().trap(TrapCode::unwrap_user(1));
         }
+        // A branch whose target no instruction starts at (into the middle of
+        // one, or past the end): its block was never filled.
+        if let Some(ip) = self
+            .blocks
+            .iter()
+            .filter(|(_, b)| !self.b.func.layout.is_block_inserted(**b))
+            .map(|(ip, _)| *ip)
+            .min()
+        {
+            let (_, offset) = self.f.locate(ip);
+            return Err(RewriteError {
+                function: Some(self.f.name.clone()),
+                ..RewriteError::new(ErrorKind::UnsupportedControlFlow(format!(
+                    "a branch to {offset:#x}, where no instruction of the function starts"
+                )))
+            });
+        }
         self.b.seal_all_blocks();
         self.drop_unneeded_invariant_checks();
         self.drop_dead_stack_traffic();
