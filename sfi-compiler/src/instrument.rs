@@ -182,7 +182,7 @@ pub fn instrument<M: Module>(
                 continue;
             }
         }
-        let end = t.offset + i64::from(t.size);
+        let end = t.offset.saturating_add(i64::from(t.size));
         if let (Some(root), [only]) = (frame_root, &t.terms[..])
             && *only == root
         {

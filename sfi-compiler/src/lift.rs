@@ -453,7 +453,7 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
                 ErrorKind::UnsupportedRelocation(format!("absolute symbol {}", s.name)),
             ));
         };
-        let at = s.value as i64 + offset;
+        let at = (s.value as i64).wrapping_add(offset);
         match input.sections[sec].kind {
             Kind::Text => {
                 let f = u64::try_from(at)
