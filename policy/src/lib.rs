@@ -80,6 +80,21 @@ pub mod abi {
         }
     }
 
+    /// The x86-64 ELF relocation types nooks-cc reads and writes (System V
+    /// psABI numbers), by name.
+    pub mod reloc {
+        /// `S + A`, 64 bits.
+        pub const R_X86_64_64: u32 = 1;
+        /// `S + A - P`, 32 bits signed.
+        pub const R_X86_64_PC32: u32 = 2;
+        /// `L + A - P` (a call or jump), 32 bits signed.
+        pub const R_X86_64_PLT32: u32 = 4;
+        /// `S + A`, 32 bits zero-extended.
+        pub const R_X86_64_32: u32 = 10;
+        /// `S + A`, 32 bits sign-extended.
+        pub const R_X86_64_32S: u32 = 11;
+    }
+
     /// The layout of a sandboxed object's runtime state, `__nooks_sfi`: byte
     /// offsets of its fields. The kernel sets the window (`LO`, `HI`) and
     /// maintains `LOCKS`; the rewritten code keeps `VIF` and records refused

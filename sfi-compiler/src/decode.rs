@@ -14,6 +14,9 @@
 use crate::error::{ErrorKind, Result, RewriteError};
 use crate::read::{COLD_BASE, Function, Input, Kind, Part, Reloc};
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter};
+use nooks_policy::abi::reloc::{
+    R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PLT32,
+};
 use std::collections::BTreeSet;
 
 /// Which field of an instruction a relocation patches.
@@ -96,7 +99,7 @@ fn jump_table(
         && instr.memory_base() == Register::None
         && instr.memory_index() != Register::None
         && instr.memory_index_scale() == 8
-        && matches!(reloc.r_type, 10 | 11); // R_X86_64_32, R_X86_64_32S
+        && matches!(reloc.r_type, R_X86_64_32 | R_X86_64_32S);
     if !through_table {
         return None;
     }
@@ -115,7 +118,7 @@ fn jump_table(
         let Some(r) = data
             .relocs
             .get(at)
-            .filter(|r| r.offset == want && r.r_type == 1)
+            .filter(|r| r.offset == want && r.r_type == R_X86_64_64)
         else {
             break;
         };
@@ -208,7 +211,7 @@ fn branch_target(
             f.address_of(f.locate(instr.ip()).0, f.locate(t).1)
                 .filter(|_| (t >= COLD_BASE) == (instr.ip() >= COLD_BASE))
         }
-        Some(r) if matches!(r.reloc.r_type, 2 | 4) => {
+        Some(r) if matches!(r.reloc.r_type, R_X86_64_PC32 | R_X86_64_PLT32) => {
             let (sec, off) =
                 input.target(r.reloc.symbol, r.reloc.addend.wrapping_add(r.to_end as i64))?;
             f.address_of(sec, u64::try_from(off).ok()?)

@@ -99,9 +99,9 @@ pub fn add(obj: &mut Object<'_>, functions: &[FunctionLines], producer: &str) ->
         });
         program.begin_sequence(Some(start));
         for (offset, file, line) in &f.rows {
-            let id = *files.entry(file.clone()).or_insert_with(|| {
-                program.add_file(LineString::String(named(file)), dir, None)
-            });
+            let id = *files
+                .entry(file.clone())
+                .or_insert_with(|| program.add_file(LineString::String(named(file)), dir, None));
             let row = program.row();
             row.address_offset = *offset;
             row.file = id;

@@ -149,7 +149,7 @@ pub fn rewrite(input: &Input, opts: &Options, original: Option<&[u8]>) -> Result
         .sections
         .iter()
         .flat_map(|s| &s.relocs)
-        .filter(|r| r.r_type == 4)
+        .filter(|r| r.r_type == nooks_policy::abi::reloc::R_X86_64_PLT32)
         .map(|r| r.symbol)
         .collect();
     let native_sig = lift::native_signature(call_conv);
@@ -720,7 +720,7 @@ fn define_data(
             if table_entries.contains(&(idx, r.offset)) {
                 continue;
             }
-            if r.r_type != 1 {
+            if r.r_type != nooks_policy::abi::reloc::R_X86_64_64 {
                 return Err(err(format!("type {} at {:#x}", r.r_type, r.offset)));
             }
             let sym = &input.symbols[r.symbol];

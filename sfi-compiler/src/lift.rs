@@ -24,6 +24,9 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{DataId, FuncId, Module};
 use iced_x86::{ConditionCode, Mnemonic, OpKind, Register};
+use nooks_policy::abi::reloc::{
+    R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PLT32,
+};
 
 /// Number of caller stack words a native entry copies onto the emulated stack
 /// (and a call to native code passes): 12 words, i.e. 18 integer arguments.
@@ -484,8 +487,10 @@ impl<'a, 'b, M: Module> Lifter<'a, 'b, M> {
     /// The address (or value) a relocated field denotes.
     fn reloc_value(&mut self, insn: &Insn, r: crate::decode::InsnReloc) -> Result<Value> {
         let offset = match r.reloc.r_type {
-            2 | 4 => r.reloc.addend.wrapping_add(r.to_end as i64), // PC32, PLT32: S + A + (next - P)
-            1 | 10 | 11 => r.reloc.addend,                         // 64, 32, 32S: S + A
+            // S + A + (next - P)
+            R_X86_64_PC32 | R_X86_64_PLT32 => r.reloc.addend.wrapping_add(r.to_end as i64),
+            // S + A
+            R_X86_64_64 | R_X86_64_32 | R_X86_64_32S => r.reloc.addend,
             t => {
                 return Err(self.err(
                     insn,
@@ -1517,7 +1522,7 @@ impl<M: Module> Lifter<'_, '_, M> {
                     // addresses of one symbol, which the loop analysis
                     // compares, and no truncation is computed.
                     Some(r)
-                        if r.reloc.r_type == 10
+                        if r.reloc.r_type == R_X86_64_32
                             && ty == I32
                             && i.op0_kind() == OpKind::Register =>
                     {

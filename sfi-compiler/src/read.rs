@@ -4,6 +4,7 @@
 
 use crate::HashMap;
 use crate::error::{ErrorKind, Result, RewriteError};
+use nooks_policy::abi::reloc::{R_X86_64_32, R_X86_64_64, R_X86_64_PC32, R_X86_64_PLT32};
 use object::{
     Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionKind,
     SymbolKind, SymbolSection,
@@ -401,7 +402,11 @@ fn attach_cold_parts(
             .enumerate()
             .filter(|(_, s)| s.kind == Kind::Text)
         {
-            for r in s.relocs.iter().filter(|r| matches!(r.r_type, 2 | 4)) {
+            for r in s
+                .relocs
+                .iter()
+                .filter(|r| matches!(r.r_type, R_X86_64_PC32 | R_X86_64_PLT32))
+            {
                 let Some(sym) = symbols.get(r.symbol) else {
                     continue;
                 };
@@ -501,8 +506,8 @@ fn line_table(
             let o = r.offset as usize;
             let fits = |n: usize| o.checked_add(n).is_some_and(|e| e <= data.len());
             match r.r_type {
-                1 if fits(8) => data[o..o + 8].copy_from_slice(&v.to_le_bytes()),
-                10 if fits(4) => data[o..o + 4].copy_from_slice(&(v as u32).to_le_bytes()),
+                R_X86_64_64 if fits(8) => data[o..o + 8].copy_from_slice(&v.to_le_bytes()),
+                R_X86_64_32 if fits(4) => data[o..o + 4].copy_from_slice(&(v as u32).to_le_bytes()),
                 _ => {}
             }
         }
