@@ -313,7 +313,7 @@ pub fn rewrite(input: &Input, opts: &Options, original: Option<&[u8]>) -> Result
     let table_entries: crate::HashSet<(usize, u64)> = lifted
         .iter()
         .flat_map(|(.., d)| &d.tables)
-        .flat_map(|t| (0..t.targets.len() as u64).map(|k| (t.section, t.offset + 8 * k)))
+        .flat_map(|t| (0..t.targets.len() as u64).map(|k| (t.section, t.offset.wrapping_add(8 * k))))
         .collect();
     let inner = env.inner.borrow().clone();
     let needs = crate::params::needs(
@@ -478,7 +478,7 @@ pub fn rewrite(input: &Input, opts: &Options, original: Option<&[u8]>) -> Result
         let _ = i;
         product.object.add_symbol(OutSymbol {
             name: s.name.as_bytes().to_vec(),
-            value: value + s.value,
+            value: value.wrapping_add(s.value),
             size: s.size,
             kind: SymbolKind::Data,
             scope: if s.is_global {
