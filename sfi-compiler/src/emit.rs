@@ -313,7 +313,9 @@ pub fn rewrite(input: &Input, opts: &Options, original: Option<&[u8]>) -> Result
     let table_entries: crate::HashSet<(usize, u64)> = lifted
         .iter()
         .flat_map(|(.., d)| &d.tables)
-        .flat_map(|t| (0..t.targets.len() as u64).map(|k| (t.section, t.offset.wrapping_add(8 * k))))
+        .flat_map(|t| {
+            (0..t.targets.len() as u64).map(|k| (t.section, t.offset.wrapping_add(8 * k)))
+        })
         .collect();
     let inner = env.inner.borrow().clone();
     let needs = crate::params::needs(

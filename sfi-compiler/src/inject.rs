@@ -236,7 +236,10 @@ fn is_store(i: &Instruction) -> bool {
 
 fn called_import<'a>(input: &'a Input, section: usize, offset: u64) -> Option<&'a str> {
     let sec = &input.sections[section];
-    let r = sec.relocs.iter().find(|r| r.offset == offset.wrapping_add(1))?;
+    let r = sec
+        .relocs
+        .iter()
+        .find(|r| r.offset == offset.wrapping_add(1))?;
     let sym = input.symbols.get(r.symbol)?;
     sym.is_undefined.then_some(sym.name.as_str())
 }

@@ -293,7 +293,10 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
     }
     // What the rest of nooks-cc indexes by must be in range: a malformed
     // object is an error here, never a panic later.
-    const MAX_SIZE: u64 = 1 << 30;
+    // Sizes and alignments past what any driver has (a domain's window is
+    // 28 MiB) are refused too: writing them out would take gigabytes.
+    const MAX_SIZE: u64 = 64 << 20;
+    const MAX_ALIGN: u64 = 64 << 10;
     for s in &symbols {
         if let Some(sec) = s.section
             && sec >= sections.len()
@@ -303,9 +306,11 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
                 s.name
             )));
         }
-        if s.is_common && (!s.value.max(1).is_power_of_two() || s.size > MAX_SIZE) {
+        if s.is_common
+            && (!s.value.max(1).is_power_of_two() || s.value > MAX_ALIGN || s.size > MAX_SIZE)
+        {
             return Err(bad(format!(
-                "common symbol `{}`: alignment {} and size {} (a power of two and at most 1 GiB)",
+                "common symbol `{}`: alignment {} and size {} (a power of two up to 64 KiB, at most 64 MiB)",
                 s.name, s.value, s.size
             )));
         }
@@ -313,13 +318,19 @@ pub fn read(bytes: &[u8]) -> Result<Input> {
     for sec in &sections {
         if sec.size > MAX_SIZE {
             return Err(bad(format!(
-                "section {} is {} bytes: more than nooks-cc handles (1 GiB)",
+                "section {} is {} bytes: more than nooks-cc handles (64 MiB)",
                 sec.name, sec.size
             )));
         }
         if !sec.align.is_power_of_two() {
             return Err(bad(format!(
                 "section {} is aligned to {}, not a power of two",
+                sec.name, sec.align
+            )));
+        }
+        if sec.align > MAX_ALIGN {
+            return Err(bad(format!(
+                "section {} is aligned to {} bytes: more than nooks-cc handles (64 KiB)",
                 sec.name, sec.align
             )));
         }
