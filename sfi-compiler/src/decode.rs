@@ -8,8 +8,8 @@
 //! `jmp [table + idx*8]` or, at -O0, `mov reg, [table + idx*8]; jmp reg`.
 //! The decoder finds the table behind such an operand and its entries (the
 //! run of relocations that point into this function); the lifter turns the
-//! jump into a `br_table` over those blocks, so the targets are the
-//! function's own and no check is lost.
+//! jump into direct branches to those blocks (`Lifter::table_jump`), so the
+//! targets are the function's own and no check is lost.
 
 use crate::error::{ErrorKind, Result, RewriteError};
 use crate::read::{COLD_BASE, Function, Input, Kind, Part, Reloc};
@@ -166,11 +166,7 @@ pub fn error_at(
 /// Decodes function `f`: its main part, then its cold part (at
 /// [`COLD_BASE`]) if it has one.
 pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
-    let mut parts = vec![Part {
-        section: f.section,
-        offset: f.offset,
-        size: f.size,
-    }];
+    let mut parts = vec![f.main_part()];
     parts.extend(f.cold);
     let mut insns = Vec::new();
     let mut block_starts = BTreeSet::new();
@@ -197,20 +193,18 @@ pub fn decode(input: &Input, f: &Function) -> Result<Decoded> {
 }
 
 /// The in-function target of a direct branch (`jmp`/`jcc` with a 32-bit
-/// displacement): the decoder's own, or, with a relocation (a jump between
-/// the main and the cold part), where the relocation points.
+/// displacement) in `part` (decoded at `base`): the decoder's own, or, with
+/// a relocation (a jump between the main and the cold part), where the
+/// relocation points.
 fn branch_target(
     input: &Input,
     f: &Function,
+    (part, base): (Part, u64),
     instr: &Instruction,
     reloc: Option<&InsnReloc>,
 ) -> Option<u64> {
     match reloc {
-        None => {
-            let t = instr.near_branch_target();
-            f.address_of(f.locate(instr.ip()).0, f.locate(t).1)
-                .filter(|_| (t >= COLD_BASE) == (instr.ip() >= COLD_BASE))
-        }
+        None => f.address_of(part.section, instr.near_branch_target().checked_sub(base)?),
         Some(r) if matches!(r.reloc.r_type, R_X86_64_PC32 | R_X86_64_PLT32) => {
             let (sec, off) =
                 input.target(r.reloc.symbol, r.reloc.addend.wrapping_add(r.to_end as i64))?;
@@ -325,13 +319,13 @@ fn decode_part(
         let mut branch = None;
         match instr.flow_control() {
             FlowControl::ConditionalBranch => {
-                branch = branch_target(input, f, &instr, reloc.as_ref());
+                branch = branch_target(input, f, (part, base), &instr, reloc.as_ref());
                 block_starts.extend(branch);
                 block_starts.insert(next);
                 after_terminator = false;
             }
             FlowControl::UnconditionalBranch => {
-                branch = branch_target(input, f, &instr, reloc.as_ref());
+                branch = branch_target(input, f, (part, base), &instr, reloc.as_ref());
                 block_starts.extend(branch);
                 after_terminator = true;
             }

@@ -1811,7 +1811,7 @@ impl<M: Module> Lifter<'_, '_, M> {
         }
         let out_of_range = self.b.create_block();
         self.b.set_cold_block(out_of_range);
-        let n = ranges.last().map_or(0, |r| r.1);
+        let n = self.tables[t].targets.len();
         let inside = self
             .b
             .ins()

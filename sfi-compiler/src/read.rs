@@ -116,6 +116,15 @@ pub struct Part {
 pub const COLD_BASE: u64 = 1 << 40;
 
 impl Function {
+    /// Its main part: the code its symbol covers.
+    pub fn main_part(&self) -> Part {
+        Part {
+            section: self.section,
+            offset: self.offset,
+            size: self.size,
+        }
+    }
+
     /// The (section, offset) an instruction address of the function is at.
     pub fn locate(&self, ip: u64) -> (usize, u64) {
         match self.cold {
@@ -443,21 +452,15 @@ fn attach_cold_parts(
         }
     }
     for &(p, k) in &parts {
-        let f = &functions[k];
-        let part = Part {
-            section: f.section,
-            offset: f.offset,
-            size: f.size,
-        };
-        functions[p].cold = Some(part);
+        functions[p].cold = Some(functions[k].main_part());
     }
     let merged: crate::HashSet<usize> = parts.iter().map(|&(_, k)| k).collect();
-    let mut i = 0;
-    functions.retain(|_| {
-        i += 1;
-        !merged.contains(&(i - 1))
-    });
     functions
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !merged.contains(i))
+        .map(|(_, f)| f)
+        .collect()
 }
 
 impl Input {
