@@ -152,6 +152,11 @@ impl<'a> Object<'a> {
                     Area::Text
                 } else if name == nooks_policy::abi::STATE_SECTION {
                     Area::Runtime
+                } else if name.starts_with(".data.rel.ro") && !nobits {
+                    // Written only by relocation ("relro"): read-only once
+                    // loaded, as a linker's RELRO segment. nooks-cc's
+                    // indirect-call table lives here, out of the driver's reach.
+                    Area::Rodata
                 } else if s.sh_flags & u64::from(sh::SHF_WRITE) != 0 || nobits {
                     Area::Data
                 } else {

@@ -42,6 +42,32 @@ pub mod abi {
     /// sandboxed object defines it weak and absolute, 0; the kernel's loader
     /// gives it the domain's value.
     pub const WINDOW_SYMBOL: &str = "__nooks_window";
+    /// The runtime state of a sandboxed object (global, in [`STATE_SECTION`]).
+    pub const STATE_SYMBOL: &str = "__nooks_sfi";
+    /// The emulated stack pointer (8 bytes in [`STATE_SECTION`]).
+    pub const ESP_SYMBOL: &str = "__nooks_esp";
+    /// The indirect-call targets: a count, then that many addresses.
+    pub const TARGETS_SYMBOL: &str = "__nooks_sfi_targets";
+    /// The store check's out-of-line slow path, `(addr - lo, size)`, which
+    /// returns only if the range is writable (and preserves every register).
+    pub const SLOW_PATH: &str = "__nooks_sfi_slow";
+    /// The indirect-call check, `(target)`, which returns only if the target
+    /// is in [`TARGETS_SYMBOL`]'s table.
+    pub const CHECK_CALL: &str = "__nooks_sfi_check_call";
+    /// Bytes of real stack one function of a sandboxed object may use below
+    /// its return address: every domain stack sits above an unmapped guard at
+    /// least this large plus a page, so a deeper frame faults in the guard
+    /// instead of writing below it.
+    pub const MAX_FRAME: u64 = 32 << 10;
+
+    /// Whether the kernel may enter a driver's function of this name from
+    /// outside (an entry point or callback): not nooks-cc's runtime
+    /// (`__nooks*`) nor a rewritten function's inner body (`*.nooks*`), which
+    /// only the object's own code calls.
+    pub fn is_entry_name(name: &str) -> bool {
+        !name.starts_with("__nooks") && !name.contains(".nooks")
+    }
+
     /// The `abi` line of `.nooks` for these values.
     pub const LINE: &str =
         "abi stack-args 12 estack 1048576 state 312 span 29360128 window __nooks_window";

@@ -2620,8 +2620,8 @@ pub fn native_entry<M: Module>(
     let gv = module.declare_data_in_func(esp, b.func);
     let esp_addr = b.ins().symbol_value(I64, gv);
     let esp0 = b.ins().load(I64, mem(), esp_addr, 0);
-    let area = b.ins().iadd_imm_s(esp0, -((8 * STACK_ARGS) as i64));
-    let area = b.ins().band_imm_s(area, !15);
+    let below = b.ins().iadd_imm_s(esp0, -((8 * STACK_ARGS) as i64));
+    let area = b.ins().band_imm_s(below, !15);
     let words = stack_words.min(STACK_ARGS);
     if let (Some(state), true) = (sfi, words > 0) {
         // The copy writes below a pointer the driver published (a stack
@@ -2635,11 +2635,15 @@ pub fn native_entry<M: Module>(
         let lo = b
             .ins()
             .load(I64, crate::instrument::rewriter_flags(), base, layout::LO);
-        let off = b.ins().isub(area, lo);
+        // The check covers the 15 bytes alignment may move the area down
+        // too, so it tests `below` itself, from which the load-time verifier
+        // can bound the aligned area (`area = below - t`, t in 0..16).
+        let first = b.ins().iadd_imm_s(below, -15);
+        let off = b.ins().isub(first, lo);
         let outside = b.ins().icmp_imm_s(
             IntCC::UnsignedGreaterThan,
             off,
-            (layout::SPAN - 8 * words as u64) as i64,
+            (layout::SPAN - 8 * words as u64 - 15) as i64,
         );
         let refuse = b.create_block();
         let copy = b.create_block();

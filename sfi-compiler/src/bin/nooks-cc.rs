@@ -48,6 +48,14 @@ enum Cmd {
         #[arg(long)]
         policy: Option<PathBuf>,
     },
+    /// Verify sandboxed objects as the kernel's loader does: prove every
+    /// store checked, every call and branch confined, every entry's
+    /// invariants compared, without trusting nooks-cc.
+    Verify {
+        /// Objects rewritten with `--isolation sfi`.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
     /// Inject one fault into an original object (same length, same layout):
     /// store-address, store-value, null-pointer, random-pointer, off-by-one,
     /// skip-unlock, irq-off, remove-instruction, infinite-loop, bad-free.
@@ -469,6 +477,7 @@ fn run() -> Result<()> {
     let ours = [
         "rewrite",
         "inject",
+        "verify",
         "help",
         "-h",
         "--help",
@@ -504,6 +513,33 @@ fn run() -> Result<()> {
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let out = inject_bytes(&bytes, kind, seed, function.as_deref())?;
             std::fs::write(&output, out).with_context(|| format!("writing {}", output.display()))
+        }
+        Some(Cmd::Verify { inputs }) => {
+            let mut refused = 0;
+            for input in &inputs {
+                let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+                let object = nooks_loader::Object::parse(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+                let t = std::time::Instant::now();
+                match nooks_verifier::verify(&object) {
+                    Ok(r) => println!(
+                        "{}: verified: {} functions, {} instructions, {} bytes of code in {:.0} us",
+                        input.display(),
+                        r.functions,
+                        r.instructions,
+                        r.bytes,
+                        t.elapsed().as_secs_f64() * 1e6
+                    ),
+                    Err(e) => {
+                        eprintln!("{}: {e}", input.display());
+                        refused += 1;
+                    }
+                }
+            }
+            if refused > 0 {
+                bail!("{refused} of {} objects not verified", inputs.len());
+            }
+            Ok(())
         }
         None => bail!(
             "nothing to do: use `nooks-cc -c file.c -o file.o` or `nooks-cc rewrite in.o -o out.o`"

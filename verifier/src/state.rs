@@ -1,0 +1,388 @@
+//! What the verifier knows at one point of a function, and how two paths'
+//! knowledge joins.
+
+use crate::value::{self, Expr, Range, Sym};
+use alloc::vec::Vec;
+
+/// `[base + lo, base + hi)` may be written: a window check (or the slow
+/// path) established it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fact {
+    /// The address's symbolic part (constant 0).
+    pub base: Expr,
+    /// First writable offset from `base`.
+    pub lo: i64,
+    /// One past the last.
+    pub hi: i64,
+}
+
+/// The last comparison: `a` against `b` over `bits` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags {
+    /// Left operand.
+    pub a: Expr,
+    /// Right operand.
+    pub b: Expr,
+    /// Operand width.
+    pub bits: u32,
+}
+
+/// Knowledge at one program point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// The 16 general registers (iced's numbering: rax, rcx, rdx, rbx, rsp, ...).
+    pub regs: [Expr; 16],
+    /// Real-stack slots below the return address: (offset from it, value),
+    /// 8 bytes each, sorted.
+    pub slots: Vec<(i64, Expr)>,
+    /// Ranges of symbols, sorted.
+    pub ranges: Vec<(Sym, Range)>,
+    /// Writable ranges.
+    pub facts: Vec<Fact>,
+    /// The last comparison, while the flags still hold it.
+    pub flags: Option<Flags>,
+    /// No call and no store to the state since entry: the lock count and
+    /// interrupt flag are what they were at entry.
+    pub pristine: bool,
+    /// The symbol holding the invariants word loaded while pristine.
+    pub entry_inv: Option<Sym>,
+    /// The symbol holding the invariants word loaded since the last call.
+    pub current_inv: Option<Sym>,
+    /// The two were compared equal since the last call.
+    pub inv_ok: bool,
+    /// Symbols the indirect-call check accepted.
+    pub targets: Vec<Sym>,
+}
+
+impl State {
+    /// At a function's entry.
+    pub fn entry() -> State {
+        let mut regs = [Expr::TOP; 16];
+        for (r, e) in regs.iter_mut().enumerate() {
+            *e = Expr::sym(value::entry(r));
+        }
+        State {
+            regs,
+            slots: Vec::new(),
+            ranges: Vec::new(),
+            facts: Vec::new(),
+            flags: None,
+            pristine: true,
+            entry_inv: None,
+            current_inv: None,
+            inv_ok: false,
+            targets: Vec::new(),
+        }
+    }
+
+    /// The range of `s`, if known.
+    pub fn range(&self, s: Sym) -> Option<Range> {
+        self.ranges
+            .binary_search_by_key(&s, |r| r.0)
+            .ok()
+            .map(|i| self.ranges[i].1)
+    }
+
+    /// Sets the range of `s` (`FULL` forgets it).
+    pub fn set_range(&mut self, s: Sym, r: Range) {
+        match self.ranges.binary_search_by_key(&s, |r| r.0) {
+            Ok(i) if r == Range::FULL => {
+                self.ranges.remove(i);
+            }
+            Ok(i) => self.ranges[i].1 = r,
+            Err(_) if r == Range::FULL => {}
+            Err(i) => self.ranges.insert(i, (s, r)),
+        }
+    }
+
+    /// The values `e` may take, if bounded.
+    pub fn value_range(&self, e: &Expr) -> Option<Range> {
+        if let Some(c) = e.as_const() {
+            return Some(Range::exactly(c as u64));
+        }
+        match e.terms() {
+            [(s, k)] => self.range(*s)?.affine(*k, e.c),
+            _ => None,
+        }
+    }
+
+    /// The value in slot `off`.
+    pub fn slot(&self, off: i64) -> Option<Expr> {
+        self.slots
+            .binary_search_by_key(&off, |s| s.0)
+            .ok()
+            .map(|i| self.slots[i].1)
+    }
+
+    /// Writes `[off, off + len)` of the stack: an aligned 8-byte store sets
+    /// the slot, anything else forgets the slots it touches.
+    pub fn store_stack(&mut self, off: i64, len: i64, v: Option<Expr>) {
+        self.slots.retain(|s| s.0 + 8 <= off || s.0 >= off + len);
+        if let (Some(v), 8, 0) = (v, len, off.rem_euclid(8)) {
+            let i = self.slots.partition_point(|s| s.0 < off);
+            self.slots.insert(i, (off, v));
+        }
+    }
+
+    /// Forgets everything about `s`: a new value takes its name.
+    pub fn kill(&mut self, s: Sym) {
+        self.kill_where(|x| x == s);
+    }
+
+    /// Forgets everything about the symbols `f` accepts.
+    pub fn kill_where(&mut self, f: impl Fn(Sym) -> bool) {
+        for r in self.regs.iter_mut() {
+            if r.mentions_any(&f) {
+                *r = Expr::TOP;
+            }
+        }
+        self.slots.retain(|s| !s.1.mentions_any(&f));
+        self.ranges.retain(|r| !f(r.0));
+        self.facts.retain(|x| !x.base.mentions_any(&f));
+        if self
+            .flags
+            .is_some_and(|x| x.a.mentions_any(&f) || x.b.mentions_any(&f))
+        {
+            self.flags = None;
+        }
+        if self.entry_inv.is_some_and(&f) {
+            self.entry_inv = None;
+        }
+        if self.current_inv.is_some_and(&f) {
+            self.current_inv = None;
+        }
+        self.targets.retain(|s| !f(*s));
+    }
+
+    /// Records `[base + lo, base + hi)` as writable.
+    pub fn add_fact(&mut self, base: Expr, lo: i64, hi: i64) {
+        if base.is_top() || lo >= hi {
+            return;
+        }
+        let base = base.symbolic();
+        if let Some(f) = self.facts.iter_mut().find(|f| f.base == base) {
+            // Two overlapping or adjacent ranges of one base are one range.
+            if lo <= f.hi && f.lo <= hi {
+                f.lo = f.lo.min(lo);
+                f.hi = f.hi.max(hi);
+                return;
+            }
+        }
+        self.facts.push(Fact { base, lo, hi });
+    }
+}
+
+/// Where a location's phi lives: registers are 0..16, slot `off` after.
+fn slot_loc(off: i64) -> Option<usize> {
+    let max = nooks_policy::abi::MAX_FRAME as i64;
+    (off < 0 && off >= -max && off % 8 == 0).then(|| 16 + (-off / 8) as usize)
+}
+
+/// Joins the states reaching block `block` along its edges. `prev` is the
+/// block's state before (for widening), `thresholds` the bounds widening
+/// jumps to.
+pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, thresholds: &[u64]) -> State {
+    if ins.len() == 1 {
+        return ins[0].clone();
+    }
+    // Locations whose values differ become phis; so do locations whose
+    // (equal) values mention a phi of this block being redefined.
+    let mut locs: Vec<(usize, Option<i64>)> = (0..16).map(|r| (r, None)).collect();
+    for &(off, _) in &ins[0].slots {
+        if let Some(loc) = slot_loc(off)
+            && ins[1..].iter().all(|s| s.slot(off).is_some())
+        {
+            locs.push((loc, Some(off)));
+        }
+    }
+    let get = |s: &State, l: &(usize, Option<i64>)| match l.1 {
+        None => s.regs[l.0],
+        Some(off) => s.slot(off).unwrap_or(Expr::TOP),
+    };
+    let mut phi: Vec<bool> = locs
+        .iter()
+        .map(|l| ins[1..].iter().any(|s| get(s, l) != get(&ins[0], l)))
+        .collect();
+    loop {
+        let mut changed = false;
+        for i in 0..locs.len() {
+            let redefined = |s: Sym| {
+                locs.iter()
+                    .zip(&phi)
+                    .any(|(l, &p)| p && s == value::phi(block, l.0))
+            };
+            if !phi[i] && get(&ins[0], &locs[i]).mentions_any(redefined) {
+                phi[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let redefined = |s: Sym| {
+        locs.iter()
+            .zip(&phi)
+            .any(|(l, &p)| p && s == value::phi(block, l.0))
+    };
+    // The phis' new values, computed before their old names are forgotten.
+    let mut values: Vec<(usize, Expr, Option<Range>)> = Vec::new();
+    for (i, l) in locs.iter().enumerate() {
+        if !phi[i] {
+            continue;
+        }
+        let p = value::phi(block, l.0);
+        // Each incoming value as base terms + [lo, hi] (stride).
+        let mut base: Option<Expr> = None;
+        let mut same = true;
+        let mut parts: Vec<(i128, i128, u64)> = Vec::new();
+        for s in ins {
+            let e = get(s, l);
+            if e.is_top() {
+                same = false;
+                break;
+            }
+            let (b, lo, hi, stride) = if e.coeff(p) == 1 {
+                match s.range(p) {
+                    Some(r) => (e.without(p), i128::from(r.lo), i128::from(r.hi), r.stride),
+                    None => {
+                        same = false;
+                        break;
+                    }
+                }
+            } else {
+                (e, 0, 0, 1)
+            };
+            let b0 = b.symbolic();
+            if b0.mentions_any(redefined) || base.is_some_and(|x| x != b0) {
+                same = false;
+                break;
+            }
+            base = Some(b0);
+            parts.push((lo + i128::from(b.c), hi + i128::from(b.c), stride));
+        }
+        if same && let Some(b) = base {
+            // The phi is `base + p + anchor`: a plain number is its own value
+            // (anchor 0); an offset from symbols keeps the anchor it had, so
+            // the expression stays put while the range widens.
+            let lowest = parts.iter().map(|p| p.0).min().unwrap_or(0);
+            let before = prev.map(|s| get(s, l)).and_then(|e| {
+                (e.coeff(p) == 1 && e.without(p).symbolic() == b).then(|| i128::from(e.without(p).c))
+            });
+            let min = match before {
+                _ if b.terms().is_empty() => 0,
+                Some(m) if m <= lowest => m,
+                Some(_) if widen => {
+                    parts.clear();
+                    i128::MAX
+                }
+                _ => lowest,
+            };
+            if parts.is_empty() || parts.iter().any(|p| p.0 < min) {
+                same = false;
+            }
+            let mut r: Option<Range> = None;
+            for &(lo, hi, stride) in parts.iter().filter(|_| same) {
+                let (lo, hi) = (lo - min, hi - min);
+                if hi > i128::from(u64::MAX) {
+                    r = None;
+                    same = false;
+                    break;
+                }
+                let part = Range {
+                    lo: lo as u64,
+                    hi: hi as u64,
+                    stride,
+                };
+                r = Some(r.map_or(part, |x| x.hull(&part)));
+            }
+            if same {
+                values.push((i, b.add(&Expr::sym(p)).offset(min as i64), r));
+                continue;
+            }
+        }
+        // Otherwise the phi is the value itself, bounded if every input is.
+        let mut r: Option<Range> = None;
+        for s in ins {
+            match s.value_range(&get(s, l)) {
+                Some(x) => r = Some(r.map_or(x, |y| y.hull(&x))),
+                None => {
+                    r = None;
+                    break;
+                }
+            }
+        }
+        values.push((i, Expr::sym(p), r));
+    }
+    let mut ins: Vec<State> = ins.to_vec();
+    for s in ins.iter_mut() {
+        s.kill_where(redefined);
+    }
+    let mut out = ins[0].clone();
+    for s in &ins[1..] {
+        for (i, l) in locs.iter().enumerate() {
+            if !phi[i] && l.1.is_none() && get(s, l) != out.regs[l.0] {
+                out.regs[l.0] = Expr::TOP;
+            }
+        }
+        out.slots.retain(|x| s.slot(x.0) == Some(x.1));
+        out.ranges.retain_mut(|(sym, r)| match s.range(*sym) {
+            Some(x) => {
+                *r = r.hull(&x);
+                true
+            }
+            None => false,
+        });
+        let mut facts = Vec::with_capacity(out.facts.len());
+        for f in &out.facts {
+            for g in s.facts.iter().filter(|g| g.base == f.base) {
+                let (lo, hi) = (f.lo.max(g.lo), f.hi.min(g.hi));
+                if lo < hi && !facts.contains(&Fact { base: f.base, lo, hi }) {
+                    facts.push(Fact { base: f.base, lo, hi });
+                }
+            }
+        }
+        out.facts = facts;
+        if out.flags != s.flags {
+            out.flags = None;
+        }
+        out.pristine &= s.pristine;
+        if out.entry_inv != s.entry_inv {
+            out.entry_inv = None;
+        }
+        if out.current_inv != s.current_inv {
+            out.current_inv = None;
+        }
+        out.inv_ok &= s.inv_ok;
+        out.targets.retain(|t| s.targets.contains(t));
+    }
+    for (i, e, r) in values {
+        let l = locs[i];
+        let p = value::phi(block, l.0);
+        match l.1 {
+            None => out.regs[l.0] = e,
+            Some(off) => out.store_stack(off, 8, Some(e)),
+        }
+        if let Some(r) = r {
+            out.set_range(p, r);
+        }
+    }
+    if widen && let Some(prev) = prev {
+        for (s, r) in out.ranges.iter_mut() {
+            let Some(old) = prev.range(*s) else { continue };
+            if r.hi > old.hi {
+                let t = thresholds
+                    .iter()
+                    .copied()
+                    .find(|&t| t >= r.hi)
+                    .unwrap_or(u64::MAX);
+                r.hi = r.lo + (t - r.lo) / r.stride * r.stride;
+            }
+            if r.lo < old.lo {
+                let lo = r.lo % r.stride;
+                r.lo = lo;
+            }
+        }
+    }
+    out
+}
