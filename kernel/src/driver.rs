@@ -32,6 +32,8 @@ pub enum DriverError {
     Metadata(String),
     /// The protection domain could not be set up.
     Domain(String),
+    /// An `sfi` object the load-time verifier refused.
+    Unverified(nooks_verifier::Rejection),
 }
 
 impl core::fmt::Display for DriverError {
@@ -56,6 +58,7 @@ impl core::fmt::Display for DriverError {
             DriverError::InitFaulted => write!(f, "init_module faulted; the domain was contained"),
             DriverError::Metadata(m) => write!(f, "bad .nooks metadata: {m}"),
             DriverError::Domain(m) => write!(f, "protection domain: {m}"),
+            DriverError::Unverified(r) => write!(f, "{r}"),
         }
     }
 }
@@ -155,6 +158,26 @@ pub fn load(
         if !refused.is_empty() {
             return Err(DriverError::Forbidden(refused));
         }
+    }
+    // An object that runs under `sfi` is proved safe first: nothing nooks-cc
+    // claimed (its `.nooks` line included) is taken on trust.
+    if mechanism == Mechanism::Sfi {
+        let t0 = crate::arch::rdtsc();
+        let verified = nooks_verifier::verify(&object);
+        let cycles = crate::arch::rdtsc().wrapping_sub(t0);
+        match &verified {
+            Ok(r) => crate::println!(
+                "{{\"nooks\":\"verify\",\"module\":\"{name}\",\"ok\":true,\"functions\":{},\"instructions\":{},\"bytes\":{},\"cycles\":{cycles}}}",
+                r.functions,
+                r.instructions,
+                r.bytes
+            ),
+            Err(e) => crate::println!(
+                "{{\"nooks\":\"verify\",\"module\":\"{name}\",\"ok\":false,\"cycles\":{cycles},\"error\":\"{}\"}}",
+                alloc::format!("{e}").replace('"', "'")
+            ),
+        }
+        verified.map_err(DriverError::Unverified)?;
     }
     let layout = Layout::of(&object);
     let (tsize, rsize, dsize, ssize) = (

@@ -12,6 +12,9 @@
 //!   printed so a failure can be replayed). The large sweep:
 //!   `NOOKS_CSMITH_COUNT=1000 cargo test -p nooks-sfi-compiler --release --test differential -- --nocapture`
 //!
+//! Every object rewritten with `--isolation sfi` must also pass `nooks-cc
+//! verify`, the load-time verifier the kernel runs (no false rejections).
+//!
 //! Failing programs are kept under the cargo target directory for inspection.
 
 use std::path::{Path, PathBuf};
@@ -159,6 +162,13 @@ fn differential_object(obj: &Path, opt: &str, main_obj: &Path, dir: &Path, iso: 
         .arg(iso))
     {
         return Outcome::Fail(format!("nooks-cc: {e}"));
+    }
+    // What the kernel's loader would do with it: every sandboxed object
+    // must pass the load-time verifier (no false rejections).
+    if iso == "sfi"
+        && let Err(e) = sh(Command::new(nooks_cc).arg("verify").arg(&rw))
+    {
+        return Outcome::Fail(format!("nooks-cc verify: {e}"));
     }
     let rewritten = dir.join(format!("rewritten{opt}"));
     if let Err(e) = sh(Command::new("gcc")

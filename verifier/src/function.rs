@@ -4,7 +4,7 @@
 
 use crate::image::{Field, Image};
 use crate::state::{self, Flags, State};
-use crate::value::{self, Expr, Range};
+use crate::value::{self, Expr, Range, Sym};
 use crate::{Reason, Runtime};
 use alloc::collections::BTreeSet;
 use alloc::vec;
@@ -21,8 +21,10 @@ const CALLEE_SAVED: [usize; 6] = [3, 5, 12, 13, 14, 15];
 const CALLER_SAVED: [usize; 9] = [0, 1, 2, 6, 7, 8, 9, 10, 11];
 /// Visits of one block before its ranges are widened.
 const WIDEN_AFTER: u32 = 3;
+/// Visits after which widening stops at thresholds and goes to the top.
+const JUMP_AFTER: u32 = 40;
 /// Visits of one block before the verifier gives up.
-const MAX_VISITS: u32 = 64;
+const MAX_VISITS: u32 = 100;
 
 /// A decoded instruction and the relocated fields in it.
 #[derive(Clone)]
@@ -76,7 +78,7 @@ struct Analysis<'i, 'a> {
     entry: bool,
     insns: Vec<Insn>,
     blocks: Vec<Block>,
-    thresholds: core::cell::RefCell<Vec<u64>>,
+    thresholds: core::cell::RefCell<Vec<(Sym, u64)>>,
 }
 
 fn at(i: &Insn) -> Option<At> {
@@ -203,7 +205,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
         let mut leaders = BTreeSet::new();
         let mut todo = vec![start];
         leaders.insert(start);
-        let mut thresholds = Vec::new();
+        let thresholds = Vec::new();
         while let Some(mut ip) = todo.pop() {
             let mut decoder = Decoder::with_ip(64, &code[ip as usize..], ip, DecoderOptions::NONE);
             loop {
@@ -291,12 +293,6 @@ impl<'i, 'a> Analysis<'i, 'a> {
                     }
                     if f.offset + f.width > ip + len {
                         return Err((here, Reason::Relocation("a relocation across two instructions")));
-                    }
-                }
-                if matches!(m, Mnemonic::Cmp | Mnemonic::Test) && ins.op_count() == 2 {
-                    let k = ins.immediate(1);
-                    if matches!(ins.op1_kind(), OpKind::Immediate8to64 | OpKind::Immediate32to64 | OpKind::Immediate8to32 | OpKind::Immediate32 | OpKind::Immediate8) {
-                        thresholds.extend([k.wrapping_sub(1), k, k.wrapping_add(1)]);
                     }
                 }
                 if insns.len() >= value::MAX_INSNS {
@@ -399,8 +395,6 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 }
             }
         }
-        thresholds.sort_unstable();
-        thresholds.dedup();
         Ok(Analysis {
             image,
             rt,
@@ -423,6 +417,22 @@ impl<'i, 'a> Analysis<'i, 'a> {
         work.insert(0usize);
         while let Some(b) = work.pop_first() {
             visits[b] += 1;
+            #[cfg(feature = "trace")]
+            if visits[b] > MAX_VISITS - 2 {
+                let st = ins[b].as_ref().unwrap();
+                std::eprintln!("visit {} of block at {:#x}:", visits[b], self.insns[self.blocks[b].first].off());
+                for (r, e) in st.regs.iter().enumerate() {
+                    std::eprint!("r{r}={e} ");
+                }
+                std::eprintln!();
+                for x in &st.facts {
+                    std::eprintln!("fact {} [{:#x},{:#x})", x.base, x.lo, x.hi);
+                }
+                for (s, r) in &st.ranges {
+                    std::eprintln!("range {} {:?}", Expr::sym(*s), r);
+                }
+                std::eprintln!("slots {:?}", st.slots.iter().map(|(o, e)| alloc::format!("{o}:{e}")).collect::<Vec<_>>());
+            }
             if visits[b] > MAX_VISITS {
                 let i = &self.insns[self.blocks[b].first];
                 return Err((at(i), Reason::NoFixpoint));
@@ -440,9 +450,22 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 let new = if incoming.is_empty() {
                     None
                 } else {
-                    Some(state::join(s, &incoming, ins[s].as_ref(), visits[s] >= WIDEN_AFTER, &self.thresholds.borrow()))
+                    Some(state::join(s, &incoming, ins[s].as_ref(), visits[s] >= WIDEN_AFTER, visits[s] >= JUMP_AFTER, &self.thresholds.borrow()))
                 };
                 if new != ins[s] {
+                    #[cfg(feature = "trace")]
+                    if std::env::var("NOOKS_TRACE_AT").ok().and_then(|v| u64::from_str_radix(&v, 16).ok()) == Some(self.insns[self.blocks[s].first].off()) {
+                        let n = new.as_ref().unwrap();
+                        std::eprint!("visit {} from {:#x}: ", visits[s], self.insns[self.blocks[b].first].off());
+                        for (r, e) in n.regs.iter().enumerate() {
+                            std::eprint!("r{r}={e} ");
+                        }
+                        std::eprintln!();
+                        for (x, r) in &n.ranges {
+                            std::eprintln!("   range {} {:?}", Expr::sym(*x), r);
+                        }
+                        std::eprintln!("   thresholds {:?}", self.thresholds.borrow());
+                    }
                     ins[s] = new;
                     work.insert(s);
                 }
@@ -499,6 +522,19 @@ impl<'i, 'a> Analysis<'i, 'a> {
             let t = refine(&mut taken, cc, &mut seen);
             let f = refine(&mut st, negate(cc), &mut seen);
             if !seen.is_empty() {
+                // A bound on a symbol is also one on the locations holding it
+                // (a loop's phi may be another name for the same counter).
+                let mut also = Vec::new();
+                for &(s, v) in &seen {
+                    for (r, e) in st.regs.iter().enumerate() {
+                        if let [(x, 1)] = e.terms()
+                            && *x == s
+                        {
+                            also.push((value::loc_key(r), v.wrapping_add(e.c as u64)));
+                        }
+                    }
+                }
+                seen.extend(also);
                 let mut th = self.thresholds.borrow_mut();
                 for v in seen {
                     if let Err(i) = th.binary_search(&v) {
@@ -608,6 +644,18 @@ impl<'i, 'a> Analysis<'i, 'a> {
             1 | 2 | 4 => Some(Range::new(0, (1u64 << (8 * size)) - 1)),
             _ => None,
         };
+        // Cranelift's constant pool: code bytes no relocation patches.
+        if let [(s, 1)] = addr.terms()
+            && *s == value::section(self.image.text)
+            && matches!(size, 1 | 2 | 4 | 8)
+            && addr.c >= 0
+            && (addr.c as u64).checked_add(size).is_some_and(|e| e <= self.image.code.len() as u64)
+            && self.image.fields_in(addr.c as u64 - (addr.c as u64).min(7), addr.c as u64 + size).iter().all(|f| f.offset + f.width <= addr.c as u64)
+        {
+            let mut b = [0u8; 8];
+            b[..size as usize].copy_from_slice(&self.image.code[addr.c as usize..(addr.c as u64 + size) as usize]);
+            return Expr::constant(u64::from_le_bytes(b) as i64);
+        }
         if size == 8 && Some(addr) == self.rt.lo {
             // The window's low bound, which the kernel sets to the window
             // symbol's negation.
@@ -629,7 +677,8 @@ impl<'i, 'a> Analysis<'i, 'a> {
         let ins = &i.ins;
         let m = ins.mnemonic();
         let op0_mem = ins.op_count() > 0 && ins.op0_kind() == OpKind::Memory;
-        let writes_mem = op0_mem && known(m) == Some(Op0::Write);
+        // (One-operand `imul` reads its memory operand.)
+        let writes_mem = op0_mem && known(m) == Some(Op0::Write) && !(m == Mnemonic::Imul && ins.op_count() == 1);
         let mut result: Result<(), Reason> = Ok(());
         if writes_mem {
             let addr = self.address(st, i);
@@ -894,8 +943,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
         let len = i128::from(len);
         for f in &st.facts {
             if let Some((lo, hi)) = Self::spread(st, addr, &f.base)
-                && lo >= i128::from(f.lo)
-                && hi + len <= i128::from(f.hi)
+                && inside(lo, hi, len, i128::from(f.lo), i128::from(f.hi))
             {
                 return true;
             }
@@ -910,7 +958,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
                     Some(Area::Runtime) => {
                         let v: Vec<(u64, u64)> = self.rt.writable_state.iter().filter(|w| w.0 == i).map(|w| (w.1, w.2)).collect();
                         if let Some((lo, hi)) = Self::spread(st, addr, &Expr::sym(s)) {
-                            if v.iter().any(|w| lo >= i128::from(w.0) && hi + len <= i128::from(w.1)) {
+                            if v.iter().any(|w| inside(lo, hi, len, i128::from(w.0), i128::from(w.1))) {
                                 return true;
                             }
                         }
@@ -922,7 +970,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 _ => continue,
             };
             if let Some((lo, hi)) = Self::spread(st, addr, &Expr::sym(s))
-                && allowed.iter().any(|w| lo >= i128::from(w.0) && hi + len <= i128::from(w.1))
+                && allowed.iter().any(|w| inside(lo, hi, len, i128::from(w.0), i128::from(w.1)))
             {
                 return true;
             }
@@ -1016,6 +1064,14 @@ impl<'i, 'a> Analysis<'i, 'a> {
     }
 }
 
+/// Whether offsets `[lo, hi + len)` lie in `[wlo, whi)`, addresses being
+/// taken modulo 2^64 (a constant address is a large unsigned number on one
+/// side and a negative offset on the other).
+fn inside(lo: i128, hi: i128, len: i128, wlo: i128, whi: i128) -> bool {
+    let from = (lo - wlo).rem_euclid(1 << 64);
+    hi >= lo && whi > wlo && from + (hi - lo) + len <= whi - wlo
+}
+
 /// `v` as the zero-extension of its low `bits` bits: itself if its range
 /// fits, else unknown.
 fn zext(st: &State, v: Expr, bits: u32) -> Expr {
@@ -1035,7 +1091,7 @@ fn fits32(st: &State, v: Expr) -> Expr {
 
 /// Narrows `st` to the states where condition `cc` of its flags holds;
 /// false if there are none.
-fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<u64>) -> bool {
+fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<(Sym, u64)>) -> bool {
     use ConditionCode as C;
     let Some(f) = st.flags else { return true };
     // The invariants word now equals its value at entry.
@@ -1101,7 +1157,7 @@ fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<u64>) -> bool {
     }
     // `a` against `b`'s range, and `b` against `a`'s.
     let (ra, rb) = (st.value_range(&f.a), st.value_range(&f.b));
-    let ok_a = narrow(st, &f.a, cc, rb.unwrap_or(Range::FULL), rb.is_some());
+    let ok_a = narrow(st, &f.a, cc, rb.unwrap_or(Range::FULL), rb.is_some(), seen);
     let flipped = match cc {
         C::b => C::a,
         C::a => C::b,
@@ -1109,14 +1165,14 @@ fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<u64>) -> bool {
         C::ae => C::be,
         x => x,
     };
-    let ok_b = narrow(st, &f.b, flipped, ra.unwrap_or(Range::FULL), ra.is_some());
+    let ok_b = narrow(st, &f.b, flipped, ra.unwrap_or(Range::FULL), ra.is_some(), seen);
     // One extra symbol against the same base: `p + c1 ?= c2` bounds p.
     if matches!(cc, C::e | C::ne)
         && let [(s, k @ (1 | -1))] = d.terms()
         && let Some(r) = st.range(*s)
     {
         let v = if *k == 1 { (d.c as u64).wrapping_neg() } else { d.c as u64 };
-        seen.push(v);
+        seen.push((*s, v));
         let n = if cc == C::e { r.within(v, v) } else { r.without(v) };
         match n {
             Some(n) => st.set_range(*s, n),
@@ -1127,7 +1183,8 @@ fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<u64>) -> bool {
 }
 
 /// Narrows the symbol of `e` (`s + c`) by `e cc other` with `other` in `r`.
-fn narrow(st: &mut State, e: &Expr, cc: ConditionCode, r: Range, known: bool) -> bool {
+/// The bounds it finds are noted in `seen` (widening's thresholds for the symbol).
+fn narrow(st: &mut State, e: &Expr, cc: ConditionCode, r: Range, known: bool, seen: &mut Vec<(Sym, u64)>) -> bool {
     use ConditionCode as C;
     let [(s, 1)] = e.terms() else { return true };
     let cur = match st.range(*s) {
@@ -1152,10 +1209,12 @@ fn narrow(st: &mut State, e: &Expr, cc: ConditionCode, r: Range, known: bool) ->
     match new {
         None => false,
         Some(n) => {
-            if let Some(back) = n.affine(1, e.c.wrapping_neg()) {
+            let back = n.affine(1, e.c.wrapping_neg()).or((e.c == 0).then_some(n));
+            if let Some(back) = back {
+                if back.hi != u64::MAX && !matches!(cc, C::e | C::ne) {
+                    seen.extend([(*s, back.hi), (*s, back.hi + back.stride.min(1))]);
+                }
                 st.set_range(*s, back);
-            } else if e.c == 0 {
-                st.set_range(*s, n);
             }
             true
         }

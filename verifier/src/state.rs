@@ -154,6 +154,29 @@ impl State {
         self.targets.retain(|s| !f(*s));
     }
 
+    /// Whether anything (a register, slot, fact or comparison) holds `s`.
+    pub fn mentions(&self, s: Sym) -> bool {
+        self.regs.iter().any(|r| r.terms().iter().any(|t| t.0 == s))
+            || self.slots.iter().any(|x| x.1.terms().iter().any(|t| t.0 == s))
+            || self.facts.iter().any(|f| f.base.terms().iter().any(|t| t.0 == s))
+            || self.flags.is_some_and(|f| f.a.terms().iter().chain(f.b.terms()).any(|t| t.0 == s))
+    }
+
+    /// Forgets the ranges of symbols nothing holds any more.
+    pub fn collect(&mut self) {
+        let mut held: Vec<Sym> = Vec::new();
+        let mut add = |e: &Expr| held.extend(e.terms().iter().map(|t| t.0));
+        self.regs.iter().for_each(&mut add);
+        self.slots.iter().for_each(|s| add(&s.1));
+        self.facts.iter().for_each(|f| add(&f.base));
+        if let Some(f) = self.flags {
+            add(&f.a);
+            add(&f.b);
+        }
+        held.sort_unstable();
+        self.ranges.retain(|r| held.binary_search(&r.0).is_ok());
+    }
+
     /// Records `[base + lo, base + hi)` as writable.
     pub fn add_fact(&mut self, base: Expr, lo: i64, hi: i64) {
         if base.is_top() || lo >= hi {
@@ -180,10 +203,13 @@ fn slot_loc(off: i64) -> Option<usize> {
 
 /// Joins the states reaching block `block` along its edges. `prev` is the
 /// block's state before (for widening), `thresholds` the bounds widening
-/// jumps to.
-pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, thresholds: &[u64]) -> State {
+/// takes a symbol's range to (its comparisons' bounds, sorted), one at a
+/// time, or straight to the top with `jump`.
+pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, jump: bool, thresholds: &[(Sym, u64)]) -> State {
     if ins.len() == 1 {
-        return ins[0].clone();
+        let mut out = ins[0].clone();
+        out.collect();
+        return out;
     }
     // Locations whose values differ become phis; so do locations whose
     // (equal) values mention a phi of this block being redefined.
@@ -199,10 +225,25 @@ pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, thre
         None => s.regs[l.0],
         Some(off) => s.slot(off).unwrap_or(Expr::TOP),
     };
-    let mut phi: Vec<bool> = locs
-        .iter()
-        .map(|l| ins[1..].iter().any(|s| get(s, l) != get(&ins[0], l)))
-        .collect();
+    // A value a loop carries around unchanged comes back as the block's own
+    // phi: it says nothing against the values entering (if the loop did
+    // change it, the next round's back edge brings the change).
+    // Once a phi, always a phi: a location that flipped back to a value
+    // from outside could flip again (two loops trading stale names).
+    let entering = |l: &(usize, Option<i64>)| {
+        let own = Expr::sym(value::phi(block, l.0));
+        if prev.is_some_and(|p| get(p, l).mentions(value::phi(block, l.0))) {
+            return None;
+        }
+        let mut vals = ins.iter().map(|s| get(s, l)).filter(move |v| *v != own);
+        let first = vals.next();
+        match first {
+            Some(v) if vals.all(|x| x == v) => Some(v),
+            _ => None,
+        }
+    };
+    let kept: Vec<Option<Expr>> = locs.iter().map(entering).collect();
+    let mut phi: Vec<bool> = kept.iter().map(|k| k.is_none()).collect();
     loop {
         let mut changed = false;
         for i in 0..locs.len() {
@@ -211,7 +252,7 @@ pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, thre
                     .zip(&phi)
                     .any(|(l, &p)| p && s == value::phi(block, l.0))
             };
-            if !phi[i] && get(&ins[0], &locs[i]).mentions_any(redefined) {
+            if !phi[i] && kept[i].is_some_and(|v| v.mentions_any(redefined)) {
                 phi[i] = true;
                 changed = true;
             }
@@ -319,20 +360,30 @@ pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, thre
         s.kill_where(redefined);
     }
     let mut out = ins[0].clone();
-    for s in &ins[1..] {
-        for (i, l) in locs.iter().enumerate() {
-            if !phi[i] && l.1.is_none() && get(s, l) != out.regs[l.0] {
-                out.regs[l.0] = Expr::TOP;
-            }
+    let mut slots = Vec::new();
+    for (i, l) in locs.iter().enumerate() {
+        match (phi[i], l.1, kept[i]) {
+            (false, None, Some(v)) => out.regs[l.0] = v,
+            (false, Some(off), Some(v)) => slots.push((off, v)),
+            _ => {}
         }
-        out.slots.retain(|x| s.slot(x.0) == Some(x.1));
+    }
+    out.slots = slots;
+    for s in &ins[1..] {
+        // A state that does not mention a symbol at all (a back edge from
+        // before the symbol reached the loop) says nothing about its range.
         out.ranges.retain_mut(|(sym, r)| match s.range(*sym) {
             Some(x) => {
                 *r = r.hull(&x);
                 true
             }
-            None => false,
+            None => !s.mentions(*sym),
         });
+        for &(sym, r) in &s.ranges {
+            if out.range(sym).is_none() && !out.mentions(sym) && !ins[0].mentions(sym) {
+                out.set_range(sym, r);
+            }
+        }
         let mut facts = Vec::with_capacity(out.facts.len());
         for f in &out.facts {
             for g in s.facts.iter().filter(|g| g.base == f.base) {
@@ -367,15 +418,22 @@ pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, thre
             out.set_range(p, r);
         }
     }
+    out.collect();
     if widen && let Some(prev) = prev {
         for (s, r) in out.ranges.iter_mut() {
             let Some(old) = prev.range(*s) else { continue };
+            // From here on a range only grows: the iteration must climb.
+            *r = r.hull(&old);
             if r.hi > old.hi {
-                let t = thresholds
-                    .iter()
-                    .copied()
-                    .find(|&t| t >= r.hi)
-                    .unwrap_or(u64::MAX);
+                let next = |key: Sym| {
+                    let from = thresholds.partition_point(|t| *t < (key, r.hi));
+                    thresholds.get(from).filter(|t| t.0 == key && !jump).map(|t| t.1)
+                };
+                let by_loc = value::phi_loc(*s).and_then(|l| next(value::loc_key(l)));
+                let t = match (next(*s), by_loc) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b).unwrap_or(u64::MAX),
+                };
                 r.hi = r.lo + (t - r.lo) / r.stride * r.stride;
             }
             if r.lo < old.lo {

@@ -52,6 +52,17 @@ pub const fn phi(b: usize, loc: usize) -> Sym {
     PHI | (b * LOCS + loc) as Sym
 }
 
+/// The key under which widening thresholds for location `loc` (a register
+/// or slot, whatever symbol holds it) are kept; never a symbol itself.
+pub const fn loc_key(loc: usize) -> Sym {
+    0x7000_0000 | loc as Sym
+}
+
+/// The location a phi symbol joins.
+pub fn phi_loc(s: Sym) -> Option<usize> {
+    (kind(s) == Kind::Phi).then(|| (s & !PHI) as usize % LOCS)
+}
+
 /// What a symbol is, for messages and for the rules that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -88,10 +99,10 @@ pub fn kind(s: Sym) -> Kind {
     }
 }
 
-/// Terms an expression may have (base, index and the window, say).
-const N: usize = 3;
+/// Terms an expression may have (base, index, alignment, window...).
+const N: usize = 5;
 
-/// `c + sum(k * s)` over at most three terms, modulo 2^64; or unknown.
+/// `c + sum(k * s)` over at most five terms, modulo 2^64; or unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Expr {
     terms: [(Sym, i64); N],
@@ -351,8 +362,11 @@ mod tests {
         let w = a.add(&Expr::sym(WIN));
         assert_eq!(w.sub(&Expr::sym(WIN)), a);
         assert_eq!(w.sub(&a), Expr::sym(WIN));
-        let four = w.add(&Expr::sym(entry(6))).add(&Expr::sym(entry(2)));
-        assert!(four.is_top());
+        let mut many = w;
+        for r in [6, 2, 3, 1] {
+            many = many.add(&Expr::sym(entry(r)));
+        }
+        assert!(many.is_top(), "six terms are too many");
         assert_eq!(a.scale(8).coeff(entry(7)), 8);
         assert!(Expr::TOP.add(&a).is_top());
     }

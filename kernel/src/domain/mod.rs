@@ -86,6 +86,9 @@ const STACK_TOP_ROOM: u64 = 256;
 const _: () = assert!(WRITABLE_OFFSET + SPAN <= WINDOW && RAM < SPAN);
 const _: () = assert!(STACKS_OFFSET + 2 * GUARD + STACK + IRQ_STACK <= WRITABLE_OFFSET);
 const _: () = assert!(RUNTIME_OFFSET + STATE_MAX + GUARD <= STACKS_OFFSET);
+// The load-time verifier bounds each function's frame by MAX_FRAME: a frame
+// that deep, begun anywhere on a stack, ends in the guard below it.
+const _: () = assert!(GUARD >= nooks_policy::abi::MAX_FRAME + PAGE_SIZE);
 
 /// How a domain is enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,9 +290,7 @@ impl Domain {
     fn functions(&self, addr: u64) -> impl Iterator<Item = &str> {
         self.symbols
             .iter()
-            .filter(move |(a, _, name)| {
-                *a == addr && !name.starts_with("__nooks") && !name.contains(".nooks")
-            })
+            .filter(move |(a, _, name)| *a == addr && nooks_policy::abi::is_entry_name(name))
             .map(|(_, _, name)| name.as_str())
     }
 
