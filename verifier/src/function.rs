@@ -440,8 +440,8 @@ impl<'i, 'a> Analysis<'i, 'a> {
             let Some(st) = ins[b].clone() else { continue };
             let edges = self.block(b, st, false)?;
             for (k, out) in edges.into_iter().enumerate() {
-                outs[b][k] = out;
                 let s = self.blocks[b].succs[k];
+                outs[b][k] = out;
                 let incoming: Vec<State> = self.blocks[s]
                     .preds
                     .iter()
@@ -527,6 +527,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 let mut also = Vec::new();
                 for &(s, v) in &seen {
                     for (r, e) in st.regs.iter().enumerate() {
+                        let e = st.normalize(e);
                         if let [(x, 1)] = e.terms()
                             && *x == s
                         {
@@ -1093,7 +1094,9 @@ fn fits32(st: &State, v: Expr) -> Expr {
 /// false if there are none.
 fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<(Sym, u64)>) -> bool {
     use ConditionCode as C;
-    let Some(f) = st.flags else { return true };
+    let Some(mut f) = st.flags else { return true };
+    f.a = st.normalize(&f.a);
+    f.b = st.normalize(&f.b);
     // The invariants word now equals its value at entry.
     if cc == C::e
         && f.bits == 64

@@ -102,8 +102,41 @@ impl State {
         }
         match e.terms() {
             [(s, k)] => self.range(*s)?.affine(*k, e.c),
-            _ => None,
+            terms => {
+                // A sum of ranged symbols: the sum of their ranges.
+                let (mut lo, mut hi, mut stride) = (i128::from(e.c), i128::from(e.c), 0u64);
+                for &(s, k) in terms {
+                    let r = self.range(s)?;
+                    let (a, b) = (i128::from(k) * i128::from(r.lo), i128::from(k) * i128::from(r.hi));
+                    lo += a.min(b);
+                    hi += a.max(b);
+                    if r.lo != r.hi {
+                        stride = gcd(stride, (i128::from(r.stride) * i128::from(k)).unsigned_abs() as u64);
+                    }
+                }
+                if lo < 0 || hi > i128::from(u64::MAX) {
+                    return None;
+                }
+                Some(Range {
+                    lo: lo as u64,
+                    hi: hi as u64,
+                    stride: if lo == hi { 1 } else { stride.max(1) },
+                })
+            }
         }
+    }
+
+    /// `e` with every symbol whose range is one value replaced by it.
+    pub fn normalize(&self, e: &Expr) -> Expr {
+        let mut out = *e;
+        for &(s, _) in e.terms() {
+            if let Some(r) = self.range(s)
+                && r.lo == r.hi
+            {
+                out = out.without(s).offset((r.lo as i64).wrapping_mul(e.coeff(s)));
+            }
+        }
+        out
     }
 
     /// The value in slot `off`.
@@ -182,7 +215,11 @@ impl State {
         if base.is_top() || lo >= hi {
             return;
         }
-        let base = base.symbolic();
+        // One name per base: symbols known to be one value become constants.
+        let n = self.normalize(&base);
+        let shift = n.c.wrapping_sub(base.c);
+        let (lo, hi) = (lo.wrapping_add(shift), hi.wrapping_add(shift));
+        let base = n.symbolic();
         if let Some(f) = self.facts.iter_mut().find(|f| f.base == base) {
             // Two overlapping or adjacent ranges of one base are one range.
             if lo <= f.hi && f.lo <= hi {
@@ -193,6 +230,10 @@ impl State {
         }
         self.facts.push(Fact { base, lo, hi });
     }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Where a location's phi lives: registers are 0..16, slot `off` after.
