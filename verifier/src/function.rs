@@ -66,6 +66,10 @@ pub struct At {
 /// Verifies the function `[start, end)` of `image`.
 pub fn verify(image: &Image<'_>, rt: &Runtime, start: u64, end: u64, entry: bool) -> Result<u64, (Option<At>, Reason)> {
     let f = Analysis::decode(image, rt, start, end, entry)?;
+    #[cfg(feature = "trace")]
+    if std::env::var("NOOKS_DECODE_ONLY").is_ok() {
+        return Ok(f.insns.len() as u64);
+    }
     f.run()?;
     Ok(f.insns.len() as u64)
 }
@@ -206,8 +210,15 @@ impl<'i, 'a> Analysis<'i, 'a> {
         let mut todo = vec![start];
         leaders.insert(start);
         let thresholds = Vec::new();
+        // One decoder over the function, moved to each place to decode.
+        let mut decoder = Decoder::with_ip(64, &code[start as usize..], start, DecoderOptions::NONE);
+        // The function's relocated fields (a few; searched per instruction).
+        let fields = image.fields_in(start, end);
         while let Some(mut ip) = todo.pop() {
-            let mut decoder = Decoder::with_ip(64, &code[ip as usize..], ip, DecoderOptions::NONE);
+            decoder
+                .set_position((ip - start) as usize)
+                .map_err(|_| (None, Reason::FallsOffEnd))?;
+            decoder.set_ip(ip);
             loop {
                 let rel = (ip - start) as usize;
                 if mark[rel] == 1 {
@@ -275,7 +286,8 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 // branch's displacement, nothing else.
                 let offsets = decoder.get_constant_offsets(&ins);
                 let (mut disp, mut imm) = (None, None);
-                for f in image.fields_in(ip, ip + len) {
+                let from = fields.partition_point(|f| f.offset < ip);
+                for f in fields[from..].iter().take_while(|f| f.offset < ip + len) {
                     let rel = f.offset - ip;
                     let is_disp = offsets.has_displacement()
                         && rel == offsets.displacement_offset() as u64
@@ -381,19 +393,10 @@ impl<'i, 'a> Analysis<'i, 'a> {
             blocks[b].succs = succs;
         }
         // Blocks on a cycle (their instructions may run again, so a result
-        // must forget what its previous value was known to be).
-        for b in 0..blocks.len() {
-            let mut seen = vec![false; blocks.len()];
-            let mut stack: Vec<usize> = blocks[b].succs.clone();
-            while let Some(x) = stack.pop() {
-                if x == b {
-                    blocks[b].in_cycle = true;
-                    break;
-                }
-                if !core::mem::replace(&mut seen[x], true) {
-                    stack.extend(blocks[x].succs.iter().copied());
-                }
-            }
+        // must forget what its previous value was known to be): Tarjan's
+        // strongly connected components, iteratively.
+        for b in cyclic(&blocks) {
+            blocks[b].in_cycle = true;
         }
         Ok(Analysis {
             image,
@@ -442,10 +445,10 @@ impl<'i, 'a> Analysis<'i, 'a> {
             for (k, out) in edges.into_iter().enumerate() {
                 let s = self.blocks[b].succs[k];
                 outs[b][k] = out;
-                let incoming: Vec<State> = self.blocks[s]
+                let incoming: Vec<&State> = self.blocks[s]
                     .preds
                     .iter()
-                    .filter_map(|&(p, e)| outs[p][e].clone())
+                    .filter_map(|&(p, e)| outs[p][e].as_ref())
                     .collect();
                 let new = if incoming.is_empty() {
                     None
@@ -470,6 +473,10 @@ impl<'i, 'a> Analysis<'i, 'a> {
                     work.insert(s);
                 }
             }
+        }
+        #[cfg(feature = "trace")]
+        if std::env::var("NOOKS_TRACE_VISITS").is_ok() {
+            std::eprintln!("{:#x}: {} blocks, {} insns, {} visits", self.start, n, self.insns.len(), visits.iter().sum::<u32>());
         }
         for (b, st) in ins.into_iter().enumerate() {
             if let Some(st) = st {
@@ -545,7 +552,11 @@ impl<'i, 'a> Analysis<'i, 'a> {
             }
             return Ok(vec![t.then_some(taken), f.then_some(st)]);
         }
-        Ok(block.succs.iter().map(|_| Some(st.clone())).collect())
+        Ok(match block.succs.len() {
+            0 => Vec::new(),
+            1 => vec![Some(st)],
+            _ => block.succs.iter().map(|_| Some(st.clone())).collect(),
+        })
     }
 
     fn reg(&self, st: &State, r: Register) -> Expr {
@@ -1071,6 +1082,61 @@ impl<'i, 'a> Analysis<'i, 'a> {
 fn inside(lo: i128, hi: i128, len: i128, wlo: i128, whi: i128) -> bool {
     let from = (lo - wlo).rem_euclid(1 << 64);
     hi >= lo && whi > wlo && from + (hi - lo) + len <= whi - wlo
+}
+
+/// The blocks that lie on a cycle of the control-flow graph.
+fn cyclic(blocks: &[Block]) -> Vec<usize> {
+    let n = blocks.len();
+    let (mut index, mut low) = (vec![u32::MAX; n], vec![0u32; n]);
+    let mut on = vec![false; n];
+    let (mut stack, mut out, mut next) = (Vec::new(), Vec::new(), 0u32);
+    for root in 0..n {
+        if index[root] != u32::MAX {
+            continue;
+        }
+        // (block, next successor to look at)
+        let mut walk = vec![(root, 0usize)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on[root] = true;
+        while let Some(&mut (v, ref mut k)) = walk.last_mut() {
+            if let Some(&w) = blocks[v].succs.get(*k) {
+                *k += 1;
+                if index[w] == u32::MAX {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on[w] = true;
+                    walk.push((w, 0));
+                } else if on[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            walk.pop();
+            if let Some(&(u, _)) = walk.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut members = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on[w] = false;
+                    members.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                let self_loop = blocks[v].succs.contains(&v);
+                if members.len() > 1 || self_loop {
+                    out.extend(members);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `v` as the zero-extension of its low `bits` bits: itself if its range

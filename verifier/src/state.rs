@@ -3,6 +3,7 @@
 
 use crate::value::{self, Expr, Range, Sym};
 use alloc::vec::Vec;
+use smallvec::SmallVec;
 
 /// `[base + lo, base + hi)` may be written: a window check (or the slow
 /// path) established it.
@@ -34,11 +35,11 @@ pub struct State {
     pub regs: [Expr; 16],
     /// Real-stack slots below the return address: (offset from it, value),
     /// 8 bytes each, sorted.
-    pub slots: Vec<(i64, Expr)>,
+    pub slots: SmallVec<[(i64, Expr); 16]>,
     /// Ranges of symbols, sorted.
-    pub ranges: Vec<(Sym, Range)>,
+    pub ranges: SmallVec<[(Sym, Range); 8]>,
     /// Writable ranges.
-    pub facts: Vec<Fact>,
+    pub facts: SmallVec<[Fact; 4]>,
     /// The last comparison, while the flags still hold it.
     pub flags: Option<Flags>,
     /// No call and no store to the state since entry: the lock count and
@@ -51,7 +52,7 @@ pub struct State {
     /// The two were compared equal since the last call.
     pub inv_ok: bool,
     /// Symbols the indirect-call check accepted.
-    pub targets: Vec<Sym>,
+    pub targets: SmallVec<[Sym; 2]>,
 }
 
 impl State {
@@ -63,15 +64,15 @@ impl State {
         }
         State {
             regs,
-            slots: Vec::new(),
-            ranges: Vec::new(),
-            facts: Vec::new(),
+            slots: SmallVec::new(),
+            ranges: SmallVec::new(),
+            facts: SmallVec::new(),
             flags: None,
             pristine: true,
             entry_inv: None,
             current_inv: None,
             inv_ok: false,
-            targets: Vec::new(),
+            targets: SmallVec::new(),
         }
     }
 
@@ -101,7 +102,7 @@ impl State {
             return Some(Range::exactly(c as u64));
         }
         match e.terms() {
-            [(s, k)] => self.range(*s)?.affine(*k, e.c),
+            [(s, k)] => self.range(*s)?.affine(i64::from(*k), e.c),
             terms => {
                 // A sum of ranged symbols: the sum of their ranges.
                 let (mut lo, mut hi, mut stride) = (i128::from(e.c), i128::from(e.c), 0u64);
@@ -197,7 +198,7 @@ impl State {
 
     /// Forgets the ranges of symbols nothing holds any more.
     pub fn collect(&mut self) {
-        let mut held: Vec<Sym> = Vec::new();
+        let mut held: SmallVec<[Sym; 64]> = SmallVec::new();
         let mut add = |e: &Expr| held.extend(e.terms().iter().map(|t| t.0));
         self.regs.iter().for_each(&mut add);
         self.slots.iter().for_each(|s| add(&s.1));
@@ -246,7 +247,7 @@ fn slot_loc(off: i64) -> Option<usize> {
 /// block's state before (for widening), `thresholds` the bounds widening
 /// takes a symbol's range to (its comparisons' bounds, sorted), one at a
 /// time, or straight to the top with `jump`.
-pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, jump: bool, thresholds: &[(Sym, u64)]) -> State {
+pub fn join(block: usize, ins: &[&State], prev: Option<&State>, widen: bool, jump: bool, thresholds: &[(Sym, u64)]) -> State {
     if ins.len() == 1 {
         let mut out = ins[0].clone();
         out.collect();
@@ -396,12 +397,24 @@ pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, jump
         }
         values.push((i, Expr::sym(p), r));
     }
-    let mut ins: Vec<State> = ins.to_vec();
-    for s in ins.iter_mut() {
-        s.kill_where(redefined);
-    }
+    let killed: Vec<State>;
+    let view: Vec<&State>;
+    let ins: &[&State] = if phi.iter().any(|&p| p) {
+        killed = ins
+            .iter()
+            .map(|s| {
+                let mut s = (*s).clone();
+                s.kill_where(redefined);
+                s
+            })
+            .collect();
+        view = killed.iter().collect();
+        &view
+    } else {
+        ins
+    };
     let mut out = ins[0].clone();
-    let mut slots = Vec::new();
+    let mut slots = SmallVec::new();
     for (i, l) in locs.iter().enumerate() {
         match (phi[i], l.1, kept[i]) {
             (false, None, Some(v)) => out.regs[l.0] = v,
@@ -425,7 +438,7 @@ pub fn join(block: usize, ins: &[State], prev: Option<&State>, widen: bool, jump
                 out.set_range(sym, r);
             }
         }
-        let mut facts = Vec::with_capacity(out.facts.len());
+        let mut facts = SmallVec::new();
         for f in &out.facts {
             for g in s.facts.iter().filter(|g| g.base == f.base) {
                 let (lo, hi) = (f.lo.max(g.lo), f.hi.min(g.hi));

@@ -105,7 +105,7 @@ const N: usize = 5;
 /// `c + sum(k * s)` over at most five terms, modulo 2^64; or unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Expr {
-    terms: [(Sym, i64); N],
+    terms: [(Sym, i32); N],
     n: u8,
     /// The constant part.
     pub c: i64,
@@ -145,7 +145,7 @@ impl Expr {
     }
 
     /// Its terms, sorted by symbol.
-    pub fn terms(&self) -> &[(Sym, i64)] {
+    pub fn terms(&self) -> &[(Sym, i32)] {
         if self.is_top() { &[] } else { &self.terms[..self.n as usize] }
     }
 
@@ -161,7 +161,7 @@ impl Expr {
 
     /// The coefficient of `s`.
     pub fn coeff(&self, s: Sym) -> i64 {
-        self.terms().iter().find(|t| t.0 == s).map_or(0, |t| t.1)
+        self.terms().iter().find(|t| t.0 == s).map_or(0, |t| i64::from(t.1))
     }
 
     /// Whether `s` occurs in it.
@@ -179,24 +179,29 @@ impl Expr {
         if self.is_top() || other.is_top() {
             return Expr::TOP;
         }
-        let mut out = [(0, 0i64); 2 * N];
+        let mut out = [(0, 0i32); 2 * N];
         let mut n = 0;
         let (a, b) = (self.terms(), other.terms());
         let (mut i, mut j) = (0, 0);
         while i < a.len() || j < b.len() {
-            let take = if j == b.len() || (i < a.len() && a[i].0 < b[j].0) {
+            let (sym, coeff): (Sym, i64) = if j == b.len() || (i < a.len() && a[i].0 < b[j].0) {
                 i += 1;
-                a[i - 1]
+                (a[i - 1].0, i64::from(a[i - 1].1))
             } else if i == a.len() || b[j].0 < a[i].0 {
                 j += 1;
-                (b[j - 1].0, b[j - 1].1.wrapping_mul(k))
+                (b[j - 1].0, i64::from(b[j - 1].1).wrapping_mul(k))
             } else {
                 i += 1;
                 j += 1;
-                (a[i - 1].0, a[i - 1].1.wrapping_add(b[j - 1].1.wrapping_mul(k)))
+                (a[i - 1].0, i64::from(a[i - 1].1).wrapping_add(i64::from(b[j - 1].1).wrapping_mul(k)))
             };
-            if take.1 != 0 {
-                out[n] = take;
+            if coeff != 0 {
+                // A coefficient past 32 bits (a product of large constants)
+                // is not followed.
+                let Ok(coeff) = i32::try_from(coeff) else {
+                    return Expr::TOP;
+                };
+                out[n] = (sym, coeff);
                 n += 1;
             }
         }
