@@ -467,7 +467,9 @@ impl<'i, 'a> Analysis<'i, 'a> {
                         for (x, r) in &n.ranges {
                             std::eprintln!("   range {} {:?}", Expr::sym(*x), r);
                         }
-                        std::eprintln!("   thresholds {:?}", self.thresholds.borrow());
+                        for x in &n.facts {
+                            std::eprintln!("   fact {} [{:#x},{:#x})", x.base, x.lo, x.hi);
+                        }
                     }
                     ins[s] = new;
                     work.insert(s);
@@ -526,8 +528,14 @@ impl<'i, 'a> Analysis<'i, 'a> {
             let cc = last.ins.condition_code();
             let mut taken = st.clone();
             let mut seen = Vec::new();
+            #[cfg(feature = "trace")]
+            let flags = st.flags;
             let t = refine(&mut taken, cc, &mut seen);
             let f = refine(&mut st, negate(cc), &mut seen);
+            #[cfg(feature = "trace")]
+            if std::env::var("NOOKS_TRACE_BR").ok().and_then(|v| u64::from_str_radix(&v, 16).ok()) == Some(last.off()) {
+                std::eprintln!("branch at {:#x}: flags {:?}: taken {t}, not taken {f}", last.off(), flags.map(|f| (alloc::format!("{}", f.a), alloc::format!("{}", f.b), f.bits)));
+            }
             if !seen.is_empty() {
                 // A bound on a symbol is also one on the locations holding it
                 // (a loop's phi may be another name for the same counter).

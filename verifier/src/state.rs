@@ -98,6 +98,10 @@ impl State {
 
     /// The values `e` may take, if bounded.
     pub fn value_range(&self, e: &Expr) -> Option<Range> {
+        // (Unknown has no terms, but no value either.)
+        if e.is_top() {
+            return None;
+        }
         if let Some(c) = e.as_const() {
             return Some(Range::exactly(c as u64));
         }
