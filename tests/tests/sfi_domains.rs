@@ -9,6 +9,36 @@ use nooks_sfi_compiler::{Options, rewrite};
 use nooks_tests::{boot, fail_with_log, sfi, sfi_options, test_driver};
 use std::time::Duration;
 
+/// `obj` (sandboxed) with its first window check's compare and branch
+/// turned into NOPs: the store after it runs unchecked.
+fn without_first_check(obj: &[u8]) -> Vec<u8> {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
+    let object = nooks_loader::Object::parse(obj).unwrap();
+    let text = object
+        .sections
+        .iter()
+        .find(|s| s.area == Some(nooks_loader::Area::Text))
+        .unwrap();
+    let at = text.data.as_ptr() as usize - obj.as_ptr() as usize;
+    let mut d = Decoder::with_ip(64, text.data, 0, DecoderOptions::NONE);
+    let insns: Vec<_> = std::iter::from_fn(|| d.can_decode().then(|| d.decode())).collect();
+    let span = nooks_policy::abi::state::SPAN;
+    let k = insns
+        .windows(2)
+        .position(|w| {
+            w[0].mnemonic() == Mnemonic::Cmp
+                && w[0].op1_kind() == OpKind::Immediate32to64
+                && (span - 4096..=span).contains(&w[0].immediate(1))
+                && w[1].mnemonic() == Mnemonic::Jae
+        })
+        .expect("a window check");
+    let mut out = obj.to_vec();
+    for i in &insns[k..k + 2] {
+        out[at + i.ip() as usize..at + i.next_ip() as usize].fill(0x90);
+    }
+    out
+}
+
 #[test]
 fn privileged_instructions_are_refused_at_build_time() {
     let err = rewrite(&test_driver("privileged"), &sfi_options())
@@ -79,6 +109,9 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
         modules.push((format!("{name}.o"), sfi(&test_driver(name), name)));
     }
     modules.push(("ports.o".to_string(), ports_under_policy()));
+    // What a buggy nooks-cc (or a patched object) would hand the kernel: a
+    // sandboxed object, `.nooks` saying `isolation sfi`, one check gone.
+    modules.push(("unchecked.o".to_string(), without_first_check(&sfi(&test_driver("wild_store"), "wild_store"))));
     let members: Vec<(&str, Vec<u8>)> = modules
         .iter()
         .map(|(n, b)| (n.as_str(), b.clone()))
@@ -100,6 +133,15 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
     if out.verdict != Verdict::Success || of("alive").len() != 1 {
         fail_with_log(&out, "the kernel must survive every misbehaving driver");
     }
+    // The load-time verifier refused it, naming the store; e1000 passed,
+    // and the kernel logged what verifying it cost.
+    let refused = of("load").into_iter().find(|r| r["module"] == "unchecked.o").unwrap();
+    assert_eq!(refused["ok"], false, "{refused}");
+    let why = refused["error"].as_str().unwrap();
+    assert!(why.contains("not verified") && why.contains("no window check covers"), "{refused}");
+    let verified = of("verify").into_iter().find(|r| r["module"] == "e1000.sfi.o").unwrap();
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert!(verified["cycles"].as_u64().unwrap() > 0 && verified["bytes"].as_u64().unwrap() > 10_000, "{verified}");
     let e1000_load = of("load")
         .into_iter()
         .find(|r| r["module"] == "e1000.sfi.o")
