@@ -67,6 +67,9 @@ pub struct Comparison {
     /// `bench` records of the boots with the IOMMU off and strict (per
     /// mechanism, [`IOMMU_MODES`] order); `counted` has it on.
     pub iommu: Vec<[Vec<Value>; 2]>,
+    /// The kernel's `verify` records: what proving the sfi object safe at
+    /// each load cost (guest cycles, instructions under `-icount`).
+    pub verify: Vec<Value>,
     /// What the figures were measured on, and when.
     pub metadata: Value,
 }
@@ -154,6 +157,18 @@ fn counted_boot(
     if let Some(bad) = records.iter().find(|r| r["ok"] != true) {
         bail!("{}: workload failed: {bad}\n{}", s.mechanism, out.log);
     }
+    // The load-time verifier's records (sfi objects), after the bench ones:
+    // `run` moves them to `Comparison::verify`.
+    let mut records = records;
+    records.extend(
+        serial::records(&out.log)
+            .into_iter()
+            .filter(|r| r["nooks"] == "verify")
+            .map(|mut r| {
+                r["mechanism"] = Value::String(s.mechanism.to_string());
+                r
+            }),
+    );
     Ok(records)
 }
 
@@ -276,6 +291,13 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
         all.into_iter().map(|(_, r)| r).collect()
     });
     let mut results = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let mut verify = Vec::new();
+    for boot in results.iter_mut() {
+        let (v, rest): (Vec<Value>, Vec<Value>) =
+            boot.drain(..).partition(|r| r["nooks"] == "verify");
+        verify.extend(v);
+        *boot = rest;
+    }
     let iommu_records = results.split_off(subjects.len() * plan.repeats * parts.len());
     // Each mechanism's boots, each boot's parts as one list of records.
     let counted: Vec<Vec<Vec<Value>>> = results
@@ -293,6 +315,7 @@ pub fn run(plan: &Plan, mut step: impl FnMut(&str)) -> Result<Comparison> {
         instructions,
         host: None,
         iommu,
+        verify,
         metadata,
     })
 }

@@ -18,3 +18,4 @@ pub mod qemu;
 pub mod rewrite;
 pub mod serial;
 pub mod symbols;
+pub mod verify;

@@ -66,6 +66,13 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         iters: u64,
     },
+    /// Benchmark the load-time verifier: code bytes per second on e1000 and
+    /// the test drivers (writes results/verify.json).
+    VerifyBench {
+        /// Verifications of each object.
+        #[arg(long, default_value_t = 50)]
+        repeats: usize,
+    },
     /// Boot the kernel with a command line and boot modules of your choosing.
     Boot {
         /// Kernel command line (the archive checksum words are appended).
@@ -121,6 +128,18 @@ fn main() -> Result<()> {
             jobs,
             timeout,
         } => campaign(injections, frames, seed, jobs, timeout),
+        Cmd::VerifyBench { repeats } => {
+            let rows = nooks_bench::verify::measure(repeats)?;
+            let json = nooks_bench::verify::print(&rows);
+            let dir = artifacts::repo_root().join("results");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(
+                dir.join("verify.json"),
+                serde_json::to_string_pretty(&json)?,
+            )?;
+            println!("wrote results/verify.json");
+            Ok(())
+        }
         Cmd::RewriteBench { iters } => {
             let report = nooks_bench::rewrite::measure(iters)?;
             let json = nooks_bench::rewrite::print(&report);
@@ -553,6 +572,46 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
         );
     }
 
+    // The load-time verifier: what it costs the guest per load of
+    // e1000.sfi.o, and its rate on the host.
+    let mut guest: Vec<u64> = comparison
+        .verify
+        .iter()
+        .filter(|r| r["ok"] == true)
+        .filter_map(|r| r["cycles"].as_u64())
+        .collect();
+    guest.sort_unstable();
+    let verify_host = nooks_bench::verify::measure(20)?;
+    let e1000_host = verify_host.iter().find(|r| r.name == "e1000.sfi.o");
+    let verify_bytes = comparison
+        .verify
+        .first()
+        .and_then(|r| r["bytes"].as_u64())
+        .unwrap_or(0);
+    println!();
+    println!("load-time verification of e1000.sfi.o ({verify_bytes} bytes of code):");
+    if let (Some(min), Some(max)) = (guest.first(), guest.last()) {
+        println!(
+            "  guest: {} to {} {} per load ({} loads; median {})",
+            min,
+            max,
+            if comparison.instructions {
+                "instructions"
+            } else {
+                "cycles"
+            },
+            guest.len(),
+            guest[guest.len() / 2]
+        );
+    }
+    if let Some(h) = e1000_host {
+        println!(
+            "  host: {:.0} us best of 20 ({:.2} MiB/s of code); `nooks-bench verify-bench` for every object",
+            h.best * 1e6,
+            h.bytes as f64 / h.best / (1 << 20) as f64
+        );
+    }
+
     println!();
     println!("published anchors (not measured here):");
     for (what, figure) in ANCHORS {
@@ -595,6 +654,13 @@ fn main_job(timeout: u64, frames: u32, repeats: usize) -> Result<()> {
             "strict_invalidations_per_frame": r.invalidations, "strict_dma_pages_per_frame": r.dma_pages,
         })).collect::<Vec<_>>(),
         "host": host_json,
+        "verification": {
+            "object": "e1000.sfi.o",
+            "bytes": verify_bytes,
+            "guest_per_load": {"unit": if comparison.instructions { "instructions" } else { "cycles" }, "min": guest.first(), "median": guest.get(guest.len() / 2), "max": guest.last(), "loads": guest.len()},
+            "host_best_s": e1000_host.map(|h| h.best),
+            "host_mib_per_s": e1000_host.map(|h| h.bytes as f64 / h.best / (1 << 20) as f64),
+        },
         "cost_model": {
             "cr3_write_cycles": CR3_WRITE_CYCLES, "cr3_source": "LVDs, Narayanan et al., VEE 2020 (Haswell)",
             "pkrs_write_cycles": null, "pkrs_source": "none found: counted, not costed",

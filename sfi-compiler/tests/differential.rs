@@ -500,7 +500,10 @@ fn csmith_programs_behave_like_native() {
     // 1% of csmith's sandboxed objects; each is listed, and more than 3% is
     // a regression.
     let sandboxed = count * LEVELS.len();
-    println!("csmith: {} of {sandboxed} sandboxed objects refused by the verifier", unverified.len());
+    println!(
+        "csmith: {} of {sandboxed} sandboxed objects refused by the verifier",
+        unverified.len()
+    );
     for u in &unverified {
         println!("  unverified: {u}");
     }

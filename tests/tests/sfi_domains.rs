@@ -111,7 +111,10 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
     modules.push(("ports.o".to_string(), ports_under_policy()));
     // What a buggy nooks-cc (or a patched object) would hand the kernel: a
     // sandboxed object, `.nooks` saying `isolation sfi`, one check gone.
-    modules.push(("unchecked.o".to_string(), without_first_check(&sfi(&test_driver("wild_store"), "wild_store"))));
+    modules.push((
+        "unchecked.o".to_string(),
+        without_first_check(&sfi(&test_driver("wild_store"), "wild_store")),
+    ));
     let members: Vec<(&str, Vec<u8>)> = modules
         .iter()
         .map(|(n, b)| (n.as_str(), b.clone()))
@@ -135,13 +138,25 @@ fn misbehaving_drivers_are_contained_while_e1000_keeps_moving_frames() {
     }
     // The load-time verifier refused it, naming the store; e1000 passed,
     // and the kernel logged what verifying it cost.
-    let refused = of("load").into_iter().find(|r| r["module"] == "unchecked.o").unwrap();
+    let refused = of("load")
+        .into_iter()
+        .find(|r| r["module"] == "unchecked.o")
+        .unwrap();
     assert_eq!(refused["ok"], false, "{refused}");
     let why = refused["error"].as_str().unwrap();
-    assert!(why.contains("not verified") && why.contains("no window check covers"), "{refused}");
-    let verified = of("verify").into_iter().find(|r| r["module"] == "e1000.sfi.o").unwrap();
+    assert!(
+        why.contains("not verified") && why.contains("no window check covers"),
+        "{refused}"
+    );
+    let verified = of("verify")
+        .into_iter()
+        .find(|r| r["module"] == "e1000.sfi.o")
+        .unwrap();
     assert_eq!(verified["ok"], true, "{verified}");
-    assert!(verified["cycles"].as_u64().unwrap() > 0 && verified["bytes"].as_u64().unwrap() > 10_000, "{verified}");
+    assert!(
+        verified["cycles"].as_u64().unwrap() > 0 && verified["bytes"].as_u64().unwrap() > 10_000,
+        "{verified}"
+    );
     let e1000_load = of("load")
         .into_iter()
         .find(|r| r["module"] == "e1000.sfi.o")

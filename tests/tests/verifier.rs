@@ -37,7 +37,11 @@ fn every_sandboxed_driver_verifies() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "c") {
                 let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-                drivers.push(if dir.is_empty() { stem } else { format!("{dir}/{stem}") });
+                drivers.push(if dir.is_empty() {
+                    stem
+                } else {
+                    format!("{dir}/{stem}")
+                });
             }
         }
     }
@@ -52,7 +56,8 @@ fn every_sandboxed_driver_verifies() {
         let policy = root.join(format!("{name}.policy"));
         let mut options = nooks_tests::sfi_options();
         if policy.exists() {
-            options.policy = nooks_policy::file::parse(&std::fs::read_to_string(&policy).unwrap()).unwrap();
+            options.policy =
+                nooks_policy::file::parse(&std::fs::read_to_string(&policy).unwrap()).unwrap();
         }
         let Ok(out) = nooks_sfi_compiler::rewrite(&original, &options) else {
             // Drivers nooks-cc itself refuses (privileged instructions, a
@@ -71,12 +76,24 @@ fn every_sandboxed_driver_verifies() {
 /// The code section's bytes inside the object file, and its offset there.
 fn text(bytes: &[u8]) -> (usize, usize) {
     let object = Object::parse(bytes).unwrap();
-    let s = object.sections.iter().find(|s| s.area == Some(nooks_loader::Area::Text)).unwrap();
-    (s.data.as_ptr() as usize - bytes.as_ptr() as usize, s.data.len())
+    let s = object
+        .sections
+        .iter()
+        .find(|s| s.area == Some(nooks_loader::Area::Text))
+        .unwrap();
+    (
+        s.data.as_ptr() as usize - bytes.as_ptr() as usize,
+        s.data.len(),
+    )
 }
 
 fn decode_all(code: &[u8], start: u64, end: u64) -> Vec<Instruction> {
-    let mut d = Decoder::with_ip(64, &code[start as usize..end as usize], start, DecoderOptions::NONE);
+    let mut d = Decoder::with_ip(
+        64,
+        &code[start as usize..end as usize],
+        start,
+        DecoderOptions::NONE,
+    );
     let mut out = Vec::new();
     while d.can_decode() {
         out.push(d.decode());
@@ -99,7 +116,11 @@ fn sites(bytes: &[u8]) -> Vec<Site> {
     let object = Object::parse(bytes).unwrap();
     let (off, len) = text(bytes);
     let code = &bytes[off..off + len];
-    let text_index = object.sections.iter().position(|s| s.area == Some(nooks_loader::Area::Text)).unwrap();
+    let text_index = object
+        .sections
+        .iter()
+        .position(|s| s.area == Some(nooks_loader::Area::Text))
+        .unwrap();
     let mut window = Vec::new();
     for (ri, rs) in object.relocations.iter().enumerate() {
         if rs.target != text_index {
@@ -112,11 +133,17 @@ fn sites(bytes: &[u8]) -> Vec<Site> {
         }
     }
     let mut out = Vec::new();
-    for s in object.symbols.iter().filter(|s| s.is_function && s.size > 0) {
+    for s in object
+        .symbols
+        .iter()
+        .filter(|s| s.is_function && s.size > 0)
+    {
         if s.name.starts_with("__nooks") {
             continue;
         }
-        let nooks_loader::object::Definition::Section(i) = s.definition else { continue };
+        let nooks_loader::object::Definition::Section(i) = s.definition else {
+            continue;
+        };
         if i != text_index {
             continue;
         }
@@ -127,7 +154,12 @@ fn sites(bytes: &[u8]) -> Vec<Site> {
         let insns = decode_all(code, start, end);
         for k in 0..insns.len().saturating_sub(3) {
             let (lea, cmp, branch) = (insns[k], insns[k + 1], insns[k + 2]);
-            let Some(&(_, reloc)) = window.iter().find(|(o, _)| *o >= lea.ip() && *o < lea.next_ip()) else { continue };
+            let Some(&(_, reloc)) = window
+                .iter()
+                .find(|(o, _)| *o >= lea.ip() && *o < lea.next_ip())
+            else {
+                continue;
+            };
             if lea.mnemonic() != Mnemonic::Lea
                 || cmp.mnemonic() != Mnemonic::Cmp
                 || cmp.op0_kind() != OpKind::Register
@@ -139,7 +171,12 @@ fn sites(bytes: &[u8]) -> Vec<Site> {
             // The first store on the fall-through path.
             let Some(store) = insns[k + 3..]
                 .iter()
-                .take_while(|i| !matches!(i.mnemonic(), Mnemonic::Jmp | Mnemonic::Ret | Mnemonic::Ud2 | Mnemonic::Call) && !i.is_jcc_short_or_near())
+                .take_while(|i| {
+                    !matches!(
+                        i.mnemonic(),
+                        Mnemonic::Jmp | Mnemonic::Ret | Mnemonic::Ud2 | Mnemonic::Call
+                    ) && !i.is_jcc_short_or_near()
+                })
                 .find(|i| {
                     i.op_count() == 2
                         && i.op0_kind() == OpKind::Memory
@@ -164,7 +201,10 @@ fn sites(bytes: &[u8]) -> Vec<Site> {
 }
 
 /// Verifies `bytes` with an optional change to the parsed relocations.
-fn check(bytes: &[u8], edit: impl FnOnce(&mut Object<'_>)) -> Result<(), nooks_verifier::Rejection> {
+fn check(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut Object<'_>),
+) -> Result<(), nooks_verifier::Rejection> {
     let mut object = Object::parse(bytes).unwrap();
     edit(&mut object);
     verify(&object).map(|_| ())
@@ -183,10 +223,18 @@ fn retarget(bytes: &mut [u8], text_off: usize, i: &Instruction, target: u64) {
     bytes[at..at + 4].copy_from_slice(&rel.to_le_bytes());
 }
 
-fn expect_store_refused(what: &str, site: &Site, r: Result<(), nooks_verifier::Rejection>, failures: &mut Vec<String>) {
+fn expect_store_refused(
+    what: &str,
+    site: &Site,
+    r: Result<(), nooks_verifier::Rejection>,
+    failures: &mut Vec<String>,
+) {
     match r {
         Err(e) if matches!(e.reason, Reason::UncheckedStore(_)) => {}
-        Err(e) => failures.push(format!("{what} at {:#x}: refused for another reason: {e}", site.lea.ip())),
+        Err(e) => failures.push(format!(
+            "{what} at {:#x}: refused for another reason: {e}",
+            site.lea.ip()
+        )),
         Ok(()) => failures.push(format!("{what} at {:#x}: accepted", site.lea.ip())),
     }
 }
@@ -199,11 +247,21 @@ fn drop_reloc(o: &mut Object<'_>, at: (usize, usize)) {
 /// The slow-path call after `site`'s branch target: `call __nooks_sfi_slow`.
 fn slow_call(bytes: &[u8], text_off: usize, site: &Site) -> Option<(Instruction, (usize, usize))> {
     let object = Object::parse(bytes).unwrap();
-    let insns = decode_all(&bytes[text_off..], site.branch.near_branch_target(), site.function.1);
-    let call = insns.into_iter().take(4).find(|i| i.mnemonic() == Mnemonic::Call)?;
+    let insns = decode_all(
+        &bytes[text_off..],
+        site.branch.near_branch_target(),
+        site.function.1,
+    );
+    let call = insns
+        .into_iter()
+        .take(4)
+        .find(|i| i.mnemonic() == Mnemonic::Call)?;
     for (ri, rs) in object.relocations.iter().enumerate() {
         for (ei, r) in rs.entries.iter().enumerate() {
-            if r.offset > call.ip() && r.offset < call.next_ip() && object.symbols[r.symbol].name == nooks_policy::abi::SLOW_PATH {
+            if r.offset > call.ip()
+                && r.offset < call.next_ip()
+                && object.symbols[r.symbol].name == nooks_policy::abi::SLOW_PATH
+            {
                 return Some((call, (ri, ei)));
             }
         }
@@ -227,7 +285,11 @@ fn every_check_of_e1000_mutated_is_refused() {
     check(&bytes, |_| {}).expect("the unmutated object verifies");
     let (text_off, _) = text(&bytes);
     let sites = sites(&bytes);
-    assert!(sites.len() >= 40, "found only {} window checks", sites.len());
+    assert!(
+        sites.len() >= 40,
+        "found only {} window checks",
+        sites.len()
+    );
     let mut failures = Vec::new();
     let (mut mutations, mut redundant, mut via_slow) = (0, 0, 0);
     for site in &sites {
@@ -245,7 +307,12 @@ fn every_check_of_e1000_mutated_is_refused() {
             redundant += 1;
             continue;
         }
-        expect_store_refused("check removed", site, check(&b, |o| drop_reloc(o, site.reloc)), &mut failures);
+        expect_store_refused(
+            "check removed",
+            site,
+            check(&b, |o| drop_reloc(o, site.reloc)),
+            &mut failures,
+        );
         // 2. Its compare NOPed: the branch tests stale flags. If those send
         //    every execution to the slow path, the object is still safe (the
         //    slow path checks the store); the verifier must then depend on
@@ -258,7 +325,12 @@ fn every_check_of_e1000_mutated_is_refused() {
                 Some((call, reloc)) => {
                     let mut b2 = b.clone();
                     nop(&mut b2, text_off, &call);
-                    expect_store_refused("compare NOPed, slow path removed", site, check(&b2, |o| drop_reloc(o, reloc)), &mut failures);
+                    expect_store_refused(
+                        "compare NOPed, slow path removed",
+                        site,
+                        check(&b2, |o| drop_reloc(o, reloc)),
+                        &mut failures,
+                    );
                     via_slow += 1;
                 }
                 None => failures.push(format!("compare NOPed at {:#x}: accepted", site.lea.ip())),
@@ -278,7 +350,12 @@ fn every_check_of_e1000_mutated_is_refused() {
         //    check's) and 5. its bound loosened by 8.
         let (ri, ei) = site.reloc;
         let span = nooks_policy::abi::state::SPAN as i64 + 1 - site.cmp.immediate(1) as i64;
-        expect_store_refused("displacement moved", site, check(&bytes, |o| o.relocations[ri].entries[ei].addend += span), &mut failures);
+        expect_store_refused(
+            "displacement moved",
+            site,
+            check(&bytes, |o| o.relocations[ri].entries[ei].addend += span),
+            &mut failures,
+        );
         mutations += 1;
         if site.cmp.op1_kind() == OpKind::Immediate32to64 {
             let mut b = bytes.clone();
@@ -293,15 +370,28 @@ fn every_check_of_e1000_mutated_is_refused() {
         let insns = decode_all(&bytes[text_off..], site.function.0, site.function.1);
         if let Some(jump) = insns
             .iter()
-            .filter(|i| i.ip() < site.lea.ip() && near(i) && (i.is_jcc_short_or_near() || i.mnemonic() == Mnemonic::Jmp))
+            .filter(|i| {
+                i.ip() < site.lea.ip()
+                    && near(i)
+                    && (i.is_jcc_short_or_near() || i.mnemonic() == Mnemonic::Jmp)
+            })
             .last()
         {
             let mut b = bytes.clone();
             retarget(&mut b, text_off, jump, site.store.ip());
             if std::env::var("NOOKS_KEEP_MUTANTS").is_ok() {
-                std::fs::write(format!("/tmp/mutant-{:x}-{:x}.o", jump.ip(), site.store.ip()), &b).unwrap();
+                std::fs::write(
+                    format!("/tmp/mutant-{:x}-{:x}.o", jump.ip(), site.store.ip()),
+                    &b,
+                )
+                .unwrap();
             }
-            expect_store_refused("store reached around the check", site, check(&b, |_| {}), &mut failures);
+            expect_store_refused(
+                "store reached around the check",
+                site,
+                check(&b, |_| {}),
+                &mut failures,
+            );
             mutations += 1;
         }
     }
@@ -370,16 +460,30 @@ fn injected_faults_that_hit_a_check_are_refused() {
     let sites = sites(&bytes);
     let (mut hits, mut refused, mut others, mut others_refused, mut slack) = (0, 0, 0, 0, 0);
     let mut failures = Vec::new();
-    for kind in [FaultKind::RemoveInstruction, FaultKind::OffByOne, FaultKind::StoreAddress] {
+    for kind in [
+        FaultKind::RemoveInstruction,
+        FaultKind::OffByOne,
+        FaultKind::StoreAddress,
+    ] {
         for seed in 0..150 {
-            let Ok((out, what)) = inject::inject_in(&bytes, kind, seed, None) else { continue };
+            let Ok((out, what)) = inject::inject_in(&bytes, kind, seed, None) else {
+                continue;
+            };
             // Which bytes changed.
             let (o2, _) = text(&out);
-            let changed: Vec<u64> = (0..len).filter(|&k| out[o2 + k] != code[k]).map(|k| k as u64).collect();
-            let Some(&first) = changed.first() else { continue };
+            let changed: Vec<u64> = (0..len)
+                .filter(|&k| out[o2 + k] != code[k])
+                .map(|k| k as u64)
+                .collect();
+            let Some(&first) = changed.first() else {
+                continue;
+            };
             let r = check(&out, |_| {});
-            if let Some(site) = sites.iter().find(|s| [&s.lea, &s.cmp, &s.branch].iter().any(|i| first >= i.ip() && first < i.next_ip()))
-                && !is_redundant(&bytes, text_off, site)
+            if let Some(site) = sites.iter().find(|s| {
+                [&s.lea, &s.cmp, &s.branch]
+                    .iter()
+                    .any(|i| first >= i.ip() && first < i.next_ip())
+            }) && !is_redundant(&bytes, text_off, site)
             {
                 hits += 1;
                 match r {
@@ -393,11 +497,17 @@ fn injected_faults_that_hit_a_check_are_refused() {
                         let imm = i32::from_le_bytes(b[at..at + 4].try_into().unwrap()) + 64;
                         b[at..at + 4].copy_from_slice(&imm.to_le_bytes());
                         if check(&b, |_| {}).is_ok() {
-                            failures.push(format!("{}:{seed} ({what}) and the bound loosened by 64 verified", kind.name()));
+                            failures.push(format!(
+                                "{}:{seed} ({what}) and the bound loosened by 64 verified",
+                                kind.name()
+                            ));
                         }
                         slack += 1;
                     }
-                    Ok(()) => failures.push(format!("{}:{seed} ({what}) hit a check and verified", kind.name())),
+                    Ok(()) => failures.push(format!(
+                        "{}:{seed} ({what}) hit a check and verified",
+                        kind.name()
+                    )),
                 }
             } else {
                 others += 1;

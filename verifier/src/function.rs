@@ -64,7 +64,13 @@ pub struct At {
 }
 
 /// Verifies the function `[start, end)` of `image`.
-pub fn verify(image: &Image<'_>, rt: &Runtime, start: u64, end: u64, entry: bool) -> Result<u64, (Option<At>, Reason)> {
+pub fn verify(
+    image: &Image<'_>,
+    rt: &Runtime,
+    start: u64,
+    end: u64,
+    entry: bool,
+) -> Result<u64, (Option<At>, Reason)> {
     let f = Analysis::decode(image, rt, start, end, entry)?;
     #[cfg(feature = "trace")]
     if std::env::var("NOOKS_DECODE_ONLY").is_ok() {
@@ -128,11 +134,63 @@ fn is_privileged(m: Mnemonic) -> bool {
     use Mnemonic::*;
     matches!(
         m,
-        Cli | Sti | Hlt | In | Out | Insb | Insw | Insd | Outsb | Outsw | Outsd | Lgdt | Lidt | Lldt | Ltr
-            | Wrmsr | Rdmsr | Invlpg | Iret | Iretd | Iretq | Sysret | Sysretq | Sysexit | Sysexitq | Swapgs
-            | Wbinvd | Invd | Popf | Popfd | Popfq | Int | Int1 | Int3 | Into | Syscall | Sysenter | Clts
-            | Lmsw | Xsetbv | Wrpkru | Wrfsbase | Wrgsbase | Stac | Clac | Invpcid | Rdpmc | Mwait | Monitor
-            | Vmcall | Vmlaunch | Vmresume | Vmxoff | Vmxon | Xrstors | Xsaves | Wrssd | Wrssq
+        Cli | Sti
+            | Hlt
+            | In
+            | Out
+            | Insb
+            | Insw
+            | Insd
+            | Outsb
+            | Outsw
+            | Outsd
+            | Lgdt
+            | Lidt
+            | Lldt
+            | Ltr
+            | Wrmsr
+            | Rdmsr
+            | Invlpg
+            | Iret
+            | Iretd
+            | Iretq
+            | Sysret
+            | Sysretq
+            | Sysexit
+            | Sysexitq
+            | Swapgs
+            | Wbinvd
+            | Invd
+            | Popf
+            | Popfd
+            | Popfq
+            | Int
+            | Int1
+            | Int3
+            | Into
+            | Syscall
+            | Sysenter
+            | Clts
+            | Lmsw
+            | Xsetbv
+            | Wrpkru
+            | Wrfsbase
+            | Wrgsbase
+            | Stac
+            | Clac
+            | Invpcid
+            | Rdpmc
+            | Mwait
+            | Monitor
+            | Vmcall
+            | Vmlaunch
+            | Vmresume
+            | Vmxoff
+            | Vmxon
+            | Xrstors
+            | Xsaves
+            | Wrssd
+            | Wrssq
     )
 }
 
@@ -150,15 +208,18 @@ enum Op0 {
 fn known(m: Mnemonic) -> Option<Op0> {
     use Mnemonic::*;
     Some(match m {
-        Mov | Lea | Movzx | Movsx | Movsxd | Add | Sub | And | Or | Xor | Adc | Sbb | Neg | Not | Inc | Dec
-        | Imul | Shl | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd | Seta | Setae | Setb | Setbe | Sete
-        | Setg | Setge | Setl | Setle | Setne | Setno | Setnp | Setns | Seto | Setp | Sets | Cmova | Cmovae
-        | Cmovb | Cmovbe | Cmove | Cmovg | Cmovge | Cmovl | Cmovle | Cmovne | Cmovno | Cmovnp | Cmovns
-        | Cmovo | Cmovp | Cmovs | Pop | Xchg | Xadd | Cmpxchg | Bswap | Bsf | Bsr | Lzcnt | Tzcnt | Popcnt
-        | Andn | Bzhi | Sarx | Shlx | Shrx | Rorx | Blsi | Blsr | Blsmsk | Pdep | Pext | Bextr | Mulx => Op0::Write,
-        Cmp | Test | Bt | Push | Call | Ret | Jmp | Ud2 | Nop | Pause | Mfence | Lfence | Sfence | Cdq | Cqo
-        | Cdqe | Cwd | Cwde | Cbw | Mul | Div | Idiv | Jo | Jno | Jb | Jae | Je | Jne | Jbe | Ja | Js | Jns
-        | Jp | Jnp | Jl | Jge | Jle | Jg => Op0::Read,
+        Mov | Lea | Movzx | Movsx | Movsxd | Add | Sub | And | Or | Xor | Adc | Sbb | Neg | Not
+        | Inc | Dec | Imul | Shl | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd | Seta
+        | Setae | Setb | Setbe | Sete | Setg | Setge | Setl | Setle | Setne | Setno | Setnp
+        | Setns | Seto | Setp | Sets | Cmova | Cmovae | Cmovb | Cmovbe | Cmove | Cmovg | Cmovge
+        | Cmovl | Cmovle | Cmovne | Cmovno | Cmovnp | Cmovns | Cmovo | Cmovp | Cmovs | Pop
+        | Xchg | Xadd | Cmpxchg | Bswap | Bsf | Bsr | Lzcnt | Tzcnt | Popcnt | Andn | Bzhi
+        | Sarx | Shlx | Shrx | Rorx | Blsi | Blsr | Blsmsk | Pdep | Pext | Bextr | Mulx => {
+            Op0::Write
+        }
+        Cmp | Test | Bt | Push | Call | Ret | Jmp | Ud2 | Nop | Pause | Mfence | Lfence
+        | Sfence | Cdq | Cqo | Cdqe | Cwd | Cwde | Cbw | Mul | Div | Idiv | Jo | Jno | Jb | Jae
+        | Je | Jne | Jbe | Ja | Js | Jns | Jp | Jnp | Jl | Jge | Jle | Jg => Op0::Read,
         _ => return None,
     })
 }
@@ -199,7 +260,13 @@ enum Callee {
 }
 
 impl<'i, 'a> Analysis<'i, 'a> {
-    fn decode(image: &'i Image<'a>, rt: &'i Runtime, start: u64, end: u64, entry: bool) -> Result<Self, (Option<At>, Reason)> {
+    fn decode(
+        image: &'i Image<'a>,
+        rt: &'i Runtime,
+        start: u64,
+        end: u64,
+        entry: bool,
+    ) -> Result<Self, (Option<At>, Reason)> {
         let code = &image.code[..end as usize];
         let size = (end - start) as usize;
         // 0: not decoded, 1: an instruction starts here, 2: inside one.
@@ -211,7 +278,8 @@ impl<'i, 'a> Analysis<'i, 'a> {
         leaders.insert(start);
         let thresholds = Vec::new();
         // One decoder over the function, moved to each place to decode.
-        let mut decoder = Decoder::with_ip(64, &code[start as usize..], start, DecoderOptions::NONE);
+        let mut decoder =
+            Decoder::with_ip(64, &code[start as usize..], start, DecoderOptions::NONE);
         // The function's relocated fields (a few; searched per instruction).
         let fields = image.fields_in(start, end);
         while let Some(mut ip) = todo.pop() {
@@ -242,7 +310,11 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 let Some(_) = known(m) else {
                     return Err((here, Reason::Unsupported));
                 };
-                if ins.has_rep_prefix() || ins.has_repne_prefix() || ins.has_xacquire_prefix() || ins.has_xrelease_prefix() {
+                if ins.has_rep_prefix()
+                    || ins.has_repne_prefix()
+                    || ins.has_xacquire_prefix()
+                    || ins.has_xrelease_prefix()
+                {
                     return Err((here, Reason::Unsupported));
                 }
                 for k in 0..ins.op_count() {
@@ -259,14 +331,21 @@ impl<'i, 'a> Analysis<'i, 'a> {
                             }
                             let base = ins.memory_base();
                             if !(base == Register::None || base == Register::RIP || base.is_gpr64())
-                                || !(ins.memory_index() == Register::None || ins.memory_index().is_gpr64())
+                                || !(ins.memory_index() == Register::None
+                                    || ins.memory_index().is_gpr64())
                             {
                                 return Err((here, Reason::Unsupported));
                             }
                         }
-                        OpKind::NearBranch64 | OpKind::Immediate8 | OpKind::Immediate16 | OpKind::Immediate32
-                        | OpKind::Immediate64 | OpKind::Immediate8to16 | OpKind::Immediate8to32
-                        | OpKind::Immediate8to64 | OpKind::Immediate32to64 => {}
+                        OpKind::NearBranch64
+                        | OpKind::Immediate8
+                        | OpKind::Immediate16
+                        | OpKind::Immediate32
+                        | OpKind::Immediate64
+                        | OpKind::Immediate8to16
+                        | OpKind::Immediate8to32
+                        | OpKind::Immediate8to64
+                        | OpKind::Immediate32to64 => {}
                         _ => return Err((here, Reason::Unsupported)),
                     }
                 }
@@ -295,16 +374,26 @@ impl<'i, 'a> Analysis<'i, 'a> {
                     let is_imm = (offsets.has_immediate()
                         && rel == offsets.immediate_offset() as u64
                         && f.width == offsets.immediate_size() as u64)
-                        || (ins.op0_kind() == OpKind::NearBranch64 && rel + f.width == len && f.width == 4);
+                        || (ins.op0_kind() == OpKind::NearBranch64
+                            && rel + f.width == len
+                            && f.width == 4);
                     if is_disp && disp.is_none() {
                         disp = Some(*f);
                     } else if is_imm && imm.is_none() {
                         imm = Some(*f);
                     } else {
-                        return Err((here, Reason::Relocation("a relocation outside the instruction's displacement and immediate")));
+                        return Err((
+                            here,
+                            Reason::Relocation(
+                                "a relocation outside the instruction's displacement and immediate",
+                            ),
+                        ));
                     }
                     if f.offset + f.width > ip + len {
-                        return Err((here, Reason::Relocation("a relocation across two instructions")));
+                        return Err((
+                            here,
+                            Reason::Relocation("a relocation across two instructions"),
+                        ));
                     }
                 }
                 if insns.len() >= value::MAX_INSNS {
@@ -357,7 +446,8 @@ impl<'i, 'a> Analysis<'i, 'a> {
             let first = i;
             loop {
                 let m = insns[i].ins.mnemonic();
-                let ends = is_branch(m) || matches!(m, Mnemonic::Jmp | Mnemonic::Ret | Mnemonic::Ud2);
+                let ends =
+                    is_branch(m) || matches!(m, Mnemonic::Jmp | Mnemonic::Ret | Mnemonic::Ud2);
                 let next_leads = i + 1 < insns.len() && leaders.contains(&insns[i + 1].off());
                 if ends || next_leads || i + 1 == insns.len() {
                     break;
@@ -413,8 +503,13 @@ impl<'i, 'a> Analysis<'i, 'a> {
     fn run(&self) -> Result<(), (Option<At>, Reason)> {
         let n = self.blocks.len();
         let mut ins: Vec<Option<State>> = vec![None; n];
-        let mut outs: Vec<Vec<Option<State>>> = self.blocks.iter().map(|b| vec![None; b.succs.len()]).collect();
+        let mut outs: Vec<Vec<Option<State>>> = self
+            .blocks
+            .iter()
+            .map(|b| vec![None; b.succs.len()])
+            .collect();
         let mut visits = vec![0u32; n];
+        let mut errors: Vec<Option<(Option<At>, Reason)>> = (0..n).map(|_| None).collect();
         ins[0] = Some(State::entry());
         let mut work = BTreeSet::new();
         work.insert(0usize);
@@ -423,7 +518,11 @@ impl<'i, 'a> Analysis<'i, 'a> {
             #[cfg(feature = "trace")]
             if visits[b] > MAX_VISITS - 2 {
                 let st = ins[b].as_ref().unwrap();
-                std::eprintln!("visit {} of block at {:#x}:", visits[b], self.insns[self.blocks[b].first].off());
+                std::eprintln!(
+                    "visit {} of block at {:#x}:",
+                    visits[b],
+                    self.insns[self.blocks[b].first].off()
+                );
                 for (r, e) in st.regs.iter().enumerate() {
                     std::eprint!("r{r}={e} ");
                 }
@@ -434,14 +533,24 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 for (s, r) in &st.ranges {
                     std::eprintln!("range {} {:?}", Expr::sym(*s), r);
                 }
-                std::eprintln!("slots {:?}", st.slots.iter().map(|(o, e)| alloc::format!("{o}:{e}")).collect::<Vec<_>>());
+                std::eprintln!(
+                    "slots {:?}",
+                    st.slots
+                        .iter()
+                        .map(|(o, e)| alloc::format!("{o}:{e}"))
+                        .collect::<Vec<_>>()
+                );
             }
             if visits[b] > MAX_VISITS {
                 let i = &self.insns[self.blocks[b].first];
                 return Err((at(i), Reason::NoFixpoint));
             }
             let Some(st) = ins[b].clone() else { continue };
-            let edges = self.block(b, st, false)?;
+            // Checked on every round; a block's last round ran from its final
+            // state (a change queues it again), so its last verdict stands.
+            let mut err = None;
+            let edges = self.block(b, st, &mut err);
+            errors[b] = err;
             for (k, out) in edges.into_iter().enumerate() {
                 let s = self.blocks[b].succs[k];
                 outs[b][k] = out;
@@ -453,13 +562,28 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 let new = if incoming.is_empty() {
                     None
                 } else {
-                    Some(state::join(s, &incoming, ins[s].as_ref(), visits[s] >= WIDEN_AFTER, visits[s] >= JUMP_AFTER, &self.thresholds.borrow()))
+                    Some(state::join(
+                        s,
+                        &incoming,
+                        ins[s].as_ref(),
+                        visits[s] >= WIDEN_AFTER,
+                        visits[s] >= JUMP_AFTER,
+                        &self.thresholds.borrow(),
+                    ))
                 };
                 if new != ins[s] {
                     #[cfg(feature = "trace")]
-                    if std::env::var("NOOKS_TRACE_AT").ok().and_then(|v| u64::from_str_radix(&v, 16).ok()) == Some(self.insns[self.blocks[s].first].off()) {
+                    if std::env::var("NOOKS_TRACE_AT")
+                        .ok()
+                        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+                        == Some(self.insns[self.blocks[s].first].off())
+                    {
                         let n = new.as_ref().unwrap();
-                        std::eprint!("visit {} from {:#x}: ", visits[s], self.insns[self.blocks[b].first].off());
+                        std::eprint!(
+                            "visit {} from {:#x}: ",
+                            visits[s],
+                            self.insns[self.blocks[b].first].off()
+                        );
                         for (r, e) in n.regs.iter().enumerate() {
                             std::eprint!("r{r}={e} ");
                         }
@@ -478,51 +602,69 @@ impl<'i, 'a> Analysis<'i, 'a> {
         }
         #[cfg(feature = "trace")]
         if std::env::var("NOOKS_TRACE_VISITS").is_ok() {
-            std::eprintln!("{:#x}: {} blocks, {} insns, {} visits", self.start, n, self.insns.len(), visits.iter().sum::<u32>());
+            std::eprintln!(
+                "{:#x}: {} blocks, {} insns, {} visits",
+                self.start,
+                n,
+                self.insns.len(),
+                visits.iter().sum::<u32>()
+            );
         }
-        for (b, st) in ins.into_iter().enumerate() {
-            if let Some(st) = st {
-                self.block(b, st, true)?;
-            }
+        match errors.into_iter().flatten().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Runs block `b` from `st`; returns the state along each of its edges
     /// (`None`: the edge cannot be taken). With `check`, enforces the rules.
-    fn block(&self, b: usize, mut st: State, check: bool) -> Result<Vec<Option<State>>, (Option<At>, Reason)> {
+    fn block(
+        &self,
+        b: usize,
+        mut st: State,
+        err: &mut Option<(Option<At>, Reason)>,
+    ) -> Vec<Option<State>> {
         let block = &self.blocks[b];
         for idx in block.first..=block.last {
             let i = &self.insns[idx];
             #[cfg(feature = "trace")]
             let before = st.clone();
-            if let Err(r) = self.step(&mut st, idx, block.in_cycle, check) {
-                if check {
-                    #[cfg(feature = "trace")]
-                    {
-                        for (r, e) in before.regs.iter().enumerate() {
-                            std::eprint!("r{r}={e} ");
-                        }
-                        std::eprintln!();
-                        for x in &before.facts {
-                            std::eprintln!("fact {} [{:#x},{:#x})", x.base, x.lo, x.hi);
-                        }
-                        for (s, r) in &before.ranges {
-                            std::eprintln!("range {} {:?}", Expr::sym(*s), r);
-                        }
-                        std::eprintln!("slots {:?}", before.slots.iter().map(|(o, e)| alloc::format!("{o}:{e}")).collect::<Vec<_>>());
+            if let Err(r) = self.step(&mut st, idx, block.in_cycle, true)
+                && err.is_none()
+            {
+                #[cfg(feature = "trace")]
+                {
+                    for (r, e) in before.regs.iter().enumerate() {
+                        std::eprint!("r{r}={e} ");
                     }
-                    return Err((at(i), r));
+                    std::eprintln!();
+                    for x in &before.facts {
+                        std::eprintln!("fact {} [{:#x},{:#x})", x.base, x.lo, x.hi);
+                    }
+                    for (s, r) in &before.ranges {
+                        std::eprintln!("range {} {:?}", Expr::sym(*s), r);
+                    }
+                    std::eprintln!(
+                        "slots {:?}",
+                        before
+                            .slots
+                            .iter()
+                            .map(|(o, e)| alloc::format!("{o}:{e}"))
+                            .collect::<Vec<_>>()
+                    );
                 }
+                *err = Some((at(i), r));
             }
         }
         let last = &self.insns[block.last];
         let m = last.ins.mnemonic();
         if m == Mnemonic::Ret {
-            if check {
-                self.ret(&st).map_err(|r| (at(last), r))?;
+            if let Err(r) = self.ret(&st)
+                && err.is_none()
+            {
+                *err = Some((at(last), r));
             }
-            return Ok(Vec::new());
+            return Vec::new();
         }
         if is_branch(m) {
             let cc = last.ins.condition_code();
@@ -533,8 +675,16 @@ impl<'i, 'a> Analysis<'i, 'a> {
             let t = refine(&mut taken, cc, &mut seen);
             let f = refine(&mut st, negate(cc), &mut seen);
             #[cfg(feature = "trace")]
-            if std::env::var("NOOKS_TRACE_BR").ok().and_then(|v| u64::from_str_radix(&v, 16).ok()) == Some(last.off()) {
-                std::eprintln!("branch at {:#x}: flags {:?}: taken {t}, not taken {f}", last.off(), flags.map(|f| (alloc::format!("{}", f.a), alloc::format!("{}", f.b), f.bits)));
+            if std::env::var("NOOKS_TRACE_BR")
+                .ok()
+                .and_then(|v| u64::from_str_radix(&v, 16).ok())
+                == Some(last.off())
+            {
+                std::eprintln!(
+                    "branch at {:#x}: flags {:?}: taken {t}, not taken {f}",
+                    last.off(),
+                    flags.map(|f| (alloc::format!("{}", f.a), alloc::format!("{}", f.b), f.bits))
+                );
             }
             if !seen.is_empty() {
                 // A bound on a symbol is also one on the locations holding it
@@ -558,13 +708,13 @@ impl<'i, 'a> Analysis<'i, 'a> {
                     }
                 }
             }
-            return Ok(vec![t.then_some(taken), f.then_some(st)]);
+            return vec![t.then_some(taken), f.then_some(st)];
         }
-        Ok(match block.succs.len() {
+        match block.succs.len() {
             0 => Vec::new(),
             1 => vec![Some(st)],
             _ => block.succs.iter().map(|_| Some(st.clone())).collect(),
-        })
+        }
     }
 
     fn reg(&self, st: &State, r: Register) -> Expr {
@@ -586,7 +736,21 @@ impl<'i, 'a> Analysis<'i, 'a> {
             _ => Expr::TOP,
         };
         // A fresh result: the value this instruction gave last time is gone.
-        let v = if v.is_top() && bits >= 32 { self.fresh(st, idx, k, cycle, if bits == 32 { Some(Range::new(0, u32::MAX as u64)) } else { None }) } else { v };
+        let v = if v.is_top() && bits >= 32 {
+            self.fresh(
+                st,
+                idx,
+                k,
+                cycle,
+                if bits == 32 {
+                    Some(Range::new(0, u32::MAX as u64))
+                } else {
+                    None
+                },
+            )
+        } else {
+            v
+        };
         st.regs[i] = v;
     }
 
@@ -609,7 +773,8 @@ impl<'i, 'a> Analysis<'i, 'a> {
             return match i.disp {
                 Some(f) if f.pc_relative => f.value.offset((i.end() - f.offset) as i64),
                 Some(_) => Expr::TOP,
-                None => Expr::sym(value::section(self.image.text)).offset(ins.memory_displacement64() as i64),
+                None => Expr::sym(value::section(self.image.text))
+                    .offset(ins.memory_displacement64() as i64),
             };
         }
         let mut e = Expr::constant(0);
@@ -617,7 +782,10 @@ impl<'i, 'a> Analysis<'i, 'a> {
             e = self.reg(st, ins.memory_base());
         }
         if ins.memory_index() != Register::None {
-            e = e.add_scaled(&self.reg(st, ins.memory_index()), i64::from(ins.memory_index_scale()));
+            e = e.add_scaled(
+                &self.reg(st, ins.memory_index()),
+                i64::from(ins.memory_index_scale()),
+            );
         }
         match i.disp {
             Some(f) if !f.pc_relative => e.add(&f.value),
@@ -632,18 +800,26 @@ impl<'i, 'a> Analysis<'i, 'a> {
         match ins.op_kind(k) {
             OpKind::Register => self.reg(st, ins.op_register(k)),
             OpKind::Memory => self.load(st, i, idx, cycle),
-            OpKind::Immediate8to64 | OpKind::Immediate32to64 | OpKind::Immediate64 | OpKind::Immediate32
-            | OpKind::Immediate8to32 | OpKind::Immediate8 | OpKind::Immediate16 | OpKind::Immediate8to16 => {
-                match i.imm {
-                    Some(f) if !f.pc_relative => f.value,
-                    Some(_) => Expr::TOP,
-                    None => {
-                        let bits = ins.op0_register().size() as u32 * 8;
-                        let v = ins.immediate(k);
-                        Expr::constant(if bits == 32 || ins.op_kind(k) == OpKind::Immediate32 { (v as u32) as i64 } else { v as i64 })
-                    }
+            OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+            | OpKind::Immediate64
+            | OpKind::Immediate32
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate8to16 => match i.imm {
+                Some(f) if !f.pc_relative => f.value,
+                Some(_) => Expr::TOP,
+                None => {
+                    let bits = ins.op0_register().size() as u32 * 8;
+                    let v = ins.immediate(k);
+                    Expr::constant(if bits == 32 || ins.op_kind(k) == OpKind::Immediate32 {
+                        (v as u32) as i64
+                    } else {
+                        v as i64
+                    })
                 }
-            }
+            },
             _ => Expr::TOP,
         }
     }
@@ -669,11 +845,19 @@ impl<'i, 'a> Analysis<'i, 'a> {
             && *s == value::section(self.image.text)
             && matches!(size, 1 | 2 | 4 | 8)
             && addr.c >= 0
-            && (addr.c as u64).checked_add(size).is_some_and(|e| e <= self.image.code.len() as u64)
-            && self.image.fields_in(addr.c as u64 - (addr.c as u64).min(7), addr.c as u64 + size).iter().all(|f| f.offset + f.width <= addr.c as u64)
+            && (addr.c as u64)
+                .checked_add(size)
+                .is_some_and(|e| e <= self.image.code.len() as u64)
+            && self
+                .image
+                .fields_in(addr.c as u64 - (addr.c as u64).min(7), addr.c as u64 + size)
+                .iter()
+                .all(|f| f.offset + f.width <= addr.c as u64)
         {
             let mut b = [0u8; 8];
-            b[..size as usize].copy_from_slice(&self.image.code[addr.c as usize..(addr.c as u64 + size) as usize]);
+            b[..size as usize].copy_from_slice(
+                &self.image.code[addr.c as usize..(addr.c as u64 + size) as usize],
+            );
             return Expr::constant(u64::from_le_bytes(b) as i64);
         }
         if size == 8 && Some(addr) == self.rt.lo {
@@ -698,23 +882,85 @@ impl<'i, 'a> Analysis<'i, 'a> {
         let m = ins.mnemonic();
         let op0_mem = ins.op_count() > 0 && ins.op0_kind() == OpKind::Memory;
         // (One-operand `imul` reads its memory operand.)
-        let writes_mem = op0_mem && known(m) == Some(Op0::Write) && !(m == Mnemonic::Imul && ins.op_count() == 1);
+        let writes_mem = op0_mem
+            && known(m) == Some(Op0::Write)
+            && !(m == Mnemonic::Imul && ins.op_count() == 1);
         let mut result: Result<(), Reason> = Ok(());
         if writes_mem {
             let addr = self.address(st, i);
             let len = ins.memory_size().size() as u64;
-            let v = if m == Mnemonic::Mov { Some(self.operand(st, i, 1, idx, cycle)) } else { None };
+            let v = if m == Mnemonic::Mov {
+                Some(self.operand(st, i, 1, idx, cycle))
+            } else {
+                None
+            };
             result = self.store(st, &addr, len, v, check);
         }
         use Mnemonic::*;
         let flags_kept = matches!(
             m,
-            Mov | Lea | Movzx | Movsx | Movsxd | Push | Pop | Nop | Pause | Jmp | Bswap | Xchg | Cdq | Cqo | Cdqe | Cwd | Cwde | Cbw | Mfence | Lfence | Sfence
-        ) || matches!(m, Seta | Setae | Setb | Setbe | Sete | Setg | Setge | Setl | Setle | Setne | Setno | Setnp | Setns | Seto | Setp | Sets)
-            || matches!(m, Cmova | Cmovae | Cmovb | Cmovbe | Cmove | Cmovg | Cmovge | Cmovl | Cmovle | Cmovne | Cmovno | Cmovnp | Cmovns | Cmovo | Cmovp | Cmovs)
-            || is_branch(m);
+            Mov | Lea
+                | Movzx
+                | Movsx
+                | Movsxd
+                | Push
+                | Pop
+                | Nop
+                | Pause
+                | Jmp
+                | Bswap
+                | Xchg
+                | Cdq
+                | Cqo
+                | Cdqe
+                | Cwd
+                | Cwde
+                | Cbw
+                | Mfence
+                | Lfence
+                | Sfence
+        ) || matches!(
+            m,
+            Seta | Setae
+                | Setb
+                | Setbe
+                | Sete
+                | Setg
+                | Setge
+                | Setl
+                | Setle
+                | Setne
+                | Setno
+                | Setnp
+                | Setns
+                | Seto
+                | Setp
+                | Sets
+        ) || matches!(
+            m,
+            Cmova
+                | Cmovae
+                | Cmovb
+                | Cmovbe
+                | Cmove
+                | Cmovg
+                | Cmovge
+                | Cmovl
+                | Cmovle
+                | Cmovne
+                | Cmovno
+                | Cmovnp
+                | Cmovns
+                | Cmovo
+                | Cmovp
+                | Cmovs
+        ) || is_branch(m);
         let old_flags = st.flags;
-        let dst = if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register { ins.op0_register() } else { Register::None };
+        let dst = if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register {
+            ins.op0_register()
+        } else {
+            Register::None
+        };
         let bits = dst.size() as u32 * 8;
         match m {
             Mov | Movzx | Movsx | Movsxd if dst != Register::None => {
@@ -728,7 +974,9 @@ impl<'i, 'a> Analysis<'i, 'a> {
                     Movzx => zext(st, v, srcbits),
                     Movsx | Movsxd => {
                         // Sign extension is the identity on values below the sign bit.
-                        let nonneg = st.value_range(&v).is_some_and(|r| r.hi < 1u64 << (srcbits - 1));
+                        let nonneg = st
+                            .value_range(&v)
+                            .is_some_and(|r| r.hi < 1u64 << (srcbits - 1));
                         if nonneg { v } else { Expr::TOP }
                     }
                     _ => v,
@@ -743,10 +991,20 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 let a = self.reg(st, dst);
                 let b = self.operand(st, i, 1, idx, cycle);
                 let v = if m == Add { a.add(&b) } else { a.sub(&b) };
-                let v = if bits == 64 { v } else if bits == 32 { fits32(st, v) } else { Expr::TOP };
+                let v = if bits == 64 {
+                    v
+                } else if bits == 32 {
+                    fits32(st, v)
+                } else {
+                    Expr::TOP
+                };
                 self.set(st, dst, v, idx, 0, cycle);
             }
-            Xor | Sub if dst != Register::None && ins.op1_kind() == OpKind::Register && ins.op1_register() == dst => {
+            Xor | Sub
+                if dst != Register::None
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op1_register() == dst =>
+            {
                 self.set(st, dst, Expr::constant(0), idx, 0, cycle);
             }
             And if dst != Register::None
@@ -785,13 +1043,23 @@ impl<'i, 'a> Analysis<'i, 'a> {
             Shl if dst != Register::None && ins.op1_kind() != OpKind::Register => {
                 let a = self.reg(st, dst);
                 let k = ins.immediate(1) as u32 & 63;
-                let v = if bits == 64 { a.scale(1i64 << k) } else if bits == 32 { fits32(st, a.scale(1i64 << k)) } else { Expr::TOP };
+                let v = if bits == 64 {
+                    a.scale(1i64 << k)
+                } else if bits == 32 {
+                    fits32(st, a.scale(1i64 << k))
+                } else {
+                    Expr::TOP
+                };
                 self.set(st, dst, v, idx, 0, cycle);
             }
             Shr if dst != Register::None && ins.op1_kind() != OpKind::Register => {
                 let a = self.reg(st, dst);
                 let k = ins.immediate(1) as u32 & 63;
-                let top = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                let top = if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
                 let hi = st.value_range(&a).map_or(top, |r| r.hi.min(top)) >> k;
                 if bits >= 32 {
                     let v = self.fresh(st, idx, 0, cycle, Some(Range::new(0, hi)));
@@ -803,7 +1071,13 @@ impl<'i, 'a> Analysis<'i, 'a> {
             Imul if ins.op_count() == 3 => {
                 let a = self.operand(st, i, 1, idx, cycle);
                 let k = ins.immediate(2) as i64;
-                let v = if bits == 64 { a.scale(k) } else if bits == 32 { fits32(st, a.scale(k)) } else { Expr::TOP };
+                let v = if bits == 64 {
+                    a.scale(k)
+                } else if bits == 32 {
+                    fits32(st, a.scale(k))
+                } else {
+                    Expr::TOP
+                };
                 self.set(st, dst, v, idx, 0, cycle);
             }
             Imul if ins.op_count() == 2 => {
@@ -814,17 +1088,34 @@ impl<'i, 'a> Analysis<'i, 'a> {
                     (Some(k), _) => b.scale(k),
                     _ => Expr::TOP,
                 };
-                let v = if bits == 64 { v } else if bits == 32 { fits32(st, v) } else { Expr::TOP };
+                let v = if bits == 64 {
+                    v
+                } else if bits == 32 {
+                    fits32(st, v)
+                } else {
+                    Expr::TOP
+                };
                 self.set(st, dst, v, idx, 0, cycle);
             }
             Cmp | Test => {
                 let a = self.operand(st, i, 0, idx, cycle);
                 let b = self.operand(st, i, 1, idx, cycle);
-                let w = if op0_mem { ins.memory_size().size() as u32 * 8 } else { bits };
+                let w = if op0_mem {
+                    ins.memory_size().size() as u32 * 8
+                } else {
+                    bits
+                };
                 st.flags = if m == Cmp {
                     Some(Flags { a, b, bits: w })
-                } else if ins.op0_kind() == OpKind::Register && ins.op1_kind() == OpKind::Register && ins.op0_register() == ins.op1_register() {
-                    Some(Flags { a, b: Expr::constant(0), bits: w })
+                } else if ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op0_register() == ins.op1_register()
+                {
+                    Some(Flags {
+                        a,
+                        b: Expr::constant(0),
+                        bits: w,
+                    })
                 } else {
                     None
                 };
@@ -859,7 +1150,14 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 // The register operand (and for cmpxchg rax) gets memory's old value.
                 for k in 0..ins.op_count() {
                     if ins.op_kind(k) == OpKind::Register {
-                        self.set(st, ins.op_register(k), Expr::TOP, idx, k as usize & 1, cycle);
+                        self.set(
+                            st,
+                            ins.op_register(k),
+                            Expr::TOP,
+                            idx,
+                            k as usize & 1,
+                            cycle,
+                        );
                     }
                 }
                 if m == Cmpxchg {
@@ -890,7 +1188,8 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 }
             }
         }
-        if dst != Register::None && gpr(dst).is_some_and(|g| g.0 == RSP) && !matches!(m, Push | Pop) {
+        if dst != Register::None && gpr(dst).is_some_and(|g| g.0 == RSP) && !matches!(m, Push | Pop)
+        {
             result = result.and(self.stack_pointer(st));
         }
         st.flags = if flags_kept { old_flags } else { None };
@@ -904,13 +1203,24 @@ impl<'i, 'a> Analysis<'i, 'a> {
     fn stack_pointer(&self, st: &State) -> Result<(), Reason> {
         let sp = st.regs[RSP];
         match sp.terms() {
-            [(s, 1)] if *s == value::entry(RSP) && sp.c <= 0 && sp.c >= -(abi::MAX_FRAME as i64) => Ok(()),
+            [(s, 1)]
+                if *s == value::entry(RSP) && sp.c <= 0 && sp.c >= -(abi::MAX_FRAME as i64) =>
+            {
+                Ok(())
+            }
             _ => Err(Reason::StackPointer),
         }
     }
 
     /// A store of `len` bytes at `addr` (value `v`): proves it and notes it.
-    fn store(&self, st: &mut State, addr: &Expr, len: u64, v: Option<Expr>, check: bool) -> Result<(), Reason> {
+    fn store(
+        &self,
+        st: &mut State,
+        addr: &Expr,
+        len: u64,
+        v: Option<Expr>,
+        check: bool,
+    ) -> Result<(), Reason> {
         if let [(s, 1)] = addr.terms()
             && *s == value::entry(RSP)
         {
@@ -946,7 +1256,10 @@ impl<'i, 'a> Analysis<'i, 'a> {
         let (mut lo, mut hi) = (i128::from(rest.c), i128::from(rest.c));
         for &(s, k) in rest.terms() {
             let r = st.range(s)?;
-            let (a, b) = (i128::from(k) * i128::from(r.lo), i128::from(k) * i128::from(r.hi));
+            let (a, b) = (
+                i128::from(k) * i128::from(r.lo),
+                i128::from(k) * i128::from(r.hi),
+            );
             lo += a.min(b);
             hi += a.max(b);
         }
@@ -973,24 +1286,36 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 continue;
             }
             let allowed: &[(u64, u64)] = match value::kind(s) {
-                value::Kind::Section(i) => match self.image.object.sections.get(i).and_then(|x| x.area) {
-                    Some(Area::Data) => &[(0, self.image.object.sections[i].size)][..],
-                    Some(Area::Runtime) => {
-                        let v: Vec<(u64, u64)> = self.rt.writable_state.iter().filter(|w| w.0 == i).map(|w| (w.1, w.2)).collect();
-                        if let Some((lo, hi)) = Self::spread(st, addr, &Expr::sym(s)) {
-                            if v.iter().any(|w| inside(lo, hi, len, i128::from(w.0), i128::from(w.1))) {
-                                return true;
+                value::Kind::Section(i) => {
+                    match self.image.object.sections.get(i).and_then(|x| x.area) {
+                        Some(Area::Data) => &[(0, self.image.object.sections[i].size)][..],
+                        Some(Area::Runtime) => {
+                            let v: Vec<(u64, u64)> = self
+                                .rt
+                                .writable_state
+                                .iter()
+                                .filter(|w| w.0 == i)
+                                .map(|w| (w.1, w.2))
+                                .collect();
+                            if let Some((lo, hi)) = Self::spread(st, addr, &Expr::sym(s)) {
+                                if v.iter()
+                                    .any(|w| inside(lo, hi, len, i128::from(w.0), i128::from(w.1)))
+                                {
+                                    return true;
+                                }
                             }
+                            continue;
                         }
-                        continue;
+                        _ => continue,
                     }
-                    _ => continue,
-                },
+                }
                 value::Kind::Common(i) => &[(0, self.image.object.symbols[i].size)][..],
                 _ => continue,
             };
             if let Some((lo, hi)) = Self::spread(st, addr, &Expr::sym(s))
-                && allowed.iter().any(|w| inside(lo, hi, len, i128::from(w.0), i128::from(w.1)))
+                && allowed
+                    .iter()
+                    .any(|w| inside(lo, hi, len, i128::from(w.0), i128::from(w.1)))
             {
                 return true;
             }
@@ -998,7 +1323,14 @@ impl<'i, 'a> Analysis<'i, 'a> {
         false
     }
 
-    fn call(&self, st: &mut State, i: &Insn, idx: usize, cycle: bool, check: bool) -> Result<(), Reason> {
+    fn call(
+        &self,
+        st: &mut State,
+        i: &Insn,
+        idx: usize,
+        cycle: bool,
+        check: bool,
+    ) -> Result<(), Reason> {
         let ins = &i.ins;
         // The return address goes below the stack pointer.
         let sp = st.regs[RSP].offset(-8);
@@ -1006,7 +1338,8 @@ impl<'i, 'a> Analysis<'i, 'a> {
         let callee = if ins.op0_kind() == OpKind::NearBranch64 {
             let target = match i.imm {
                 Some(f) => f.value.offset((i.end() - f.offset) as i64),
-                None => Expr::sym(value::section(self.image.text)).offset(ins.near_branch_target() as i64),
+                None => Expr::sym(value::section(self.image.text))
+                    .offset(ins.near_branch_target() as i64),
             };
             match target.terms() {
                 [(s, 1)] if *s == value::section(self.image.text) => {
@@ -1021,7 +1354,9 @@ impl<'i, 'a> Analysis<'i, 'a> {
                         return Err(Reason::BadCallTarget);
                     }
                 }
-                [(s, 1)] if target.c == 0 && matches!(value::kind(*s), value::Kind::Import(_)) => Callee::SysV,
+                [(s, 1)] if target.c == 0 && matches!(value::kind(*s), value::Kind::Import(_)) => {
+                    Callee::SysV
+                }
                 _ => return Err(Reason::BadCallTarget),
             }
         } else if ins.op0_kind() == OpKind::Register {
@@ -1174,7 +1509,8 @@ fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<(Sym, u64)>) -> bool
     // The invariants word now equals its value at entry.
     if cc == C::e
         && f.bits == 64
-        && let (Some(a), Some(b), Some(e), Some(c)) = (f.a.as_sym(), f.b.as_sym(), st.entry_inv, st.current_inv)
+        && let (Some(a), Some(b), Some(e), Some(c)) =
+            (f.a.as_sym(), f.b.as_sym(), st.entry_inv, st.current_inv)
         && ((a, b) == (e, c) || (a, b) == (c, e))
     {
         st.inv_ok = true;
@@ -1242,15 +1578,30 @@ fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<(Sym, u64)>) -> bool
         C::ae => C::be,
         x => x,
     };
-    let ok_b = narrow(st, &f.b, flipped, ra.unwrap_or(Range::FULL), ra.is_some(), seen);
+    let ok_b = narrow(
+        st,
+        &f.b,
+        flipped,
+        ra.unwrap_or(Range::FULL),
+        ra.is_some(),
+        seen,
+    );
     // One extra symbol against the same base: `p + c1 ?= c2` bounds p.
     if matches!(cc, C::e | C::ne)
         && let [(s, k @ (1 | -1))] = d.terms()
         && let Some(r) = st.range(*s)
     {
-        let v = if *k == 1 { (d.c as u64).wrapping_neg() } else { d.c as u64 };
+        let v = if *k == 1 {
+            (d.c as u64).wrapping_neg()
+        } else {
+            d.c as u64
+        };
         seen.push((*s, v));
-        let n = if cc == C::e { r.within(v, v) } else { r.without(v) };
+        let n = if cc == C::e {
+            r.within(v, v)
+        } else {
+            r.without(v)
+        };
         match n {
             Some(n) => st.set_range(*s, n),
             None => return false,
@@ -1261,7 +1612,14 @@ fn refine(st: &mut State, cc: ConditionCode, seen: &mut Vec<(Sym, u64)>) -> bool
 
 /// Narrows the symbol of `e` (`s + c`) by `e cc other` with `other` in `r`.
 /// The bounds it finds are noted in `seen` (widening's thresholds for the symbol).
-fn narrow(st: &mut State, e: &Expr, cc: ConditionCode, r: Range, known: bool, seen: &mut Vec<(Sym, u64)>) -> bool {
+fn narrow(
+    st: &mut State,
+    e: &Expr,
+    cc: ConditionCode,
+    r: Range,
+    known: bool,
+    seen: &mut Vec<(Sym, u64)>,
+) -> bool {
     use ConditionCode as C;
     let [(s, 1)] = e.terms() else { return true };
     let cur = match st.range(*s) {

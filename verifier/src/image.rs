@@ -67,16 +67,27 @@ impl<'a> Image<'a> {
                 continue;
             }
             if !s.is_function {
-                return Err(Reason::Object("a symbol in the code section is not a function"));
+                return Err(Reason::Object(
+                    "a symbol in the code section is not a function",
+                ));
             }
-            let end = s.value.checked_add(s.size).filter(|&e| e <= code.len() as u64);
+            let end = s
+                .value
+                .checked_add(s.size)
+                .filter(|&e| e <= code.len() as u64);
             let Some(end) = end.filter(|_| s.size > 0) else {
-                return Err(Reason::Object("a function's extent is outside the code section or empty"));
+                return Err(Reason::Object(
+                    "a function's extent is outside the code section or empty",
+                ));
             };
             let entry = abi::is_entry_name(s.name);
             match functions.iter_mut().find(|f| f.start == s.value) {
                 Some(f) if f.end == end => f.entry |= entry,
-                Some(_) => return Err(Reason::Object("two functions start at one address with different sizes")),
+                Some(_) => {
+                    return Err(Reason::Object(
+                        "two functions start at one address with different sizes",
+                    ));
+                }
                 None => functions.push(Func {
                     name: s.name,
                     start: s.value,
@@ -96,12 +107,18 @@ impl<'a> Image<'a> {
                     reloc::R_X86_64_PC32 | reloc::R_X86_64_PLT32 => (4, true),
                     reloc::R_X86_64_32 | reloc::R_X86_64_32S => (4, false),
                     reloc::R_X86_64_64 => (8, false),
-                    _ => return Err(Reason::Object("a code relocation of a type nooks-cc does not emit")),
+                    _ => {
+                        return Err(Reason::Object(
+                            "a code relocation of a type nooks-cc does not emit",
+                        ));
+                    }
                 };
                 let sym = &object.symbols[r.symbol];
                 let base = match sym.definition {
                     Definition::Section(i) => Expr::sym(value::section(i)).offset(sym.value as i64),
-                    Definition::Undefined if sym.name == abi::WINDOW_SYMBOL => Expr::sym(value::WIN),
+                    Definition::Undefined if sym.name == abi::WINDOW_SYMBOL => {
+                        Expr::sym(value::WIN)
+                    }
                     Definition::Absolute if sym.name == abi::WINDOW_SYMBOL => Expr::sym(value::WIN),
                     Definition::Undefined => Expr::sym(value::import(r.symbol)),
                     Definition::Absolute => Expr::constant(sym.value as i64),
@@ -116,7 +133,10 @@ impl<'a> Image<'a> {
             }
         }
         fields.sort_by_key(|f| f.offset);
-        if fields.windows(2).any(|w| w[0].offset + w[0].width > w[1].offset) {
+        if fields
+            .windows(2)
+            .any(|w| w[0].offset + w[0].width > w[1].offset)
+        {
             return Err(Reason::Object("two code relocations overlap"));
         }
         Ok(Image {

@@ -108,7 +108,8 @@ pub enum Reason {
 }
 
 const REGS: [&str; 16] = [
-    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15",
 ];
 
 impl fmt::Display for Reason {
@@ -121,16 +122,34 @@ impl fmt::Display for Reason {
             Reason::Segment => write!(f, "memory through fs or gs"),
             Reason::Relocation(s) => write!(f, "{s}"),
             Reason::BranchOutside(t) => write!(f, "a branch to {t:#x}, outside the function"),
-            Reason::BranchIntoInstruction(t) => write!(f, "a branch to {t:#x}, inside another instruction"),
+            Reason::BranchIntoInstruction(t) => {
+                write!(f, "a branch to {t:#x}, inside another instruction")
+            }
             Reason::FallsOffEnd => write!(f, "execution runs past the function's end"),
             Reason::IndirectJump => write!(f, "an indirect jump"),
-            Reason::UncheckedCall => write!(f, "an indirect call to a target the call check did not accept"),
-            Reason::BadCallTarget => write!(f, "a call to something that is neither a function nor an import"),
-            Reason::UncheckedStore(n) => write!(f, "a store of {n} bytes that no window check covers"),
-            Reason::StackStore => write!(f, "a store to the real stack outside the function's frame"),
-            Reason::StackPointer => write!(f, "the stack pointer is not its entry value minus at most the frame limit"),
+            Reason::UncheckedCall => write!(
+                f,
+                "an indirect call to a target the call check did not accept"
+            ),
+            Reason::BadCallTarget => write!(
+                f,
+                "a call to something that is neither a function nor an import"
+            ),
+            Reason::UncheckedStore(n) => {
+                write!(f, "a store of {n} bytes that no window check covers")
+            }
+            Reason::StackStore => {
+                write!(f, "a store to the real stack outside the function's frame")
+            }
+            Reason::StackPointer => write!(
+                f,
+                "the stack pointer is not its entry value minus at most the frame limit"
+            ),
             Reason::CalleeSaved(r) => write!(f, "{} is not restored at return", REGS[*r]),
-            Reason::MissingInvariantCheck => write!(f, "an entry returns without checking the lock count and interrupt flag"),
+            Reason::MissingInvariantCheck => write!(
+                f,
+                "an entry returns without checking the lock count and interrupt flag"
+            ),
             Reason::Runtime(s) => write!(f, "runtime: {s}"),
             Reason::NoFixpoint => write!(f, "the analysis did not converge"),
             Reason::TooLarge => write!(f, "a function too large to verify"),
@@ -210,26 +229,48 @@ pub fn verify(object: &Object<'_>) -> Result<Report, Rejection> {
     };
     if let Some((sec, v, size)) = image.symbol(abi::STATE_SYMBOL) {
         if object.sections[sec].area != Some(Area::Runtime) || size < layout::SIZE as u64 {
-            return Err(whole(Reason::Runtime("the state is not in its own section")));
+            return Err(whole(Reason::Runtime(
+                "the state is not in its own section",
+            )));
         }
-        rt.invariants = Some(Expr::sym(value::section(sec)).offset((v + layout::INVARIANTS as u64) as i64));
+        rt.invariants =
+            Some(Expr::sym(value::section(sec)).offset((v + layout::INVARIANTS as u64) as i64));
         rt.lo = Some(Expr::sym(value::section(sec)).offset((v + layout::LO as u64) as i64));
-        rt.writable_state.push((sec, v + layout::VIF as u64, v + layout::VIF as u64 + 4));
-        rt.writable_state.push((sec, v + layout::FAULT_ADDR as u64, v + layout::FAULT_SITE as u64 + 8));
+        rt.writable_state
+            .push((sec, v + layout::VIF as u64, v + layout::VIF as u64 + 4));
+        rt.writable_state.push((
+            sec,
+            v + layout::FAULT_ADDR as u64,
+            v + layout::FAULT_SITE as u64 + 8,
+        ));
     } else {
         return Err(whole(Reason::Runtime("no state")));
     }
     if let Some((sec, v, _)) = image.symbol(abi::ESP_SYMBOL) {
         if object.sections[sec].area != Some(Area::Runtime) {
-            return Err(whole(Reason::Runtime("the emulated stack pointer is not in the state's section")));
+            return Err(whole(Reason::Runtime(
+                "the emulated stack pointer is not in the state's section",
+            )));
         }
         rt.writable_state.push((sec, v, v + 8));
     }
     for (name, code, fields, slot) in [
-        (abi::SLOW_PATH, &runtime::SLOW_PATH[..], &runtime::SLOW_PATH_FIELDS[..], 0),
-        (abi::CHECK_CALL, &runtime::CHECK_CALL[..], &runtime::CHECK_CALL_FIELDS[..], 1),
+        (
+            abi::SLOW_PATH,
+            &runtime::SLOW_PATH[..],
+            &runtime::SLOW_PATH_FIELDS[..],
+            0,
+        ),
+        (
+            abi::CHECK_CALL,
+            &runtime::CHECK_CALL[..],
+            &runtime::CHECK_CALL_FIELDS[..],
+            1,
+        ),
     ] {
-        let Some((sec, v, size)) = image.symbol(name) else { continue };
+        let Some((sec, v, size)) = image.symbol(name) else {
+            continue;
+        };
         let fail = |reason| Rejection {
             function: name.to_string(),
             offset: 0,

@@ -58,29 +58,50 @@ pub const CHECK_CALL: [u8; 89] = [
     0xc7, 0x40, 0x20, 0x04, 0x00, 0x00, 0x00, 0x0f, 0x0b,
 ];
 /// The call check's relocated fields.
-pub const CHECK_CALL_FIELDS: [(u64, &str, i64); 2] = [(0x7, abi::TARGETS_SYMBOL, -4), (0x3c, abi::STATE_SYMBOL, -4)];
+pub const CHECK_CALL_FIELDS: [(u64, &str, i64); 2] = [
+    (0x7, abi::TARGETS_SYMBOL, -4),
+    (0x3c, abi::STATE_SYMBOL, -4),
+];
 
 /// Checks the runtime function at `[start, end)` against `code` and `fields`.
-pub fn check(image: &Image<'_>, start: u64, end: u64, code: &[u8], fields: &[(u64, &str, i64)]) -> Result<(), Reason> {
+pub fn check(
+    image: &Image<'_>,
+    start: u64,
+    end: u64,
+    code: &[u8],
+    fields: &[(u64, &str, i64)],
+) -> Result<(), Reason> {
     let bytes = &image.code[start as usize..end as usize];
     if bytes.len() != code.len() {
-        return Err(Reason::Runtime("its length differs from the reviewed runtime"));
+        return Err(Reason::Runtime(
+            "its length differs from the reviewed runtime",
+        ));
     }
     let got = image.fields_in(start, end);
     if got.len() != fields.len() {
-        return Err(Reason::Runtime("its relocations differ from the reviewed runtime"));
+        return Err(Reason::Runtime(
+            "its relocations differ from the reviewed runtime",
+        ));
     }
     for (f, &(off, name, addend)) in got.iter().zip(fields) {
-        let (sec, v, _) = image.symbol(name).ok_or(Reason::Runtime("a runtime symbol is missing"))?;
+        let (sec, v, _) = image
+            .symbol(name)
+            .ok_or(Reason::Runtime("a runtime symbol is missing"))?;
         let want = Expr::sym(value::section(sec)).offset(v as i64 + addend);
         if f.offset - start != off || !f.pc_relative || f.width != 4 || f.value != want {
-            return Err(Reason::Runtime("its relocations differ from the reviewed runtime"));
+            return Err(Reason::Runtime(
+                "its relocations differ from the reviewed runtime",
+            ));
         }
     }
     for (k, (a, b)) in bytes.iter().zip(code).enumerate() {
-        let in_field = fields.iter().any(|&(off, _, _)| (off..off + 4).contains(&(k as u64)));
+        let in_field = fields
+            .iter()
+            .any(|&(off, _, _)| (off..off + 4).contains(&(k as u64)));
         if !in_field && a != b {
-            return Err(Reason::Runtime("its code differs from the reviewed runtime"));
+            return Err(Reason::Runtime(
+                "its code differs from the reviewed runtime",
+            ));
         }
     }
     Ok(())
@@ -92,10 +113,14 @@ pub fn check(image: &Image<'_>, start: u64, end: u64, code: &[u8], fields: &[(u6
 pub fn check_targets(image: &Image<'_>) -> Result<(), Reason> {
     let bad = || Reason::Runtime("the indirect-call target table is not what the call check needs");
     let object = image.object;
-    let (sec, v, size) = image.symbol(abi::TARGETS_SYMBOL).ok_or(Reason::Runtime("no indirect-call target table"))?;
+    let (sec, v, size) = image
+        .symbol(abi::TARGETS_SYMBOL)
+        .ok_or(Reason::Runtime("no indirect-call target table"))?;
     let s = &object.sections[sec];
     if s.area != Some(Area::Rodata) {
-        return Err(Reason::Runtime("the indirect-call target table is writable"));
+        return Err(Reason::Runtime(
+            "the indirect-call target table is writable",
+        ));
     }
     if size < 8 || size % 8 != 0 || v.checked_add(size).is_none_or(|e| e > s.data.len() as u64) {
         return Err(bad());
@@ -103,7 +128,9 @@ pub fn check_targets(image: &Image<'_>) -> Result<(), Reason> {
     let bytes = &s.data[v as usize..(v + size) as usize];
     let count = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| bad())?);
     if count != size / 8 - 1 {
-        return Err(Reason::Runtime("the indirect-call target table's count is not its length"));
+        return Err(Reason::Runtime(
+            "the indirect-call target table's count is not its length",
+        ));
     }
     let relocs: alloc::vec::Vec<_> = object
         .relocations
@@ -113,7 +140,9 @@ pub fn check_targets(image: &Image<'_>) -> Result<(), Reason> {
         .filter(|r| r.offset + 8 > v && r.offset < v + size)
         .collect();
     if relocs.len() as u64 != count || relocs.iter().any(|r| r.offset == v) {
-        return Err(Reason::Runtime("a slot of the indirect-call target table is not relocated"));
+        return Err(Reason::Runtime(
+            "a slot of the indirect-call target table is not relocated",
+        ));
     }
     for r in relocs {
         if r.r_type != reloc::R_X86_64_64 || (r.offset - v) % 8 != 0 {
@@ -129,7 +158,9 @@ pub fn check_targets(image: &Image<'_>) -> Result<(), Reason> {
             _ => false,
         };
         if !ok {
-            return Err(Reason::Runtime("a slot of the indirect-call target table is neither a function nor an import"));
+            return Err(Reason::Runtime(
+                "a slot of the indirect-call target table is neither a function nor an import",
+            ));
         }
     }
     Ok(())

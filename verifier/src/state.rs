@@ -112,11 +112,17 @@ impl State {
                 let (mut lo, mut hi, mut stride) = (i128::from(e.c), i128::from(e.c), 0u64);
                 for &(s, k) in terms {
                     let r = self.range(s)?;
-                    let (a, b) = (i128::from(k) * i128::from(r.lo), i128::from(k) * i128::from(r.hi));
+                    let (a, b) = (
+                        i128::from(k) * i128::from(r.lo),
+                        i128::from(k) * i128::from(r.hi),
+                    );
                     lo += a.min(b);
                     hi += a.max(b);
                     if r.lo != r.hi {
-                        stride = gcd(stride, (i128::from(r.stride) * i128::from(k)).unsigned_abs() as u64);
+                        stride = gcd(
+                            stride,
+                            (i128::from(r.stride) * i128::from(k)).unsigned_abs() as u64,
+                        );
                     }
                 }
                 if lo < 0 || hi > i128::from(u64::MAX) {
@@ -138,7 +144,9 @@ impl State {
             if let Some(r) = self.range(s)
                 && r.lo == r.hi
             {
-                out = out.without(s).offset((r.lo as i64).wrapping_mul(e.coeff(s)));
+                out = out
+                    .without(s)
+                    .offset((r.lo as i64).wrapping_mul(e.coeff(s)));
             }
         }
         out
@@ -195,9 +203,17 @@ impl State {
     /// Whether anything (a register, slot, fact or comparison) holds `s`.
     pub fn mentions(&self, s: Sym) -> bool {
         self.regs.iter().any(|r| r.terms().iter().any(|t| t.0 == s))
-            || self.slots.iter().any(|x| x.1.terms().iter().any(|t| t.0 == s))
-            || self.facts.iter().any(|f| f.base.terms().iter().any(|t| t.0 == s))
-            || self.flags.is_some_and(|f| f.a.terms().iter().chain(f.b.terms()).any(|t| t.0 == s))
+            || self
+                .slots
+                .iter()
+                .any(|x| x.1.terms().iter().any(|t| t.0 == s))
+            || self
+                .facts
+                .iter()
+                .any(|f| f.base.terms().iter().any(|t| t.0 == s))
+            || self
+                .flags
+                .is_some_and(|f| f.a.terms().iter().chain(f.b.terms()).any(|t| t.0 == s))
     }
 
     /// Forgets the ranges of symbols nothing holds any more.
@@ -251,7 +267,14 @@ fn slot_loc(off: i64) -> Option<usize> {
 /// block's state before (for widening), `thresholds` the bounds widening
 /// takes a symbol's range to (its comparisons' bounds, sorted), one at a
 /// time, or straight to the top with `jump`.
-pub fn join(block: usize, ins: &[&State], prev: Option<&State>, widen: bool, jump: bool, thresholds: &[(Sym, u64)]) -> State {
+pub fn join(
+    block: usize,
+    ins: &[&State],
+    prev: Option<&State>,
+    widen: bool,
+    jump: bool,
+    thresholds: &[(Sym, u64)],
+) -> State {
     if ins.len() == 1 {
         let mut out = ins[0].clone();
         out.collect();
@@ -354,7 +377,8 @@ pub fn join(block: usize, ins: &[&State], prev: Option<&State>, widen: bool, jum
             // the expression stays put while the range widens.
             let lowest = parts.iter().map(|p| p.0).min().unwrap_or(0);
             let before = prev.map(|s| get(s, l)).and_then(|e| {
-                (e.coeff(p) == 1 && e.without(p).symbolic() == b).then(|| i128::from(e.without(p).c))
+                (e.coeff(p) == 1 && e.without(p).symbolic() == b)
+                    .then(|| i128::from(e.without(p).c))
             });
             let min = match before {
                 _ if b.terms().is_empty() => 0,
@@ -446,8 +470,18 @@ pub fn join(block: usize, ins: &[&State], prev: Option<&State>, widen: bool, jum
         for f in &out.facts {
             for g in s.facts.iter().filter(|g| g.base == f.base) {
                 let (lo, hi) = (f.lo.max(g.lo), f.hi.min(g.hi));
-                if lo < hi && !facts.contains(&Fact { base: f.base, lo, hi }) {
-                    facts.push(Fact { base: f.base, lo, hi });
+                if lo < hi
+                    && !facts.contains(&Fact {
+                        base: f.base,
+                        lo,
+                        hi,
+                    })
+                {
+                    facts.push(Fact {
+                        base: f.base,
+                        lo,
+                        hi,
+                    });
                 }
             }
         }
@@ -485,7 +519,10 @@ pub fn join(block: usize, ins: &[&State], prev: Option<&State>, widen: bool, jum
             if r.hi > old.hi {
                 let next = |key: Sym| {
                     let from = thresholds.partition_point(|t| *t < (key, r.hi));
-                    thresholds.get(from).filter(|t| t.0 == key && !jump).map(|t| t.1)
+                    thresholds
+                        .get(from)
+                        .filter(|t| t.0 == key && !jump)
+                        .map(|t| t.1)
                 };
                 let by_loc = value::phi_loc(*s).and_then(|l| next(value::loc_key(l)));
                 let t = match (next(*s), by_loc) {

@@ -146,7 +146,11 @@ impl Expr {
 
     /// Its terms, sorted by symbol.
     pub fn terms(&self) -> &[(Sym, i32)] {
-        if self.is_top() { &[] } else { &self.terms[..self.n as usize] }
+        if self.is_top() {
+            &[]
+        } else {
+            &self.terms[..self.n as usize]
+        }
     }
 
     /// Its constant, if it has no terms.
@@ -161,7 +165,10 @@ impl Expr {
 
     /// The coefficient of `s`.
     pub fn coeff(&self, s: Sym) -> i64 {
-        self.terms().iter().find(|t| t.0 == s).map_or(0, |t| i64::from(t.1))
+        self.terms()
+            .iter()
+            .find(|t| t.0 == s)
+            .map_or(0, |t| i64::from(t.1))
     }
 
     /// Whether `s` occurs in it.
@@ -193,7 +200,10 @@ impl Expr {
             } else {
                 i += 1;
                 j += 1;
-                (a[i - 1].0, i64::from(a[i - 1].1).wrapping_add(i64::from(b[j - 1].1).wrapping_mul(k)))
+                (
+                    a[i - 1].0,
+                    i64::from(a[i - 1].1).wrapping_add(i64::from(b[j - 1].1).wrapping_mul(k)),
+                )
             };
             if coeff != 0 {
                 // A coefficient past 32 bits (a product of large constants)
@@ -296,7 +306,11 @@ impl Range {
         let lo = self.lo.min(other.lo);
         let hi = self.hi.max(other.hi);
         let s1 = if self.lo == self.hi { 0 } else { self.stride };
-        let s2 = if other.lo == other.hi { 0 } else { other.stride };
+        let s2 = if other.lo == other.hi {
+            0
+        } else {
+            other.stride
+        };
         let g = gcd(gcd(s1, s2), self.lo.abs_diff(other.lo));
         Range {
             lo,
@@ -352,7 +366,11 @@ impl Range {
         Some(Range {
             lo: lo as u64,
             hi: hi as u64,
-            stride: if lo == hi { 1 } else { u64::try_from(stride).ok()?.max(1) },
+            stride: if lo == hi {
+                1
+            } else {
+                u64::try_from(stride).ok()?.max(1)
+            },
         })
     }
 }
@@ -379,13 +397,52 @@ mod tests {
     #[test]
     fn ranges_keep_their_stride() {
         let r = Range::exactly(0).hull(&Range::exactly(8));
-        assert_eq!(r, Range { lo: 0, hi: 8, stride: 8 });
-        let r = r.hull(&Range::exactly(16)).hull(&Range { lo: 8, hi: 64, stride: 8 });
-        assert_eq!(r, Range { lo: 0, hi: 64, stride: 8 });
-        assert_eq!(r.without(64), Some(Range { lo: 0, hi: 56, stride: 8 }));
-        assert_eq!(r.within(3, 30), Some(Range { lo: 8, hi: 24, stride: 8 }));
+        assert_eq!(
+            r,
+            Range {
+                lo: 0,
+                hi: 8,
+                stride: 8
+            }
+        );
+        let r = r.hull(&Range::exactly(16)).hull(&Range {
+            lo: 8,
+            hi: 64,
+            stride: 8,
+        });
+        assert_eq!(
+            r,
+            Range {
+                lo: 0,
+                hi: 64,
+                stride: 8
+            }
+        );
+        assert_eq!(
+            r.without(64),
+            Some(Range {
+                lo: 0,
+                hi: 56,
+                stride: 8
+            })
+        );
+        assert_eq!(
+            r.within(3, 30),
+            Some(Range {
+                lo: 8,
+                hi: 24,
+                stride: 8
+            })
+        );
         assert_eq!(Range::exactly(5).without(5), None);
-        assert_eq!(r.affine(-1, 64), Some(Range { lo: 0, hi: 64, stride: 8 }));
+        assert_eq!(
+            r.affine(-1, 64),
+            Some(Range {
+                lo: 0,
+                hi: 64,
+                stride: 8
+            })
+        );
     }
 }
 
@@ -402,10 +459,18 @@ impl core::fmt::Display for Expr {
                 Kind::Import(i) => alloc::format!("imp{i}"),
                 Kind::Common(i) => alloc::format!("com{i}"),
                 Kind::Def => alloc::format!("d{}", (s & 0x3fff_ffff) / 2),
-                Kind::Phi => alloc::format!("phi{}.{}", (s & 0x7fff_ffff) as usize / LOCS, (s & 0x7fff_ffff) as usize % LOCS),
+                Kind::Phi => alloc::format!(
+                    "phi{}.{}",
+                    (s & 0x7fff_ffff) as usize / LOCS,
+                    (s & 0x7fff_ffff) as usize % LOCS
+                ),
                 Kind::Top => alloc::format!("?"),
             };
-            if *k == 1 { write!(f, "{name}+")? } else { write!(f, "{k}*{name}+")? }
+            if *k == 1 {
+                write!(f, "{name}+")?
+            } else {
+                write!(f, "{k}*{name}+")?
+            }
         }
         write!(f, "{:#x}", self.c)
     }

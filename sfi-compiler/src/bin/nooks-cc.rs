@@ -517,7 +517,8 @@ fn run() -> Result<()> {
         Some(Cmd::Verify { inputs }) => {
             let mut refused = 0;
             for input in &inputs {
-                let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+                let bytes =
+                    std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
                 let object = nooks_loader::Object::parse(&bytes)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
                 let t = std::time::Instant::now();
