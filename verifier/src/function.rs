@@ -553,6 +553,18 @@ impl<'i, 'a> Analysis<'i, 'a> {
             errors[b] = err;
             for (k, out) in edges.into_iter().enumerate() {
                 let s = self.blocks[b].succs[k];
+                if self.blocks[s].preds.len() == 1 {
+                    // The only way in: its state, no join and no copy.
+                    let new = out.map(|mut st| {
+                        st.collect();
+                        st
+                    });
+                    if new != ins[s] {
+                        ins[s] = new;
+                        work.insert(s);
+                    }
+                    continue;
+                }
                 outs[b][k] = out;
                 let incoming: Vec<&State> = self.blocks[s]
                     .preds
