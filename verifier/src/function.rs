@@ -53,6 +53,9 @@ struct Block {
     succs: Vec<usize>,
     preds: Vec<(usize, usize)>,
     in_cycle: bool,
+    /// Predecessors whose edge here closes a loop (a depth-first search
+    /// from the entry finds this block still open when it takes the edge).
+    back: Vec<usize>,
 }
 
 /// Where a rejection happened.
@@ -76,7 +79,12 @@ pub fn verify(
     if std::env::var("NOOKS_DECODE_ONLY").is_ok() {
         return Ok(f.insns.len() as u64);
     }
-    f.run()?;
+    // Two iteration strategies, each sound on its own: loops analysed again
+    // from their header when what enters them is renamed (precise on nested
+    // loops), and, if that does not settle, plain chaotic iteration.
+    if let Err(first) = f.run(true) {
+        f.run(false).map_err(|second| if first.1 == Reason::NoFixpoint { second } else { first })?;
+    }
     Ok(f.insns.len() as u64)
 }
 
@@ -461,6 +469,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 succs: Vec::new(),
                 preds: Vec::new(),
                 in_cycle: false,
+                back: Vec::new(),
             });
             i += 1;
         }
@@ -488,6 +497,9 @@ impl<'i, 'a> Analysis<'i, 'a> {
         for b in cyclic(&blocks) {
             blocks[b].in_cycle = true;
         }
+        for (p, h) in back_edges(&blocks) {
+            blocks[h].back.push(p);
+        }
         Ok(Analysis {
             image,
             rt,
@@ -500,7 +512,24 @@ impl<'i, 'a> Analysis<'i, 'a> {
         })
     }
 
-    fn run(&self) -> Result<(), (Option<At>, Reason)> {
+    /// The blocks of the loops headed by `h`: those that reach one of its
+    /// back-edge predecessors without passing `h`, and `h`.
+    fn natural_loop(&self, h: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.blocks.len()];
+        seen[h] = true;
+        let mut stack: Vec<usize> = self.blocks[h].back.clone();
+        let mut out = vec![h];
+        while let Some(x) = stack.pop() {
+            if core::mem::replace(&mut seen[x], true) {
+                continue;
+            }
+            out.push(x);
+            stack.extend(self.blocks[x].preds.iter().map(|p| p.0));
+        }
+        out
+    }
+
+    fn run(&self, restart_loops: bool) -> Result<(), (Option<At>, Reason)> {
         let n = self.blocks.len();
         let mut ins: Vec<Option<State>> = vec![None; n];
         let mut outs: Vec<Vec<Option<State>>> = self
@@ -509,6 +538,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
             .map(|b| vec![None; b.succs.len()])
             .collect();
         let mut visits = vec![0u32; n];
+        let mut resets = 0u32;
         let mut errors: Vec<Option<(Option<At>, Reason)>> = (0..n).map(|_| None).collect();
         ins[0] = Some(State::entry());
         let mut work = BTreeSet::new();
@@ -564,6 +594,33 @@ impl<'i, 'a> Analysis<'i, 'a> {
                         work.insert(s);
                     }
                     continue;
+                }
+                // What enters a loop changed: the loop's states were computed
+                // from the old entry, and the names they carry would not join
+                // with the new ones (an inner pointer would lose the base the
+                // outer loop advances). The loop is analysed again from its
+                // header, as the first time.
+                if restart_loops
+                    && !self.blocks[s].back.is_empty()
+                    && !self.blocks[s].back.contains(&b)
+                    && renamed(outs[b][k].as_ref(), out.as_ref())
+                {
+                    resets += 1;
+                    if resets > 16 * n as u32 + 64 {
+                        let i = &self.insns[self.blocks[s].first];
+                        return Err((at(i), Reason::NoFixpoint));
+                    }
+                    for x in self.natural_loop(s) {
+                        if x != s {
+                            ins[x] = None;
+                            visits[x] = 0;
+                            errors[x] = None;
+                        }
+                        for o in outs[x].iter_mut() {
+                            *o = None;
+                        }
+                    }
+                    visits[s] = 0;
                 }
                 outs[b][k] = out;
                 let incoming: Vec<&State> = self.blocks[s]
@@ -1179,8 +1236,12 @@ impl<'i, 'a> Analysis<'i, 'a> {
             Cdq | Cqo | Cwd => st.regs[2] = self.fresh(st, idx, 0, cycle, None),
             Cdqe | Cwde | Cbw => st.regs[0] = self.fresh(st, idx, 0, cycle, None),
             Mul | Div | Idiv | Imul => {
+                // A byte-sized operand writes ax only; wider ones rdx:rax.
+                let width = if op0_mem { ins.memory_size().size() } else { ins.op0_register().size() };
                 st.regs[0] = self.fresh(st, idx, 0, cycle, None);
-                st.regs[2] = self.fresh(st, idx, 1, cycle, None);
+                if width > 1 {
+                    st.regs[2] = self.fresh(st, idx, 1, cycle, None);
+                }
             }
             Bsf | Bsr | Lzcnt | Tzcnt | Popcnt => {
                 let v = self.fresh(st, idx, 0, cycle, Some(Range::new(0, 64)));
@@ -1437,6 +1498,45 @@ impl<'i, 'a> Analysis<'i, 'a> {
 fn inside(lo: i128, hi: i128, len: i128, wlo: i128, whi: i128) -> bool {
     let from = (lo - wlo).rem_euclid(1 << 64);
     hi >= lo && whi > wlo && from + (hi - lo) + len <= whi - wlo
+}
+
+/// Whether a state entering a loop names its values differently than the
+/// one before (not merely knowing more or less about them).
+fn renamed(old: Option<&State>, new: Option<&State>) -> bool {
+    let (Some(a), Some(b)) = (old, new) else { return false };
+    a.regs.iter().zip(&b.regs).any(|(x, y)| x.symbolic() != y.symbolic())
+        || a.slots.len() != b.slots.len()
+        || a.slots.iter().zip(&b.slots).any(|(x, y)| x.0 != y.0 || x.1.symbolic() != y.1.symbolic())
+}
+
+/// The edges (from, to) a depth-first search from the entry takes to a block
+/// it has not finished: each closes a loop headed by `to`.
+fn back_edges(blocks: &[Block]) -> Vec<(usize, usize)> {
+    // 0: unseen, 1: open, 2: done
+    let mut mark = vec![0u8; blocks.len()];
+    let mut out = Vec::new();
+    let mut walk = vec![(0usize, 0usize)];
+    if blocks.is_empty() {
+        return out;
+    }
+    mark[0] = 1;
+    while let Some(&mut (v, ref mut k)) = walk.last_mut() {
+        if let Some(&w) = blocks[v].succs.get(*k) {
+            *k += 1;
+            match mark[w] {
+                0 => {
+                    mark[w] = 1;
+                    walk.push((w, 0));
+                }
+                1 => out.push((v, w)),
+                _ => {}
+            }
+            continue;
+        }
+        mark[v] = 2;
+        walk.pop();
+    }
+    out
 }
 
 /// The blocks that lie on a cycle of the control-flow graph.
