@@ -539,3 +539,56 @@ pub fn join(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{WIN, entry};
+
+    #[test]
+    fn unknown_has_no_range() {
+        // The mutation test found TOP read as the constant 0: a branch on it
+        // looked impossible and the stores behind it went unchecked.
+        let st = State::entry();
+        assert_eq!(st.value_range(&Expr::TOP), None);
+        assert_eq!(st.value_range(&Expr::constant(5)), Some(Range::exactly(5)));
+    }
+
+    #[test]
+    fn a_counter_and_a_pointer_become_phis_with_ranges() {
+        // Entering: rcx = 0, rdi = p; back edge: rcx = phi + 1, rdi = p + 8 * (phi + 1).
+        let b = 3;
+        let mut pre = State::entry();
+        pre.regs[1] = Expr::constant(0);
+        let p = Expr::sym(entry(7));
+        pre.regs[7] = p;
+        let first = join(b, &[&pre], None, false, false, &[]);
+        let mut back = first.clone();
+        back.regs[1] = Expr::constant(1);
+        back.regs[7] = p.offset(8);
+        let h = join(b, &[&pre, &back], Some(&first), false, false, &[]);
+        let rcx = value::phi(b, 1);
+        assert_eq!(h.regs[1], Expr::sym(rcx));
+        assert_eq!(h.range(rcx), Some(Range::new(0, 1)));
+        // The pointer keeps its base: p + q, q in {0, 8}.
+        let q = value::phi(b, 7);
+        assert_eq!(h.regs[7], p.add(&Expr::sym(q)));
+        assert_eq!(h.range(q), Some(Range { lo: 0, hi: 8, stride: 8 }));
+    }
+
+    #[test]
+    fn facts_meet_at_joins_and_fold_known_symbols() {
+        let x = Expr::sym(entry(7));
+        let mut a = State::entry();
+        a.add_fact(x.offset(16), 16, 64);
+        let mut b = State::entry();
+        b.add_fact(x, 32, 128);
+        let j = join(0, &[&a, &b], None, false, false, &[]);
+        assert_eq!(j.facts.as_slice(), &[Fact { base: x, lo: 32, hi: 64 }]);
+        // A symbol known to be one value folds into the fact's offsets.
+        let mut c = State::entry();
+        c.set_range(entry(6), Range::exactly(8));
+        c.add_fact(x.add(&Expr::sym(entry(6))).add(&Expr::sym(WIN)).sub(&Expr::sym(WIN)), 0, 4);
+        assert_eq!(c.facts.as_slice(), &[Fact { base: x, lo: 8, hi: 12 }]);
+    }
+}
