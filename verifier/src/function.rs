@@ -28,16 +28,16 @@ const MAX_VISITS: u32 = 100;
 
 /// A decoded instruction and the relocated fields in it.
 #[derive(Clone)]
-pub struct Insn {
+pub struct Insn<'i> {
     /// The instruction (its IP is its offset in the code section).
     pub ins: Instruction,
     /// The displacement's relocation.
-    pub disp: Option<Field>,
+    pub disp: Option<&'i Field>,
     /// The immediate's (or branch displacement's) relocation.
-    pub imm: Option<Field>,
+    pub imm: Option<&'i Field>,
 }
 
-impl Insn {
+impl Insn<'_> {
     fn off(&self) -> u64 {
         self.ins.ip()
     }
@@ -83,7 +83,13 @@ pub fn verify(
     // from their header when what enters them is renamed (precise on nested
     // loops), and, if that does not settle, plain chaotic iteration.
     if let Err(first) = f.run(true) {
-        f.run(false).map_err(|second| if first.1 == Reason::NoFixpoint { second } else { first })?;
+        f.run(false).map_err(|second| {
+            if first.1 == Reason::NoFixpoint {
+                second
+            } else {
+                first
+            }
+        })?;
     }
     Ok(f.insns.len() as u64)
 }
@@ -94,12 +100,12 @@ struct Analysis<'i, 'a> {
     start: u64,
     end: u64,
     entry: bool,
-    insns: Vec<Insn>,
+    insns: Vec<Insn<'i>>,
     blocks: Vec<Block>,
     thresholds: core::cell::RefCell<Vec<(Sym, u64)>>,
 }
 
-fn at(i: &Insn) -> Option<At> {
+fn at(i: &Insn<'_>) -> Option<At> {
     Some(At {
         offset: i.off(),
         ins: i.ins,
@@ -280,7 +286,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
         // 0: not decoded, 1: an instruction starts here, 2: inside one.
         let mut mark = vec![0u8; size];
         let mut index = vec![u32::MAX; size];
-        let mut insns: Vec<Insn> = Vec::new();
+        let mut insns: Vec<Insn<'i>> = Vec::new();
         let mut leaders = BTreeSet::new();
         let mut todo = vec![start];
         leaders.insert(start);
@@ -386,9 +392,9 @@ impl<'i, 'a> Analysis<'i, 'a> {
                             && rel + f.width == len
                             && f.width == 4);
                     if is_disp && disp.is_none() {
-                        disp = Some(*f);
+                        disp = Some(f);
                     } else if is_imm && imm.is_none() {
-                        imm = Some(*f);
+                        imm = Some(f);
                     } else {
                         return Err((
                             here,
@@ -446,7 +452,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 order.push(index[rel]);
             }
         }
-        let insns: Vec<Insn> = order.iter().map(|&i| insns[i as usize].clone()).collect();
+        let insns: Vec<Insn<'i>> = order.iter().map(|&i| insns[i as usize].clone()).collect();
         let mut blocks: Vec<Block> = Vec::new();
         let mut block_of = alloc::collections::BTreeMap::new();
         let mut i = 0;
@@ -836,7 +842,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
     }
 
     /// The address memory operand of `i` names.
-    fn address(&self, st: &State, i: &Insn) -> Expr {
+    fn address(&self, st: &State, i: &Insn<'_>) -> Expr {
         let ins = &i.ins;
         if ins.memory_base() == Register::RIP {
             return match i.disp {
@@ -864,7 +870,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
     }
 
     /// Operand `k` of `i` as a value (a load reads memory).
-    fn operand(&self, st: &mut State, i: &Insn, k: u32, idx: usize, cycle: bool) -> Expr {
+    fn operand(&self, st: &mut State, i: &Insn<'_>, k: u32, idx: usize, cycle: bool) -> Expr {
         let ins = &i.ins;
         match ins.op_kind(k) {
             OpKind::Register => self.reg(st, ins.op_register(k)),
@@ -895,7 +901,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
 
     /// A load through `i`'s memory operand: a stack slot's known value, the
     /// state's invariants word (noted), or something new.
-    fn load(&self, st: &mut State, i: &Insn, idx: usize, cycle: bool) -> Expr {
+    fn load(&self, st: &mut State, i: &Insn<'_>, idx: usize, cycle: bool) -> Expr {
         let addr = self.address(st, i);
         let size = i.ins.memory_size().size() as u64;
         if let [(s, 1)] = addr.terms()
@@ -1237,7 +1243,11 @@ impl<'i, 'a> Analysis<'i, 'a> {
             Cdqe | Cwde | Cbw => st.regs[0] = self.fresh(st, idx, 0, cycle, None),
             Mul | Div | Idiv | Imul => {
                 // A byte-sized operand writes ax only; wider ones rdx:rax.
-                let width = if op0_mem { ins.memory_size().size() } else { ins.op0_register().size() };
+                let width = if op0_mem {
+                    ins.memory_size().size()
+                } else {
+                    ins.op0_register().size()
+                };
                 st.regs[0] = self.fresh(st, idx, 0, cycle, None);
                 if width > 1 {
                     st.regs[2] = self.fresh(st, idx, 1, cycle, None);
@@ -1399,7 +1409,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
     fn call(
         &self,
         st: &mut State,
-        i: &Insn,
+        i: &Insn<'_>,
         idx: usize,
         cycle: bool,
         check: bool,
@@ -1503,10 +1513,18 @@ fn inside(lo: i128, hi: i128, len: i128, wlo: i128, whi: i128) -> bool {
 /// Whether a state entering a loop names its values differently than the
 /// one before (not merely knowing more or less about them).
 fn renamed(old: Option<&State>, new: Option<&State>) -> bool {
-    let (Some(a), Some(b)) = (old, new) else { return false };
-    a.regs.iter().zip(&b.regs).any(|(x, y)| x.symbolic() != y.symbolic())
+    let (Some(a), Some(b)) = (old, new) else {
+        return false;
+    };
+    a.regs
+        .iter()
+        .zip(&b.regs)
+        .any(|(x, y)| x.symbolic() != y.symbolic())
         || a.slots.len() != b.slots.len()
-        || a.slots.iter().zip(&b.slots).any(|(x, y)| x.0 != y.0 || x.1.symbolic() != y.1.symbolic())
+        || a.slots
+            .iter()
+            .zip(&b.slots)
+            .any(|(x, y)| x.0 != y.0 || x.1.symbolic() != y.1.symbolic())
 }
 
 /// The edges (from, to) a depth-first search from the entry takes to a block

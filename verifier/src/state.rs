@@ -301,7 +301,7 @@ pub fn join(
     // from outside could flip again (two loops trading stale names).
     let entering = |l: &(usize, Option<i64>)| {
         let own = Expr::sym(value::phi(block, l.0));
-        if prev.is_some_and(|p| get(p, l).mentions(value::phi(block, l.0))) {
+        if prev.is_some_and(|p| get(p, l).mentions_any(|x| value::phi_block(x) == Some(block))) {
             return None;
         }
         let mut vals = ins.iter().map(|s| get(s, l)).filter(move |v| *v != own);
@@ -339,6 +339,16 @@ pub fn join(
     let mut values: Vec<(usize, Expr, Option<Range>)> = Vec::new();
     for (i, l) in locs.iter().enumerate() {
         if !phi[i] {
+            continue;
+        }
+        // Two locations holding the same value on every incoming path (a
+        // register and the slot it was spilled to) join to one phi, so a
+        // check of one covers a store through the other.
+        let same_as = values
+            .iter()
+            .find(|v| ins.iter().all(|s| get(s, &locs[v.0]) == get(s, l)));
+        if let Some(&(_, e, r)) = same_as {
+            values.push((i, e, r));
             continue;
         }
         let p = value::phi(block, l.0);
@@ -506,7 +516,9 @@ pub fn join(
             None => out.regs[l.0] = e,
             Some(off) => out.store_stack(off, 8, Some(e)),
         }
-        if let Some(r) = r {
+        if let Some(r) = r
+            && e.mentions(p)
+        {
             out.set_range(p, r);
         }
     }
@@ -573,7 +585,14 @@ mod tests {
         // The pointer keeps its base: p + q, q in {0, 8}.
         let q = value::phi(b, 7);
         assert_eq!(h.regs[7], p.add(&Expr::sym(q)));
-        assert_eq!(h.range(q), Some(Range { lo: 0, hi: 8, stride: 8 }));
+        assert_eq!(
+            h.range(q),
+            Some(Range {
+                lo: 0,
+                hi: 8,
+                stride: 8
+            })
+        );
     }
 
     #[test]
@@ -584,11 +603,31 @@ mod tests {
         let mut b = State::entry();
         b.add_fact(x, 32, 128);
         let j = join(0, &[&a, &b], None, false, false, &[]);
-        assert_eq!(j.facts.as_slice(), &[Fact { base: x, lo: 32, hi: 64 }]);
+        assert_eq!(
+            j.facts.as_slice(),
+            &[Fact {
+                base: x,
+                lo: 32,
+                hi: 64
+            }]
+        );
         // A symbol known to be one value folds into the fact's offsets.
         let mut c = State::entry();
         c.set_range(entry(6), Range::exactly(8));
-        c.add_fact(x.add(&Expr::sym(entry(6))).add(&Expr::sym(WIN)).sub(&Expr::sym(WIN)), 0, 4);
-        assert_eq!(c.facts.as_slice(), &[Fact { base: x, lo: 8, hi: 12 }]);
+        c.add_fact(
+            x.add(&Expr::sym(entry(6)))
+                .add(&Expr::sym(WIN))
+                .sub(&Expr::sym(WIN)),
+            0,
+            4,
+        );
+        assert_eq!(
+            c.facts.as_slice(),
+            &[Fact {
+                base: x,
+                lo: 8,
+                hi: 12
+            }]
+        );
     }
 }

@@ -58,6 +58,11 @@ pub const fn loc_key(loc: usize) -> Sym {
     0x7000_0000 | loc as Sym
 }
 
+/// The block a phi symbol belongs to.
+pub fn phi_block(s: Sym) -> Option<usize> {
+    (kind(s) == Kind::Phi).then(|| (s & !PHI) as usize / LOCS)
+}
+
 /// The location a phi symbol joins.
 pub fn phi_loc(s: Sym) -> Option<usize> {
     (kind(s) == Kind::Phi).then(|| (s & !PHI) as usize % LOCS)
