@@ -493,12 +493,24 @@ fn injected_faults_that_hit_a_check_are_refused() {
                     // patches, that relocation left in no instruction's field.
                     Err(e)
                         if matches!(e.reason, Reason::UncheckedStore(_))
-                            || (first < site.lea.next_ip() && matches!(e.reason, Reason::Relocation(_))) =>
+                            || (first < site.lea.next_ip()
+                                && matches!(e.reason, Reason::Relocation(_))) =>
                     {
-                        *reasons.entry(format!("{:?}", e.reason).split('(').next().unwrap().to_string()).or_insert(0) += 1;
+                        *reasons
+                            .entry(
+                                format!("{:?}", e.reason)
+                                    .split('(')
+                                    .next()
+                                    .unwrap()
+                                    .to_string(),
+                            )
+                            .or_insert(0) += 1;
                         refused += 1
                     }
-                    Err(e) => failures.push(format!("{}:{seed} ({what}) refused for another reason: {e}", kind.name())),
+                    Err(e) => failures.push(format!(
+                        "{}:{seed} ({what}) refused for another reason: {e}",
+                        kind.name()
+                    )),
                     // `jae` -> `ja` admits one more byte: safe when no store
                     // reaches the checked range's last byte. The verifier must
                     // then still refuse the bound loosened by 64.

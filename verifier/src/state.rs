@@ -172,7 +172,15 @@ impl State {
 
     /// Forgets everything about `s`: a new value takes its name.
     pub fn kill(&mut self, s: Sym) {
-        self.kill_where(|x| x == s);
+        // Most names are not held anywhere yet: look before rewriting.
+        let held = self.mentions(s)
+            || self.range(s).is_some()
+            || self.entry_inv == Some(s)
+            || self.current_inv == Some(s)
+            || self.targets.contains(&s);
+        if held {
+            self.kill_where(|x| x == s);
+        }
     }
 
     /// Forgets everything about the symbols `f` accepts.
@@ -218,6 +226,9 @@ impl State {
 
     /// Forgets the ranges of symbols nothing holds any more.
     pub fn collect(&mut self) {
+        if self.ranges.is_empty() {
+            return;
+        }
         let mut held: SmallVec<[Sym; 64]> = SmallVec::new();
         let mut add = |e: &Expr| held.extend(e.terms().iter().map(|t| t.0));
         self.regs.iter().for_each(&mut add);
@@ -435,22 +446,9 @@ pub fn join(
         }
         values.push((i, Expr::sym(p), r));
     }
-    let killed: Vec<State>;
-    let view: Vec<&State>;
-    let ins: &[&State] = if phi.iter().any(|&p| p) {
-        killed = ins
-            .iter()
-            .map(|s| {
-                let mut s = (*s).clone();
-                s.kill_where(redefined);
-                s
-            })
-            .collect();
-        view = killed.iter().collect();
-        &view
-    } else {
-        ins
-    };
+    // The merge below pairs equal things (facts of one base, equal slots,
+    // one symbol's ranges), so forgetting the redefined phis' old values
+    // commutes with it: done once, on the result.
     let mut out = ins[0].clone();
     let mut slots = SmallVec::new();
     for (i, l) in locs.iter().enumerate() {
@@ -508,6 +506,9 @@ pub fn join(
         }
         out.inv_ok &= s.inv_ok;
         out.targets.retain(|t| s.targets.contains(t));
+    }
+    if phi.iter().any(|&p| p) {
+        out.kill_where(redefined);
     }
     for (i, e, r) in values {
         let l = locs[i];
