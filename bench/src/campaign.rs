@@ -49,7 +49,8 @@ pub enum Outcome {
     WrongOutput,
     /// Nothing detected and nothing visibly wrong (the fault was not reached, or harmless).
     NoEffect,
-    /// nooks-cc refused the faulty object (sfi only).
+    /// nooks-cc refused the faulty object, or the kernel's load-time
+    /// verifier refused what nooks-cc made of it (sfi only).
     Refused,
 }
 
@@ -74,7 +75,7 @@ impl Outcome {
             Outcome::SilentCorruption => "undetected: kernel data corrupted",
             Outcome::WrongOutput => "undetected: frames lost or bad",
             Outcome::NoEffect => "undetected: no visible effect",
-            Outcome::Refused => "refused by nooks-cc",
+            Outcome::Refused => "refused before it ran (nooks-cc or the verifier)",
         }
     }
 }
@@ -98,6 +99,10 @@ pub fn classify(verdict: qemu::Verdict, log: &str, frames: u32) -> Outcome {
             .collect::<Vec<_>>()
     };
     let (faults, recoveries, workload) = (of("fault"), of("recovery"), of("workload"));
+    // The load-time verifier refused the rewritten object: it never ran.
+    if of("verify").iter().any(|r| r["ok"] == false) {
+        return Outcome::Refused;
+    }
     let integrity_ok = of("integrity").first().is_some_and(|r| r["ok"] == true);
     let n = |w: &Value, k: &str| w[k].as_u64().unwrap_or(0);
     let traffic_ok = |w: &Value| {
