@@ -232,10 +232,13 @@ const _: () = assert!((DOMAIN_AREA.1 - DOMAIN_AREA.0) / WINDOW <= 32);
 // Per-window tables (`LOCKS`, `SFI_STATE`, `EMULATED`) have 32 slots.
 
 /// Whether [addr, addr + len) is memory domain `id` may have the kernel
-/// write for it: its RAM (data, heap) or its stacks (real and, for a
-/// rewritten object, emulated). Every range follows from the window's
-/// fixed layout, so this takes no lock (it runs in every export that
-/// takes a pointer).
+/// write for it: its RAM (data, heap) and its stacks — the real ones for an
+/// original object, the emulated ones for a rewritten object. A rewritten
+/// object's real stacks hold only its return addresses and the spill slots
+/// of Cranelift's code, which the load-time verifier assumes nothing but
+/// that code writes: a pointer into them handed to an export is refused.
+/// Every range follows from the window's fixed layout, so this takes no lock
+/// (it runs in every export that takes a pointer).
 pub fn owns_range(id: usize, addr: u64, len: u64) -> bool {
     let Some(end) = addr.checked_add(len) else {
         return false;
@@ -245,14 +248,12 @@ pub fn owns_range(id: usize, addr: u64, len: u64) -> bool {
     if inside((base + WRITABLE_OFFSET, base + WRITABLE_OFFSET + RAM)) {
         return true;
     }
-    let s = real_stacks(base);
-    if inside(s.process) || inside(s.irq) {
-        return true;
-    }
-    EMULATED.load(Ordering::Relaxed) & (1 << id) != 0 && {
+    if EMULATED.load(Ordering::Relaxed) & (1 << id) != 0 {
         let e = emulated_stacks(base);
-        inside(e.process) || inside(e.irq)
+        return inside(e.process) || inside(e.irq);
     }
+    let s = real_stacks(base);
+    inside(s.process) || inside(s.irq)
 }
 
 /// The real stacks of the domain whose window is at `base`.
