@@ -546,3 +546,36 @@ fn injected_faults_that_hit_a_check_are_refused() {
     assert!(hits >= 10, "only {hits} injections hit a check");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The campaign's faults, injected into the *original* e1000 and rewritten by
+/// nooks-cc, are objects nooks-cc made correctly: the verifier must take
+/// every one (the campaign found a refusal: a NULL store's check loads `lo`
+/// and negates it, which the verifier did not follow).
+#[test]
+fn faulty_originals_rewritten_by_nooks_cc_verify() {
+    use nooks_sfi_compiler::inject::{self, ALL};
+    let original = std::fs::read(nooks_bench::artifacts::build_driver("e1000").unwrap()).unwrap();
+    let mut checked = 0;
+    let mut refused = Vec::new();
+    for kind in ALL {
+        // Seed 10 of null-pointer is the campaign's refusal.
+        for seed in 0..=10 {
+            let Ok((faulty, what)) = inject::inject_in(&original, kind, seed, None) else {
+                continue;
+            };
+            let Ok(out) = nooks_sfi_compiler::rewrite(&faulty, &nooks_tests::sfi_options()) else {
+                continue;
+            };
+            checked += 1;
+            if let Err(e) = verify(&Object::parse(&out.object).unwrap()) {
+                refused.push(format!("{what}: {e}"));
+            }
+        }
+    }
+    eprintln!(
+        "{checked} faulty originals rewritten, {} refused",
+        refused.len()
+    );
+    assert!(checked >= 80, "only {checked}");
+    assert!(refused.is_empty(), "{}", refused.join("\n"));
+}

@@ -1075,6 +1075,12 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 };
                 self.set(st, dst, v, idx, 0, cycle);
             }
+            Neg | Not if dst != Register::None && bits == 64 => {
+                // -x, and !x = -x - 1: still linear.
+                let a = self.reg(st, dst).scale(-1);
+                let v = if m == Neg { a } else { a.offset(-1) };
+                self.set(st, dst, v, idx, 0, cycle);
+            }
             Xor | Sub
                 if dst != Register::None
                     && ins.op1_kind() == OpKind::Register
