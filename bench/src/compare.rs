@@ -142,10 +142,12 @@ fn counted_boot(
             out.log
         );
     }
-    let records: Vec<Value> = serial::records(&out.log)
+    // The bench records, then the load-time verifier's (sfi objects), which
+    // `run` moves to `Comparison::verify`.
+    let (mut records, verify): (Vec<Value>, Vec<Value>) = serial::records(&out.log)
         .into_iter()
-        .filter(|r| r["nooks"] == "bench")
-        .collect();
+        .filter(|r| r["nooks"] == "bench" || r["nooks"] == "verify")
+        .partition(|r| r["nooks"] == "bench");
     if records.len() != want {
         bail!(
             "{} ({mode}): {} bench records, want {want}\n{}",
@@ -157,18 +159,10 @@ fn counted_boot(
     if let Some(bad) = records.iter().find(|r| r["ok"] != true) {
         bail!("{}: workload failed: {bad}\n{}", s.mechanism, out.log);
     }
-    // The load-time verifier's records (sfi objects), after the bench ones:
-    // `run` moves them to `Comparison::verify`.
-    let mut records = records;
-    records.extend(
-        serial::records(&out.log)
-            .into_iter()
-            .filter(|r| r["nooks"] == "verify")
-            .map(|mut r| {
-                r["mechanism"] = Value::String(s.mechanism.to_string());
-                r
-            }),
-    );
+    records.extend(verify.into_iter().map(|mut r| {
+        r["mechanism"] = Value::String(s.mechanism.to_string());
+        r
+    }));
     Ok(records)
 }
 

@@ -14,7 +14,6 @@ use nooks_loader::object::Area;
 use nooks_policy::abi::{self, state as layout};
 
 const RSP: usize = 4;
-const RBP: usize = 5;
 const RDI: usize = 7;
 const RSI: usize = 6;
 const CALLEE_SAVED: [usize; 6] = [3, 5, 12, 13, 14, 15];
@@ -97,8 +96,6 @@ pub fn verify(
 struct Analysis<'i, 'a> {
     image: &'i Image<'a>,
     rt: &'i Runtime,
-    start: u64,
-    end: u64,
     entry: bool,
     insns: Vec<Insn<'i>>,
     blocks: Vec<Block>,
@@ -509,8 +506,6 @@ impl<'i, 'a> Analysis<'i, 'a> {
         Ok(Analysis {
             image,
             rt,
-            start,
-            end,
             entry,
             insns,
             blocks,
@@ -553,28 +548,11 @@ impl<'i, 'a> Analysis<'i, 'a> {
             visits[b] += 1;
             #[cfg(feature = "trace")]
             if visits[b] > MAX_VISITS - 2 {
-                let st = ins[b].as_ref().unwrap();
                 std::eprintln!(
-                    "visit {} of block at {:#x}:",
+                    "visit {} of block at {:#x}:\n{}",
                     visits[b],
-                    self.insns[self.blocks[b].first].off()
-                );
-                for (r, e) in st.regs.iter().enumerate() {
-                    std::eprint!("r{r}={e} ");
-                }
-                std::eprintln!();
-                for x in &st.facts {
-                    std::eprintln!("fact {} [{:#x},{:#x})", x.base, x.lo, x.hi);
-                }
-                for (s, r) in &st.ranges {
-                    std::eprintln!("range {} {:?}", Expr::sym(*s), r);
-                }
-                std::eprintln!(
-                    "slots {:?}",
-                    st.slots
-                        .iter()
-                        .map(|(o, e)| alloc::format!("{o}:{e}"))
-                        .collect::<Vec<_>>()
+                    self.insns[self.blocks[b].first].off(),
+                    ins[b].as_ref().unwrap()
                 );
             }
             if visits[b] > MAX_VISITS {
@@ -653,22 +631,12 @@ impl<'i, 'a> Analysis<'i, 'a> {
                         .and_then(|v| u64::from_str_radix(&v, 16).ok())
                         == Some(self.insns[self.blocks[s].first].off())
                     {
-                        let n = new.as_ref().unwrap();
-                        std::eprint!(
-                            "visit {} from {:#x}: ",
+                        std::eprintln!(
+                            "visit {} from {:#x}: {}",
                             visits[s],
-                            self.insns[self.blocks[b].first].off()
+                            self.insns[self.blocks[b].first].off(),
+                            new.as_ref().unwrap()
                         );
-                        for (r, e) in n.regs.iter().enumerate() {
-                            std::eprint!("r{r}={e} ");
-                        }
-                        std::eprintln!();
-                        for (x, r) in &n.ranges {
-                            std::eprintln!("   range {} {:?}", Expr::sym(*x), r);
-                        }
-                        for x in &n.facts {
-                            std::eprintln!("   fact {} [{:#x},{:#x})", x.base, x.lo, x.hi);
-                        }
                     }
                     ins[s] = new;
                     work.insert(s);
@@ -679,7 +647,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
         if std::env::var("NOOKS_TRACE_VISITS").is_ok() {
             std::eprintln!(
                 "{:#x}: {} blocks, {} insns, {} visits",
-                self.start,
+                self.insns[0].off(),
                 n,
                 self.insns.len(),
                 visits.iter().sum::<u32>()
@@ -708,26 +676,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
                 && err.is_none()
             {
                 #[cfg(feature = "trace")]
-                {
-                    for (r, e) in before.regs.iter().enumerate() {
-                        std::eprint!("r{r}={e} ");
-                    }
-                    std::eprintln!();
-                    for x in &before.facts {
-                        std::eprintln!("fact {} [{:#x},{:#x})", x.base, x.lo, x.hi);
-                    }
-                    for (s, r) in &before.ranges {
-                        std::eprintln!("range {} {:?}", Expr::sym(*s), r);
-                    }
-                    std::eprintln!(
-                        "slots {:?}",
-                        before
-                            .slots
-                            .iter()
-                            .map(|(o, e)| alloc::format!("{o}:{e}"))
-                            .collect::<Vec<_>>()
-                    );
-                }
+                std::eprintln!("{before}");
                 *err = Some((at(i), r));
             }
         }
@@ -1338,21 +1287,7 @@ impl<'i, 'a> Analysis<'i, 'a> {
     /// `addr - base`'s constant part plus the ranges of its other terms, as
     /// an interval; `None` if some other term has no range.
     fn spread(st: &State, addr: &Expr, base: &Expr) -> Option<(i128, i128)> {
-        let rest = addr.sub(base);
-        if rest.is_top() {
-            return None;
-        }
-        let (mut lo, mut hi) = (i128::from(rest.c), i128::from(rest.c));
-        for &(s, k) in rest.terms() {
-            let r = st.range(s)?;
-            let (a, b) = (
-                i128::from(k) * i128::from(r.lo),
-                i128::from(k) * i128::from(r.hi),
-            );
-            lo += a.min(b);
-            hi += a.max(b);
-        }
-        Some((lo, hi))
+        st.interval(&addr.sub(base))
     }
 
     /// Whether `[addr, addr + len)` is known writable: inside a window
@@ -1503,7 +1438,6 @@ impl<'i, 'a> Analysis<'i, 'a> {
         if self.entry && !(st.pristine || st.inv_ok) {
             return Err(Reason::MissingInvariantCheck);
         }
-        let _ = (self.start, self.end, RBP);
         Ok(())
     }
 }

@@ -96,6 +96,25 @@ impl State {
         }
     }
 
+    /// The integers `c + sum(k * s)` ranges over when every symbol of `e`
+    /// has a range (exact arithmetic; `None` for an unknown or unranged term).
+    pub fn interval(&self, e: &Expr) -> Option<(i128, i128)> {
+        if e.is_top() {
+            return None;
+        }
+        let (mut lo, mut hi) = (i128::from(e.c), i128::from(e.c));
+        for &(s, k) in e.terms() {
+            let r = self.range(s)?;
+            let (a, b) = (
+                i128::from(k) * i128::from(r.lo),
+                i128::from(k) * i128::from(r.hi),
+            );
+            lo += a.min(b);
+            hi += a.max(b);
+        }
+        Some((lo, hi))
+    }
+
     /// The values `e` may take, if bounded.
     pub fn value_range(&self, e: &Expr) -> Option<Range> {
         // (Unknown has no terms, but no value either.)
@@ -109,15 +128,10 @@ impl State {
             [(s, k)] => self.range(*s)?.affine(i64::from(*k), e.c),
             terms => {
                 // A sum of ranged symbols: the sum of their ranges.
-                let (mut lo, mut hi, mut stride) = (i128::from(e.c), i128::from(e.c), 0u64);
+                let (lo, hi) = self.interval(e)?;
+                let mut stride = 0u64;
                 for &(s, k) in terms {
                     let r = self.range(s)?;
-                    let (a, b) = (
-                        i128::from(k) * i128::from(r.lo),
-                        i128::from(k) * i128::from(r.hi),
-                    );
-                    lo += a.min(b);
-                    hi += a.max(b);
                     if r.lo != r.hi {
                         stride = gcd(
                             stride,
@@ -266,6 +280,27 @@ impl State {
 
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The registers, facts, ranges and slots, one line each (debug tracing).
+impl core::fmt::Display for State {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (r, e) in self.regs.iter().enumerate() {
+            write!(f, "r{r}={e} ")?;
+        }
+        writeln!(f)?;
+        for x in &self.facts {
+            writeln!(f, "fact {} [{:#x},{:#x})", x.base, x.lo, x.hi)?;
+        }
+        for (s, r) in &self.ranges {
+            writeln!(f, "range {} {:?}", Expr::sym(*s), r)?;
+        }
+        write!(f, "slots")?;
+        for (o, e) in &self.slots {
+            write!(f, " {o}:{e}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a location's phi lives: registers are 0..16, slot `off` after.
