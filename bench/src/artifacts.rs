@@ -64,6 +64,34 @@ pub fn build_driver(name: &str) -> Result<PathBuf> {
     Ok(out.join(format!("{name}.o")))
 }
 
+/// Builds `tests/drivers/<name>.c` with the driver flags (drivers/e1000's
+/// Makefile) and `extra` into `build/test-drivers/<name>.o`; returns its path.
+pub fn build_test_driver(name: &str, extra: &[String]) -> Result<PathBuf> {
+    // One build at a time: tests running in parallel build the same drivers,
+    // and one must not read an object another is writing.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let root = repo_root();
+    let flags = Command::new("make")
+        .args(["-s", "flags"])
+        .current_dir(root.join("drivers/e1000"))
+        .output()
+        .context("make -s flags in drivers/e1000")?;
+    let flags = String::from_utf8(flags.stdout)?;
+    let obj = build_dir().join("test-drivers").join(format!("{name}.o"));
+    std::fs::create_dir_all(obj.parent().unwrap())?;
+    let mut cmd = Command::new("gcc");
+    cmd.current_dir(root.join("drivers/e1000"))
+        .args(flags.split_whitespace())
+        .args(extra)
+        .arg("-c")
+        .arg(root.join("tests/drivers").join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&obj);
+    run(&mut cmd).with_context(|| format!("building {name}.c"))?;
+    Ok(obj)
+}
+
 /// Builds the `nooks-cc` executable (release) and returns its path, for
 /// what must run it as a program (`make CC=nooks-cc`).
 pub fn build_nooks_cc() -> Result<PathBuf> {

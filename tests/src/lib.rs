@@ -4,7 +4,6 @@
 
 use nooks_bench::{artifacts, qemu};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -67,32 +66,7 @@ pub fn test_driver(name: &str) -> Vec<u8> {
 
 /// [`test_driver`] with extra compiler flags (`-DNAME=value`).
 pub fn test_driver_with(name: &str, extra: &[String]) -> Vec<u8> {
-    // One build at a time: tests running in parallel build the same drivers,
-    // and one must not read an object another is writing.
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    let root = artifacts::repo_root();
-    let flags = Command::new("make")
-        .args(["-s", "flags"])
-        .current_dir(root.join("drivers/e1000"))
-        .output()
-        .unwrap();
-    let flags = String::from_utf8(flags.stdout).unwrap();
-    let obj = artifacts::build_dir()
-        .join("test-drivers")
-        .join(format!("{name}.o"));
-    std::fs::create_dir_all(obj.parent().unwrap()).unwrap();
-    let st = Command::new("gcc")
-        .current_dir(root.join("drivers/e1000"))
-        .args(flags.split_whitespace())
-        .args(extra)
-        .arg("-c")
-        .arg(root.join("tests/drivers").join(format!("{name}.c")))
-        .arg("-o")
-        .arg(&obj)
-        .status()
-        .unwrap();
-    assert!(st.success(), "building {name}.c");
+    let obj = artifacts::build_test_driver(name, extra).unwrap_or_else(|e| panic!("{e:#}"));
     std::fs::read(obj).unwrap()
 }
 
